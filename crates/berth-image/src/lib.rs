@@ -1,0 +1,23 @@
+//! berth-image owns everything about images below the engine: Docker image references
+//! and their normalisation, the on-disk content store (blobs, unpacked layers shared by
+//! chain id, image records, the reference map; see docs/storage.md), the registry
+//! client (v2 API, token/basic auth, mirrors, insecure registries), pulling with
+//! Docker's progress stream, and unpacking layer tars into overlayfs lower directories.
+//! It must not use HTTP server crates; it knows nothing about containers except what
+//! `ImageStore::remove` is told through its `used_by` callback.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod error;
+pub mod manifest;
+pub mod pull;
+pub mod reference;
+pub mod registry;
+pub mod store;
+pub mod unpack;
+
+pub use error::{ErrorKind, PullError, ReferenceError, StoreError, UnpackError};
+pub use manifest::{ContainerConfig, ImageConfig};
+pub use pull::{pull, Credentials, Progress, RegistryConfig};
+pub use reference::Reference;
+pub use store::{chain_id, Image, ImageStore, RemoveItem};

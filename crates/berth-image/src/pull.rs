@@ -1,0 +1,410 @@
+//! `docker pull`: resolve the manifest (following a manifest list to the host
+//! platform), fetch the config, download the missing layers concurrently into
+//! `ingest/` (digest-verified), unpack them in order, record the image and point the
+//! reference at it — reporting progress exactly as Docker's `/images/create` stream.
+//! Uses `registry` for HTTP and `store` for everything on disk.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use futures_util::{stream, StreamExt, TryStreamExt};
+use sha2::{Digest as _, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::error::PullError;
+use crate::manifest::{select_platform, Descriptor, ImageConfig, Manifest, Platform};
+use crate::reference::Reference;
+use crate::registry::{endpoints, Client, RegistryError};
+use crate::store::{chain_id, digest_hex, remove_any, Image, ImageRecord, ImageStore};
+use crate::unpack::unpack_blob;
+
+/// How to reach registries.
+#[derive(Clone, Debug, Default)]
+pub struct RegistryConfig {
+    /// Docker Hub mirrors, tried in order before registry-1.docker.io
+    /// (`http://127.0.0.1:5000`; without a scheme https is assumed).
+    pub mirrors: Vec<String>,
+    /// Registries reached over plain http: `host:port`, `host`, or a CIDR such as
+    /// `127.0.0.0/8`. Loopback hosts are always insecure.
+    pub insecure: Vec<String>,
+}
+
+/// Credentials for registries that ask for them (Basic, or Basic to a token realm).
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+/// One line of Docker's pull progress stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Progress {
+    pub id: Option<String>,
+    pub status: String,
+    pub current: Option<u64>,
+    pub total: Option<u64>,
+}
+
+/// How many blobs download at once (Docker's default is 3).
+const CONCURRENT_DOWNLOADS: usize = 3;
+const PROGRESS_STEP: u64 = 512 * 1024;
+
+struct Reporter<'a> {
+    sink: Mutex<&'a mut (dyn FnMut(Progress) + Send)>,
+}
+
+impl Reporter<'_> {
+    fn emit(&self, id: Option<&str>, status: impl Into<String>, current: Option<u64>, total: Option<u64>) {
+        let p = Progress { id: id.map(str::to_string), status: status.into(), current, total };
+        if let Ok(mut f) = self.sink.lock() {
+            (f)(p);
+        }
+    }
+
+    fn layer(&self, id: &str, status: &str) {
+        self.emit(Some(id), status, None, None);
+    }
+}
+
+fn sha256_digest(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+fn short_id(digest: &str) -> String {
+    digest_hex(digest).chars().take(12).collect()
+}
+
+/// Pulls `reference` (tag `latest` if it has neither tag nor digest) into `store`.
+pub async fn pull(
+    store: &ImageStore,
+    reference: &Reference,
+    cfg: &RegistryConfig,
+    creds: Option<&Credentials>,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<Image, PullError> {
+    let reference = reference.clone().with_default_tag();
+    let rep = Reporter { sink: Mutex::new(progress) };
+    let tag_or_digest = reference
+        .digest
+        .clone()
+        .or_else(|| reference.tag.clone())
+        .unwrap_or_else(|| "latest".to_string());
+
+    // 1. The manifest, from the first endpoint that serves it.
+    let (client, top_body, top_ct) = fetch_first_manifest(&reference, cfg, creds, &tag_or_digest).await?;
+    let top_digest = sha256_digest(&top_body);
+    if let Some(want) = &reference.digest {
+        if *want != top_digest {
+            return Err(PullError::DigestMismatch {
+                what: format!("manifest {}", reference.familiar()),
+                expected: want.clone(),
+                actual: top_digest,
+            });
+        }
+    }
+    let mut manifest_blobs = vec![(top_digest.clone(), top_body.clone())];
+    let manifest = match Manifest::parse(top_ct.as_deref(), &top_body).map_err(PullError::Unsupported)? {
+        Manifest::Image(m) => m,
+        Manifest::Index(idx) => {
+            let want = Platform::host();
+            let desc = select_platform(&idx, &want)
+                .ok_or_else(|| PullError::NoMatchingPlatform { platform: want.to_string() })?
+                .clone();
+            let (body, ct) = client
+                .manifest(&desc.digest)
+                .await
+                .map_err(|e| registry_error(e, &reference))?;
+            let got = sha256_digest(&body);
+            if got != desc.digest {
+                return Err(PullError::DigestMismatch {
+                    what: "platform manifest".into(),
+                    expected: desc.digest.clone(),
+                    actual: got,
+                });
+            }
+            let m = match Manifest::parse(ct.as_deref(), &body).map_err(PullError::Unsupported)? {
+                Manifest::Image(m) => m,
+                Manifest::Index(_) => {
+                    return Err(PullError::Unsupported("nested manifest lists are not supported".into()))
+                }
+            };
+            manifest_blobs.push((desc.digest.clone(), body));
+            m
+        }
+    };
+
+    rep.emit(Some(&tag_or_digest), format!("Pulling from {}", reference.path), None, None);
+
+    // 2. The config: it names the image (its digest) and the diff ids.
+    let config_digest = manifest.config.digest.clone();
+    let config_bytes = fetch_small_blob(&client, &config_digest, &reference).await?;
+    let config: ImageConfig = serde_json::from_slice(&config_bytes)
+        .map_err(|e| PullError::Registry(format!("invalid image config {config_digest}: {e}")))?;
+    let diff_ids = config.rootfs.diff_ids.clone();
+    if diff_ids.len() != manifest.layers.len() {
+        return Err(PullError::Registry(format!(
+            "image config {config_digest} lists {} layers but the manifest has {}",
+            diff_ids.len(),
+            manifest.layers.len()
+        )));
+    }
+    let chains = chain_id(&diff_ids);
+    let _pins = store.pin(&chains);
+
+    // 3. Layers, unless the image is already here.
+    if !store.has_image(&config_digest) {
+        pull_layers(store, &client, &rep, &manifest.layers, &diff_ids, &chains, &reference).await?;
+    }
+
+    // 4. Record the image and move the reference.
+    for (d, body) in &manifest_blobs {
+        store.write_blob(d, body)?;
+    }
+    store.write_blob(&config_digest, &config_bytes)?;
+    let record = ImageRecord {
+        id: config_digest.clone(),
+        layers: diff_ids,
+        chain_ids: chains,
+        manifest_digest: Some(top_digest.clone()),
+        blobs: manifest_blobs.iter().map(|(d, _)| d.clone()).collect(),
+    };
+    let mut refs = vec![reference.clone()];
+    let digest_ref = Reference { digest: Some(top_digest.clone()), tag: None, ..reference.name_only() };
+    if digest_ref != reference {
+        refs.push(digest_ref);
+    }
+    let (image, was_current) = store.commit_image(record, &refs)?;
+    rep.emit(None, format!("Digest: {top_digest}"), None, None);
+    if was_current {
+        rep.emit(None, format!("Status: Image is up to date for {}", reference.familiar()), None, None);
+    } else {
+        rep.emit(None, format!("Status: Downloaded newer image for {}", reference.familiar()), None, None);
+    }
+    Ok(image)
+}
+
+async fn fetch_first_manifest(
+    reference: &Reference,
+    cfg: &RegistryConfig,
+    creds: Option<&Credentials>,
+    tag_or_digest: &str,
+) -> Result<(Client, Vec<u8>, Option<String>), PullError> {
+    let eps = endpoints(reference, cfg);
+    let mut last: Option<PullError> = None;
+    for ep in &eps {
+        let client = match Client::new(ep, &reference.path, creds) {
+            Ok(c) => c,
+            Err(e) => {
+                last = Some(registry_error(e, reference));
+                continue;
+            }
+        };
+        match client.manifest(tag_or_digest).await {
+            Ok((body, ct)) => return Ok((client, body, ct)),
+            Err(e) => {
+                if ep.mirror {
+                    tracing::info!(mirror = %ep.base, error = %e.detail(), "mirror failed, trying the next endpoint");
+                }
+                last = Some(registry_error(e, reference));
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| PullError::Internal("no registry endpoint".into())))
+}
+
+/// Maps a registry failure to Docker's wording (distribution/errors.go).
+fn registry_error(e: RegistryError, reference: &Reference) -> PullError {
+    let status = e.status();
+    if e.has_code("MANIFEST_UNKNOWN") || (status == Some(reqwest::StatusCode::NOT_FOUND) && !e.has_code("NAME_UNKNOWN")) {
+        let detail = if e.has_code("MANIFEST_UNKNOWN") { e.detail() } else { "manifest unknown: manifest unknown".into() };
+        return PullError::ManifestNotFound { reference: reference.familiar(), detail };
+    }
+    if e.has_code("NAME_UNKNOWN") {
+        return PullError::ManifestNotFound {
+            reference: reference.familiar(),
+            detail: e.detail(),
+        };
+    }
+    if e.has_code("DENIED")
+        || e.has_code("UNAUTHORIZED")
+        || matches!(status, Some(reqwest::StatusCode::UNAUTHORIZED) | Some(reqwest::StatusCode::FORBIDDEN))
+    {
+        return PullError::AccessDenied {
+            name: reference.familiar_name(),
+            detail: "denied: requested access to the resource is denied".into(),
+        };
+    }
+    match e {
+        RegistryError::Transport(s) => PullError::Unreachable(s),
+        other => PullError::Registry(other.detail()),
+    }
+}
+
+async fn fetch_small_blob(client: &Client, digest: &str, reference: &Reference) -> Result<Vec<u8>, PullError> {
+    let (resp, url) = client.blob(digest).await.map_err(|e| registry_error(e, reference))?;
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| PullError::Unreachable(format!("Get \"{url}\": {e}")))?;
+    let got = sha256_digest(&body);
+    if got != digest {
+        return Err(PullError::DigestMismatch { what: format!("blob {digest}"), expected: digest.into(), actual: got });
+    }
+    Ok(body.to_vec())
+}
+
+async fn pull_layers(
+    store: &ImageStore,
+    client: &Client,
+    rep: &Reporter<'_>,
+    layers: &[Descriptor],
+    diff_ids: &[String],
+    chains: &[String],
+    reference: &Reference,
+) -> Result<(), PullError> {
+    // Docker prints every layer's first line up front.
+    let mut needed: Vec<usize> = Vec::new();
+    for (i, l) in layers.iter().enumerate() {
+        if store.has_layer(&chains[i]) {
+            rep.layer(&short_id(&l.digest), "Already exists");
+        } else {
+            rep.layer(&short_id(&l.digest), "Pulling fs layer");
+            needed.push(i);
+        }
+    }
+    let mut unique: BTreeMap<String, Descriptor> = BTreeMap::new();
+    for &i in &needed {
+        unique.entry(layers[i].digest.clone()).or_insert_with(|| layers[i].clone());
+    }
+    let downloaded: Vec<(String, PathBuf)> = stream::iter(unique.into_values().map(Ok::<_, PullError>))
+        .map_ok(|d| async move {
+            let p = download_blob(store, client, rep, &d, reference).await?;
+            Ok::<_, PullError>((d.digest.clone(), p))
+        })
+        .try_buffer_unordered(CONCURRENT_DOWNLOADS)
+        .try_collect()
+        .await?;
+    let blobs: BTreeMap<String, PathBuf> = downloaded.into_iter().collect();
+
+    let result = async {
+        for &i in &needed {
+            if store.has_layer(&chains[i]) {
+                // An identical layer earlier in this image (or a concurrent pull) made it.
+                rep.layer(&short_id(&layers[i].digest), "Pull complete");
+                continue;
+            }
+            let blob = blobs
+                .get(&layers[i].digest)
+                .ok_or_else(|| PullError::Internal(format!("blob {} was not downloaded", layers[i].digest)))?;
+            extract(store, rep, &layers[i], blob, &diff_ids[i], &chains[i]).await?;
+            rep.layer(&short_id(&layers[i].digest), "Pull complete");
+        }
+        Ok::<(), PullError>(())
+    }
+    .await;
+    // Compressed layer blobs are not kept once unpacked.
+    for p in blobs.values() {
+        let _ = remove_any(p);
+    }
+    result
+}
+
+async fn download_blob(
+    store: &ImageStore,
+    client: &Client,
+    rep: &Reporter<'_>,
+    desc: &Descriptor,
+    reference: &Reference,
+) -> Result<PathBuf, PullError> {
+    let id = short_id(&desc.digest);
+    let (resp, url) = client.blob(&desc.digest).await.map_err(|e| registry_error(e, reference))?;
+    let total = if desc.size > 0 { Some(desc.size) } else { resp.content_length() };
+    let ingest = store.ingest_path();
+    let result = async {
+        let mut file = tokio::fs::File::create(&ingest)
+            .await
+            .map_err(|e| crate::error::StoreError::io("create", &ingest, e))?;
+        let mut hasher = Sha256::new();
+        let mut current = 0u64;
+        let mut last = 0u64;
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| PullError::Unreachable(format!("Get \"{url}\": {e}")))?;
+            hasher.update(&chunk);
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| crate::error::StoreError::io("write", &ingest, e))?;
+            current += chunk.len() as u64;
+            if last == 0 || current - last >= PROGRESS_STEP {
+                last = current.max(1);
+                rep.emit(Some(&id), "Downloading", Some(current), total);
+            }
+        }
+        rep.emit(Some(&id), "Downloading", Some(current), total);
+        rep.layer(&id, "Verifying Checksum");
+        let got = format!("sha256:{}", hex::encode(hasher.finalize()));
+        if got != desc.digest {
+            return Err(PullError::DigestMismatch { what: format!("layer {id}"), expected: desc.digest.clone(), actual: got });
+        }
+        file.sync_all().await.map_err(|e| crate::error::StoreError::io("fsync", &ingest, e))?;
+        drop(file);
+        let path = store.commit_blob(&ingest, &desc.digest)?;
+        rep.layer(&id, "Download complete");
+        Ok(path)
+    }
+    .await;
+    if result.is_err() {
+        let _ = remove_any(&ingest);
+    }
+    result
+}
+
+async fn extract(
+    store: &ImageStore,
+    rep: &Reporter<'_>,
+    desc: &Descriptor,
+    blob: &std::path::Path,
+    diff_id: &str,
+    chain: &str,
+) -> Result<(), PullError> {
+    let id = short_id(&desc.digest);
+    let total = std::fs::metadata(blob).map(|m| m.len()).unwrap_or(desc.size);
+    let tmp = store.layer_tmp();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    let blob_owned = blob.to_path_buf();
+    let diff = tmp.join("diff");
+    let task = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir(&tmp).map_err(|e| crate::error::UnpackError::io("mkdir", &tmp, e))?;
+        let r = unpack_blob(&blob_owned, &diff, &mut |n| {
+            let _ = tx.send(n);
+        });
+        Ok::<_, crate::error::UnpackError>((tmp, r))
+    });
+    while let Some(n) = rx.recv().await {
+        rep.emit(Some(&id), "Extracting", Some(n), Some(total));
+    }
+    let (tmp, r) = task
+        .await
+        .map_err(|e| PullError::Internal(format!("unpack task failed: {e}")))??;
+    let stats = match r {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = remove_any(&tmp);
+            return Err(e.into());
+        }
+    };
+    if stats.diff_id != diff_id {
+        let _ = remove_any(&tmp);
+        return Err(PullError::DigestMismatch {
+            what: format!("uncompressed layer {id}"),
+            expected: diff_id.to_string(),
+            actual: stats.diff_id,
+        });
+    }
+    if let Err(e) = store.commit_layer(&tmp, chain, stats.size) {
+        let _ = remove_any(&tmp);
+        return Err(e.into());
+    }
+    Ok(())
+}
