@@ -1,0 +1,187 @@
+//! Container routes. Streaming ones follow the trace: `/wait` flushes its headers at
+//! once and writes the body at exit; `/attach` answers 101 and then relays the shim's
+//! stream (frames kept for non-TTY containers, stripped for TTY ones); `/logs` frames
+//! non-TTY output.
+
+use berth_api::{ContainerCreateRequest, ContainersPruneResponse};
+use berth_engine::{AttachOpts, LogOptions, WaitCondition};
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::BodyExt;
+
+use crate::hijack;
+use crate::http::{channel_body, error, frame, from_error, json, json_line, status_only, Resp};
+use crate::routes::Ctx;
+use crate::State;
+
+pub async fn create(state: &State, ctx: Ctx) -> Resp {
+    let name = ctx.q("name").to_string();
+    let body = match ctx.req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let req: ContainerCreateRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) if e.is_eof() => return error(StatusCode::BAD_REQUEST, "unexpected EOF"),
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    match state.engine.create(Some(&name), req).await {
+        Ok(r) => json(StatusCode::CREATED, &r),
+        Err(e) => from_error(&e),
+    }
+}
+
+pub fn list(state: &State, ctx: &Ctx) -> Resp {
+    match state.engine.list(ctx.flag("all"), ctx.q("filters")) {
+        Ok(mut v) => {
+            if let Some(n) = ctx.q("limit").parse::<usize>().ok().filter(|n| *n > 0) {
+                v.truncate(n);
+            }
+            json(StatusCode::OK, &v)
+        }
+        Err(e) => from_error(&e),
+    }
+}
+
+pub fn inspect(state: &State, id: &str) -> Resp {
+    match state.engine.inspect(id) {
+        Ok(i) => json(StatusCode::OK, &i),
+        Err(e) => from_error(&e),
+    }
+}
+
+pub async fn start(state: &State, id: &str) -> Resp {
+    match state.engine.start(id).await {
+        Ok(()) => status_only(StatusCode::NO_CONTENT),
+        Err(e) => from_error(&e),
+    }
+}
+
+fn timeout(ctx: &Ctx) -> Option<i64> {
+    ctx.q("t").parse().ok().or_else(|| ctx.q("timeout").parse().ok())
+}
+
+pub async fn stop(state: &State, ctx: &Ctx, id: &str) -> Resp {
+    match state.engine.stop(id, timeout(ctx)).await {
+        Ok(()) => status_only(StatusCode::NO_CONTENT),
+        Err(e) => from_error(&e),
+    }
+}
+
+pub async fn restart(state: &State, ctx: &Ctx, id: &str) -> Resp {
+    if let Err(e) = state.engine.stop(id, timeout(ctx)).await {
+        if e.kind() != berth_engine::ErrorKind::NotModified {
+            return from_error(&e);
+        }
+    }
+    match state.engine.start(id).await {
+        Ok(()) => status_only(StatusCode::NO_CONTENT),
+        Err(e) => from_error(&e),
+    }
+}
+
+pub async fn kill(state: &State, ctx: &Ctx, id: &str) -> Resp {
+    let sig = ctx.q("signal");
+    match state.engine.kill(id, Some(sig)).await {
+        Ok(()) => status_only(StatusCode::NO_CONTENT),
+        Err(e) => from_error(&e),
+    }
+}
+
+pub async fn remove(state: &State, ctx: &Ctx, id: &str) -> Resp {
+    match state.engine.remove(id, ctx.flag("force")).await {
+        Ok(()) => status_only(StatusCode::NO_CONTENT),
+        Err(e) => from_error(&e),
+    }
+}
+
+pub fn rename(state: &State, ctx: &Ctx, id: &str) -> Resp {
+    match state.engine.rename(id, ctx.q("name")) {
+        Ok(()) => status_only(StatusCode::NO_CONTENT),
+        Err(e) => from_error(&e),
+    }
+}
+
+/// Headers now, `{"StatusCode":N}` when the condition is met.
+pub fn wait(state: &State, ctx: &Ctx, id: &str) -> Resp {
+    let cond = match WaitCondition::parse(ctx.q("condition")) {
+        Ok(c) => c,
+        Err(e) => return from_error(&e),
+    };
+    let fut = match state.engine.wait(id, cond) {
+        Ok(f) => f,
+        Err(e) => return from_error(&e),
+    };
+    let (tx, body) = channel_body(1);
+    tokio::spawn(async move {
+        tokio::select! {
+            r = fut => { let _ = tx.send(json_line(&r)).await; }
+            _ = tx.closed() => {}
+        }
+    });
+    let mut r = Response::new(body);
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+pub fn attach(state: &State, ctx: Ctx, id: &str) -> Resp {
+    let opts = AttachOpts {
+        stdin: ctx.flag("stdin"),
+        stdout: ctx.flag("stdout"),
+        stderr: ctx.flag("stderr"),
+    };
+    let (container, ticket) = match state.engine.attach(id, opts) {
+        Ok(t) => t,
+        Err(e) => return from_error(&e),
+    };
+    hijack::relay(ctx, container.tty(), ticket, opts.stdin)
+}
+
+pub fn logs(state: &State, ctx: &Ctx, id: &str) -> Resp {
+    let stdout = ctx.flag("stdout");
+    let stderr = ctx.flag("stderr");
+    if !stdout && !stderr {
+        return error(StatusCode::BAD_REQUEST, "Bad parameters: you must choose at least one stream");
+    }
+    let parse_time = |s: &str| s.parse::<f64>().ok().filter(|t| *t > 0.0);
+    let opts = LogOptions {
+        stdout,
+        stderr,
+        follow: ctx.flag("follow"),
+        tail: ctx.q("tail").parse().ok(),
+        since: parse_time(ctx.q("since")),
+        until: parse_time(ctx.q("until")),
+        timestamps: ctx.flag("timestamps"),
+    };
+    let (tty, mut rx) = match state.engine.logs(id, opts) {
+        Ok(x) => x,
+        Err(e) => return from_error(&e),
+    };
+    let (tx, body) = channel_body(64);
+    tokio::spawn(async move {
+        while let Some(entry) = rx.recv().await {
+            let b = if tty { bytes::Bytes::from(entry.data) } else { frame(entry.stream, &entry.data) };
+            if tx.send(b).await.is_err() {
+                return;
+            }
+        }
+    });
+    Response::new(body)
+}
+
+/// `POST /containers/prune`: removes every stopped container.
+pub async fn prune(state: &State, _ctx: &Ctx) -> Resp {
+    let mut deleted = Vec::new();
+    for c in state.engine.all_containers() {
+        if c.is_running() {
+            continue;
+        }
+        if state.engine.remove(&c.id, false).await.is_ok() {
+            deleted.push(c.id.clone());
+        }
+    }
+    let resp = ContainersPruneResponse {
+        containers_deleted: (!deleted.is_empty()).then_some(deleted),
+        space_reclaimed: 0,
+    };
+    json(StatusCode::OK, &resp)
+}

@@ -1,0 +1,224 @@
+//! `berthd`: serves the Docker Engine API on a Unix socket. It owns the HTTP edge —
+//! flags and daemon.json, routing, streaming, hijacking, and the mapping of engine error
+//! kinds to status codes — and hands everything else to `berth-engine`.
+
+#![recursion_limit = "256"]
+
+mod containers;
+mod hijack;
+mod http;
+mod images;
+mod routes;
+mod system;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use berth_engine::{Engine, EngineConfig};
+use berth_image::RegistryConfig;
+use clap::Parser;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use tokio::net::UnixListener;
+
+#[derive(Parser, Debug)]
+#[command(name = "berthd", version, about = "Berth: a Docker-compatible container engine daemon")]
+struct Flags {
+    /// Daemon socket(s) to connect to
+    #[arg(short = 'H', long = "host")]
+    hosts: Vec<String>,
+    /// Root directory of persistent Berth state
+    #[arg(long = "data-root")]
+    data_root: Option<PathBuf>,
+    /// Root directory for execution state files
+    #[arg(long = "exec-root")]
+    exec_root: Option<PathBuf>,
+    /// Preferred registry mirror (repeatable)
+    #[arg(long = "registry-mirror")]
+    registry_mirrors: Vec<String>,
+    /// Enable insecure registry communication (repeatable)
+    #[arg(long = "insecure-registry")]
+    insecure_registries: Vec<String>,
+    /// Daemon configuration file
+    #[arg(long = "config-file")]
+    config_file: Option<PathBuf>,
+    /// Set the logging level ("debug"|"info"|"warn"|"error"|"fatal")
+    #[arg(short = 'l', long = "log-level")]
+    log_level: Option<String>,
+    /// Parent cgroup for all containers
+    #[arg(long = "cgroup-parent")]
+    cgroup_parent: Option<String>,
+    /// The berth-shim binary (default: next to berthd)
+    #[arg(long = "shim-path")]
+    shim_path: Option<PathBuf>,
+}
+
+/// daemon.json, with dockerd's key names.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+struct FileConfig {
+    hosts: Vec<String>,
+    data_root: Option<PathBuf>,
+    exec_root: Option<PathBuf>,
+    registry_mirrors: Vec<String>,
+    insecure_registries: Vec<String>,
+    log_level: Option<String>,
+    cgroup_parent: Option<String>,
+}
+
+const DEFAULT_CONFIG: &str = "/etc/berth/daemon.json";
+
+fn load_file_config(flags: &Flags) -> Result<FileConfig> {
+    let (path, explicit) = match &flags.config_file {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from(DEFAULT_CONFIG), false),
+    };
+    match std::fs::read(&path) {
+        Ok(data) => serde_json::from_slice(&data)
+            .with_context(|| format!("unable to configure the Berth daemon with file {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Ok(FileConfig::default()),
+        Err(e) => Err(e).with_context(|| format!("unable to configure the Berth daemon with file {}", path.display())),
+    }
+}
+
+fn socket_path(host: &str) -> Result<PathBuf> {
+    match host.strip_prefix("unix://") {
+        Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
+        Some(_) => Ok(PathBuf::from("/run/berth.sock")),
+        None if host.starts_with('/') => Ok(PathBuf::from(host)),
+        None => bail!("invalid host {host:?}: only unix:// sockets are supported"),
+    }
+}
+
+#[derive(Clone)]
+pub struct State {
+    pub engine: Engine,
+    pub daemon_id: Arc<String>,
+}
+
+fn daemon_id(data_root: &Path) -> String {
+    let p = data_root.join("engine-id");
+    if let Ok(s) = std::fs::read_to_string(&p) {
+        return s.trim().to_string();
+    }
+    let bytes: [u8; 16] = rand_bytes();
+    let id = bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let _ = std::fs::write(&p, &id);
+    id
+}
+
+fn rand_bytes() -> [u8; 16] {
+    let mut b = [0u8; 16];
+    if let Ok(data) = std::fs::read("/proc/sys/kernel/random/uuid") {
+        let hex: Vec<u8> = data.iter().copied().filter(u8::is_ascii_hexdigit).collect();
+        for (i, chunk) in hex.chunks(2).take(16).enumerate() {
+            b[i] = u8::from_str_radix(std::str::from_utf8(chunk).unwrap_or("0"), 16).unwrap_or(0);
+        }
+    }
+    b
+}
+
+async fn serve(listener: UnixListener, state: State) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("accept: {e}");
+                continue;
+            }
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, std::convert::Infallible>(routes::handle(state, req).await) }
+            });
+            let conn = http1::Builder::new()
+                .half_close(true)
+                .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades();
+            if let Err(e) = conn.await {
+                tracing::debug!("connection: {e}");
+            }
+        });
+    }
+}
+
+fn main() -> Result<()> {
+    let flags = Flags::parse();
+    let file = load_file_config(&flags)?;
+    let level = flags.log_level.clone().or(file.log_level.clone()).unwrap_or_else(|| "info".into());
+    let level = if level == "fatal" { "error".to_string() } else { level };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(level))
+        .with_writer(std::io::stderr)
+        .init();
+
+    let hosts = if !flags.hosts.is_empty() {
+        flags.hosts.clone()
+    } else if !file.hosts.is_empty() {
+        file.hosts.clone()
+    } else {
+        vec!["unix:///run/berth.sock".to_string()]
+    };
+    let data_root = flags.data_root.clone().or(file.data_root.clone()).unwrap_or_else(|| "/var/lib/berth".into());
+    let exec_root = flags.exec_root.clone().or(file.exec_root.clone()).unwrap_or_else(|| "/run/berth".into());
+    let mut mirrors = file.registry_mirrors.clone();
+    mirrors.extend(flags.registry_mirrors.iter().cloned());
+    let mut insecure = file.insecure_registries.clone();
+    insecure.extend(flags.insecure_registries.iter().cloned());
+    let shim_bin = match &flags.shim_path {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()
+            .context("locating berthd")?
+            .with_file_name("berth-shim"),
+    };
+    if !shim_bin.exists() {
+        bail!("berth-shim not found at {} (use --shim-path)", shim_bin.display());
+    }
+    let cfg = EngineConfig {
+        data_root: data_root.clone(),
+        exec_root,
+        shim_bin,
+        cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+        cgroup_parent: flags.cgroup_parent.clone().or(file.cgroup_parent.clone()).unwrap_or_else(|| "berth".into()),
+        registry: RegistryConfig { mirrors, insecure },
+    };
+
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let engine = Engine::open(cfg).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let state = State { engine, daemon_id: Arc::new(daemon_id(&data_root)) };
+        let mut sockets = Vec::new();
+        for h in &hosts {
+            let path = socket_path(h)?;
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).ok();
+            }
+            let _ = std::fs::remove_file(&path);
+            let listener = UnixListener::bind(&path).with_context(|| format!("listen on {}", path.display()))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))
+                .with_context(|| format!("chmod {}", path.display()))?;
+            tracing::info!("API listen on {}", path.display());
+            tokio::spawn(serve(listener, state.clone()));
+            sockets.push(path);
+        }
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("shutting down; running containers keep running");
+        for s in sockets {
+            let _ = std::fs::remove_file(s);
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    // Connections still streaming (attach, logs -f) must not hold the exit.
+    rt.shutdown_background();
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! Routing: strips and checks the `/vX.Y` prefix, then dispatches by method and path to
+//! the handlers of each resource. Image names in paths are not escaped and contain `/`
+//! and `:`, so image routes are matched by suffix, not by segments.
+
+use std::collections::HashMap;
+
+use berth_api::version::{check_version, split_version_prefix};
+use http::{Method, Request, StatusCode};
+use hyper::body::Incoming;
+
+use crate::http::{common_headers, error, Resp};
+use crate::{containers, images, system, State};
+
+/// What a handler gets: the request (for its body, headers and upgrade), the path
+/// without the version prefix, the decoded query and the negotiated version.
+pub struct Ctx {
+    pub req: Request<Incoming>,
+    pub path: String,
+    pub query: HashMap<String, String>,
+    pub version: Option<String>,
+}
+
+impl Ctx {
+    pub fn q(&self, key: &str) -> &str {
+        self.query.get(key).map(String::as_str).unwrap_or("")
+    }
+
+    /// Docker's booleans: `1`, `true`, `True`; absent or `0`/`false` is false.
+    pub fn flag(&self, key: &str) -> bool {
+        matches!(self.q(key), "1" | "true" | "True" | "TRUE")
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.req.headers().get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+fn parse_query(q: Option<&str>) -> HashMap<String, String> {
+    url::form_urlencoded::parse(q.unwrap_or("").as_bytes()).into_owned().collect()
+}
+
+pub async fn handle(state: State, req: Request<Incoming>) -> Resp {
+    let raw_path = req.uri().path().to_string();
+    let query = parse_query(req.uri().query());
+    let (version, path) = split_version_prefix(&raw_path);
+    let version = version.map(str::to_owned);
+    let path = path.to_string();
+    let mut resp = if let Some(v) = version.as_deref().map(check_version).and_then(Result::err) {
+        error(StatusCode::BAD_REQUEST, &v)
+    } else {
+        let ctx = Ctx { req, path, query, version };
+        dispatch(state, ctx).await
+    };
+    common_headers(&mut resp);
+    resp
+}
+
+async fn dispatch(state: State, ctx: Ctx) -> Resp {
+    let method = ctx.req.method().clone();
+    let path = ctx.path.clone();
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (&method, segs.as_slice()) {
+        (&Method::GET | &Method::HEAD, ["_ping"]) => system::ping(&ctx),
+        (&Method::GET, ["version"]) => system::version(&state),
+        (&Method::GET, ["info"]) => system::info(&state),
+        (&Method::POST, ["build", "prune"]) => system::build_prune(),
+
+        (&Method::GET, ["containers", "json"]) => containers::list(&state, &ctx),
+        (&Method::POST, ["containers", "create"]) => containers::create(&state, ctx).await,
+        (&Method::POST, ["containers", "prune"]) => containers::prune(&state, &ctx).await,
+        (&Method::GET, ["containers", id, "json"]) => containers::inspect(&state, id),
+        (&Method::GET, ["containers", id, "logs"]) => containers::logs(&state, &ctx, id),
+        (&Method::POST, ["containers", id, "start"]) => containers::start(&state, id).await,
+        (&Method::POST, ["containers", id, "stop"]) => containers::stop(&state, &ctx, id).await,
+        (&Method::POST, ["containers", id, "restart"]) => containers::restart(&state, &ctx, id).await,
+        (&Method::POST, ["containers", id, "kill"]) => containers::kill(&state, &ctx, id).await,
+        (&Method::POST, ["containers", id, "wait"]) => containers::wait(&state, &ctx, id),
+        (&Method::POST, ["containers", id, "rename"]) => containers::rename(&state, &ctx, id),
+        (&Method::POST, ["containers", id, "attach"]) => {
+            let id = id.to_string();
+            containers::attach(&state, ctx, &id)
+        }
+        (&Method::DELETE, ["containers", id]) => containers::remove(&state, &ctx, id).await,
+
+        (&Method::GET, ["images", "json"]) => images::list(&state),
+        (&Method::POST, ["images", "create"]) => images::create(&state, &ctx).await,
+        _ if path.starts_with("/images/") => image_route(state, ctx).await,
+        _ => error(StatusCode::NOT_FOUND, "page not found"),
+    }
+}
+
+/// `/images/{name:.+}/json|tag|history` and `DELETE /images/{name:.+}`.
+async fn image_route(state: State, ctx: Ctx) -> Resp {
+    let rest = &ctx.path["/images/".len()..];
+    let method = ctx.req.method().clone();
+    if method == Method::GET {
+        if let Some(name) = rest.strip_suffix("/json") {
+            return images::inspect(&state, name).await;
+        }
+    }
+    if method == Method::POST {
+        if let Some(name) = rest.strip_suffix("/tag") {
+            return images::tag(&state, &ctx, name).await;
+        }
+    }
+    if method == Method::DELETE && !rest.is_empty() {
+        return images::remove(&state, &ctx, rest).await;
+    }
+    error(StatusCode::NOT_FOUND, "page not found")
+}

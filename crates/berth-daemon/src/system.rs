@@ -1,0 +1,160 @@
+//! `/_ping`, `/version`, `/info` and the prunes of resources Berth does not have yet.
+
+use berth_api::version::{MAX_API_VERSION, MIN_API_VERSION};
+use berth_api::{ComponentVersion, Platform, VersionResponse};
+use http::{header, HeaderValue, Method, Response, StatusCode};
+use serde_json::json;
+
+use crate::http::{full, json, Resp};
+use crate::routes::Ctx;
+use crate::State;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub fn ping(ctx: &Ctx) -> Resp {
+    let body = if ctx.req.method() == Method::HEAD { full("") } else { full("OK") };
+    let mut r = Response::new(body);
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store, must-revalidate"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r
+}
+
+fn kernel_version() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+fn arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+pub fn version(_state: &State) -> Resp {
+    let mut details = berth_api::Map::new();
+    details.insert("ApiVersion".into(), MAX_API_VERSION.into());
+    details.insert("MinAPIVersion".into(), MIN_API_VERSION.into());
+    details.insert("Os".into(), "linux".into());
+    details.insert("Arch".into(), arch().into());
+    details.insert("KernelVersion".into(), kernel_version());
+    let v = VersionResponse {
+        platform: Platform { name: "Berth Engine".into() },
+        components: vec![ComponentVersion {
+            name: "Engine".into(),
+            version: VERSION.into(),
+            details: Some(details),
+        }],
+        version: VERSION.into(),
+        api_version: MAX_API_VERSION.into(),
+        min_api_version: MIN_API_VERSION.into(),
+        git_commit: option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown").into(),
+        go_version: "n/a (Rust)".into(),
+        os: "linux".into(),
+        arch: arch().into(),
+        kernel_version: kernel_version(),
+        experimental: false,
+        build_time: String::new(),
+    };
+    json(StatusCode::OK, &v)
+}
+
+fn mem_total() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok()))
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn os_name() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
+        })
+        .unwrap_or_else(|| "Linux".into())
+}
+
+pub fn info(state: &State) -> Resp {
+    let cfg = state.engine.config();
+    let (total, running, paused, stopped) = state.engine.counts();
+    let images = state.engine.images().list().len();
+    let cgroup_version = if cfg.cgroup_root.join("cgroup.controllers").exists() { "2" } else { "1" };
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let mirrors: Vec<String> = cfg.registry.mirrors.iter().map(|m| format!("{}/", m.trim_end_matches('/'))).collect();
+    let body = json!({
+        "ID": state.daemon_id.as_str(),
+        "Containers": total,
+        "ContainersRunning": running,
+        "ContainersPaused": paused,
+        "ContainersStopped": stopped,
+        "Images": images,
+        "Driver": "overlay2",
+        "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"], ["Using metacopy", "false"], ["Native Overlay Diff", "true"]],
+        "Plugins": {"Volume": ["local"], "Network": ["null"], "Authorization": null, "Log": ["json-file"]},
+        "MemoryLimit": true,
+        "SwapLimit": true,
+        "CpuCfsPeriod": true,
+        "CpuCfsQuota": true,
+        "CPUShares": true,
+        "CPUSet": true,
+        "PidsLimit": true,
+        "IPv4Forwarding": true,
+        "Debug": false,
+        "NFd": std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count()),
+        "OomKillDisable": false,
+        "NGoroutines": 0,
+        "SystemTime": berth_engine::timefmt::now(),
+        "LoggingDriver": "json-file",
+        "CgroupDriver": "cgroupfs",
+        "CgroupVersion": cgroup_version,
+        "NEventsListener": 0,
+        "KernelVersion": kernel_version(),
+        "OperatingSystem": os_name(),
+        "OSVersion": "",
+        "OSType": "linux",
+        "Architecture": std::env::consts::ARCH,
+        "IndexServerAddress": "https://index.docker.io/v1/",
+        "RegistryConfig": {
+            "InsecureRegistryCIDRs": ["127.0.0.0/8"],
+            "IndexConfigs": {"docker.io": {"Name": "docker.io", "Mirrors": mirrors, "Secure": true, "Official": true}},
+            "Mirrors": mirrors,
+        },
+        "NCPU": ncpu,
+        "MemTotal": mem_total(),
+        "GenericResources": null,
+        "DockerRootDir": cfg.data_root,
+        "HttpProxy": "",
+        "HttpsProxy": "",
+        "NoProxy": "",
+        "Name": hostname.trim(),
+        "Labels": [],
+        "ExperimentalBuild": false,
+        "ServerVersion": VERSION,
+        "Runtimes": {"berth-shim": {"path": cfg.shim_bin}},
+        "DefaultRuntime": "berth-shim",
+        "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
+        "LiveRestoreEnabled": true,
+        "Isolation": "",
+        "InitBinary": "",
+        "ContainerdCommit": {"ID": "", "Expected": ""},
+        "RuncCommit": {"ID": "", "Expected": ""},
+        "InitCommit": {"ID": "", "Expected": ""},
+        "SecurityOptions": [],
+        "Warnings": null,
+    });
+    json(StatusCode::OK, &body)
+}
+
+/// Berth has no build cache yet, so there is nothing to reclaim (`system prune` calls it).
+pub fn build_prune() -> Resp {
+    json(StatusCode::OK, &json!({"CachesDeleted": null, "SpaceReclaimed": 0}))
+}

@@ -1,0 +1,861 @@
+//! The container lifecycle: create, start (through the shim), attach, wait, kill,
+//! stop, remove, rename, list, inspect, and restoring state when the daemon starts.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_api::{
+    parse_filters, ContainerCreateRequest, ContainerCreateResponse, ContainerInspect,
+    ContainerSummary, EndpointSettings, GraphDriver, MountPoint, NetworkSettings,
+    SummaryHostConfig, SummaryNetworkSettings, WaitError, WaitResponse, ZERO_TIME,
+};
+use berth_runtime::client;
+use berth_runtime::spec::{CgroupSpec, Mount, MountKind, RunSpec, Rootfs};
+use chrono::Utc;
+use tokio::sync::oneshot;
+
+use crate::error::{from_runtime, Error, Result};
+use crate::record::{Container, Notice, PendingAttach, Record};
+use crate::{lock, merge, names, signal, timefmt, Engine};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AttachOpts {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+/// An attach request that was accepted: the stream comes now (running container) or at
+/// the next start (created or stopped container, as `docker run` attaches before start).
+pub enum AttachTicket {
+    Now(UnixStream),
+    Later(oneshot::Receiver<UnixStream>),
+}
+
+impl AttachTicket {
+    /// The shim stream, or None when the container never started.
+    pub async fn stream(self) -> Option<UnixStream> {
+        match self {
+            AttachTicket::Now(s) => Some(s),
+            AttachTicket::Later(rx) => rx.await.ok(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+impl WaitCondition {
+    pub fn parse(s: &str) -> Result<WaitCondition> {
+        match s {
+            "" | "not-running" => Ok(WaitCondition::NotRunning),
+            "next-exit" => Ok(WaitCondition::NextExit),
+            "removed" => Ok(WaitCondition::Removed),
+            other => Err(Error::invalid(format!("invalid condition: \"{other}\""))),
+        }
+    }
+}
+
+fn random_id() -> String {
+    let bytes: [u8; 32] = rand::random();
+    hex::encode(bytes)
+}
+
+/// `/etc/hosts` of a container without a network of its own yet.
+fn hosts_file(hostname: &str) -> String {
+    format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
+    )
+}
+
+/// The host's resolv.conf without loopback name servers (unreachable from the
+/// container's network namespace); Docker's public fallback when none remain.
+fn resolv_conf(host: &str) -> String {
+    let mut out = String::new();
+    let mut servers = 0;
+    for line in host.lines() {
+        let t = line.trim();
+        if let Some(addr) = t.strip_prefix("nameserver") {
+            let addr = addr.trim();
+            if addr.starts_with("127.") || addr == "::1" {
+                continue;
+            }
+            servers += 1;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if servers == 0 {
+        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    }
+    out
+}
+
+/// `-v src:dst[:ro]` bind specs.
+fn parse_bind(spec: &str) -> Result<Mount> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (src, dst, mode) = match parts.as_slice() {
+        [s, d] => (*s, *d, ""),
+        [s, d, m] => (*s, *d, *m),
+        _ => return Err(Error::invalid(format!("invalid volume specification: '{spec}'"))),
+    };
+    if !src.starts_with('/') {
+        return Err(Error::invalid(format!(
+            "invalid volume specification: '{spec}': named volumes are not supported yet"
+        )));
+    }
+    if !dst.starts_with('/') {
+        return Err(Error::invalid(format!(
+            "invalid volume specification: '{spec}': invalid mount config for type \"bind\": invalid mount path: '{dst}' mount path must be absolute"
+        )));
+    }
+    Ok(Mount {
+        source: PathBuf::from(src),
+        destination: dst.to_string(),
+        kind: MountKind::Bind,
+        readonly: mode.split(',').any(|m| m == "ro"),
+        options: Vec::new(),
+    })
+}
+
+fn image_config_to_api(img: &berth_image::Image) -> berth_api::ContainerConfig {
+    img.config
+        .config
+        .as_ref()
+        .and_then(|c| serde_json::to_value(c).ok())
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default()
+}
+
+impl Engine {
+    /// `POST /containers/create`.
+    pub async fn create(
+        &self,
+        name: Option<&str>,
+        mut req: ContainerCreateRequest,
+    ) -> Result<ContainerCreateResponse> {
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => names::validate(n).map_err(Error::invalid)?.to_string(),
+            None => loop {
+                let n = names::generate();
+                if self.lookup(&n).is_err() {
+                    break n;
+                }
+            },
+        };
+        if req.config.image.is_empty() {
+            return Err(Error::invalid("config cannot be empty in order to create a container"));
+        }
+        let image = self.resolve_image(&req.config.image).await?;
+        let id = random_id();
+        {
+            // Reserve the name under the map lock so two creates cannot both take it.
+            let map = lock(&self.inner.containers);
+            if let Some(other) = map.values().find(|c| c.name() == name) {
+                return Err(Error::conflict(format!(
+                    "Conflict. The container name \"/{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                    other.id
+                )));
+            }
+        }
+        merge::merge(&mut req.config, &image_config_to_api(&image));
+        let (path, args) = merge::command(&req.config)
+            .ok_or_else(|| Error::invalid("No command specified"))?;
+        if req.config.hostname.is_empty() {
+            req.config.hostname = id[..12].to_string();
+        }
+        let mut host_config = req.host_config.unwrap_or_default();
+        if host_config.network_mode.is_empty() || host_config.network_mode == "default" {
+            host_config.network_mode = "bridge".into();
+        }
+        if host_config.log_config.kind.is_empty() {
+            host_config.log_config.kind = "json-file".into();
+        }
+        if host_config.log_config.config.is_none() {
+            host_config.log_config.config = Some(BTreeMap::new());
+        }
+        for b in host_config.binds.iter().flatten() {
+            parse_bind(b)?;
+        }
+        let rec = Record {
+            id: id.clone(),
+            name: name.clone(),
+            created: timefmt::now(),
+            path,
+            args,
+            config: req.config,
+            host_config,
+            image: image.id.clone(),
+            ..Default::default()
+        };
+        let dir = self.container_dir(&id);
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let hostname = rec.config.hostname.clone();
+        let data = serde_json::to_vec(&rec).map_err(|e| Error::internal(e.to_string()))?;
+        let dir2 = dir.clone();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            // Build in a temp dir, rename into place: a crash never leaves half a container.
+            let tmp = dir2.with_file_name(format!(".creating-{}", &dir2.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default()));
+            let _ = std::fs::remove_dir_all(&tmp);
+            for sub in ["fs/upper", "fs/work", "fs/merged"] {
+                let p = tmp.join(sub);
+                std::fs::create_dir_all(&p).map_err(|e| Error::io("create", &p, e))?;
+            }
+            let files = [
+                ("hostname", format!("{hostname}\n")),
+                ("hosts", hosts_file(&hostname)),
+                ("resolv.conf", resolv_conf(&host_resolv)),
+            ];
+            for (f, content) in files {
+                let p = tmp.join(f);
+                std::fs::write(&p, content).map_err(|e| Error::io("write", &p, e))?;
+            }
+            let p = tmp.join("config.v2.json");
+            std::fs::write(&p, &data).map_err(|e| Error::io("write", &p, e))?;
+            std::fs::rename(&tmp, &dir2).map_err(|e| Error::io("rename", &dir2, e))
+        })
+        .await
+        .map_err(|e| Error::internal(e.to_string()))??;
+        let c = Arc::new(Container::new(rec));
+        {
+            let mut map = lock(&self.inner.containers);
+            if let Some(other) = map.values().find(|o| o.name() == name) {
+                let msg = format!(
+                    "Conflict. The container name \"/{name}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                    other.id
+                );
+                drop(map);
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(Error::conflict(msg));
+            }
+            map.insert(id.clone(), c);
+        }
+        Ok(ContainerCreateResponse { id, warnings: Vec::new() })
+    }
+
+    fn run_spec(&self, rec: &Record, lower: Vec<PathBuf>) -> Result<RunSpec> {
+        let dir = self.container_dir(&rec.id);
+        let mut mounts = vec![
+            Mount {
+                source: dir.join("hosts"),
+                destination: "/etc/hosts".into(),
+                kind: MountKind::Bind,
+                readonly: false,
+                options: Vec::new(),
+            },
+            Mount {
+                source: dir.join("hostname"),
+                destination: "/etc/hostname".into(),
+                kind: MountKind::Bind,
+                readonly: false,
+                options: Vec::new(),
+            },
+            Mount {
+                source: dir.join("resolv.conf"),
+                destination: "/etc/resolv.conf".into(),
+                kind: MountKind::Bind,
+                readonly: false,
+                options: Vec::new(),
+            },
+        ];
+        for b in rec.host_config.binds.iter().flatten() {
+            mounts.push(parse_bind(b)?);
+        }
+        let hc = &rec.host_config;
+        let console_size = match hc.console_size.as_deref() {
+            Some([h, w]) if *h > 0 && *w > 0 => Some((*h as u16, *w as u16)),
+            _ => None,
+        };
+        let positive = |v: i64| (v > 0).then_some(v);
+        let cpu_quota = if hc.nano_cpus > 0 { Some(hc.nano_cpus / 10_000) } else { positive(hc.cpu_quota) };
+        let cpu_period = if hc.nano_cpus > 0 { Some(100_000) } else { positive(hc.cpu_period) };
+        let mut argv = vec![rec.path.clone()];
+        argv.extend(rec.args.iter().cloned());
+        Ok(RunSpec {
+            id: rec.id.clone(),
+            rootfs: Rootfs {
+                lower,
+                upper: dir.join("fs/upper"),
+                work: dir.join("fs/work"),
+                merged: dir.join("fs/merged"),
+            },
+            args: argv,
+            env: rec.config.env.clone().unwrap_or_default(),
+            cwd: rec.config.working_dir.clone(),
+            user: rec.config.user.clone(),
+            hostname: rec.config.hostname.clone(),
+            tty: rec.config.tty,
+            open_stdin: rec.config.open_stdin,
+            stdin_once: rec.config.stdin_once,
+            console_size,
+            mounts,
+            cgroup: CgroupSpec {
+                root: self.inner.cfg.cgroup_root.clone(),
+                parent: self.inner.cfg.cgroup_parent.clone(),
+                name: rec.id.clone(),
+                memory: positive(hc.memory),
+                memory_swap: (hc.memory_swap != 0).then_some(hc.memory_swap),
+                cpu_shares: positive(hc.cpu_shares),
+                cpu_quota,
+                cpu_period,
+                cpuset_cpus: (!hc.cpuset_cpus.is_empty()).then(|| hc.cpuset_cpus.clone()),
+                pids_limit: hc.pids_limit.filter(|p| *p > 0),
+            },
+            log_path: self.log_path(&rec.id),
+            exit_path: dir.join("exit.json"),
+            socket_path: self.socket_path(&rec.id),
+            shim_log_path: Some(self.inner.cfg.exec_root.join(format!("{}.shim.log", rec.id))),
+        })
+    }
+
+    pub(crate) fn log_path(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join(format!("{id}-json.log"))
+    }
+
+    /// `POST /containers/{id}/start`.
+    pub async fn start(&self, name_or_id: &str) -> Result<()> {
+        let c = self.lookup(name_or_id)?;
+        let _op = c.op.lock().await;
+        let rec = c.record();
+        if rec.state.running {
+            return Err(Error::new(crate::ErrorKind::NotModified, "container already started"));
+        }
+        let image = self.inner.images.get(&rec.image).map_err(|e| crate::error::from_image(e.kind(), e))?;
+        let lower = self
+            .inner
+            .images
+            .layer_dirs(&image)
+            .map_err(|e| crate::error::from_image(e.kind(), e))?;
+        let spec = self.run_spec(&rec, lower)?;
+        let spec_path = self.spec_path(&rec.id);
+        let spec_json = serde_json::to_vec(&spec).map_err(|e| Error::internal(e.to_string()))?;
+        crate::write_atomic(&spec_path, &spec_json)?;
+        let _ = std::fs::remove_file(&spec.exit_path);
+        let shim_bin = self.inner.cfg.shim_bin.clone();
+        let started = tokio::task::spawn_blocking(move || client::spawn(&shim_bin, &spec_path))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))?
+            .map_err(start_error)?;
+        let socket = spec.socket_path.clone();
+        // Hand every attach that was waiting for this start its stream before the
+        // process runs, so none of its output is missed.
+        let pending: Vec<PendingAttach> = {
+            let mut a = lock(&c.attaches);
+            a.live = true;
+            std::mem::take(&mut a.pending)
+        };
+        for p in pending {
+            let s = socket.clone();
+            let opts = p.opts;
+            if let Ok(Ok(stream)) =
+                tokio::task::spawn_blocking(move || client::attach(&s, opts.stdin, opts.stdout, opts.stderr)).await
+            {
+                let _ = p.tx.send(stream);
+            }
+        }
+        let s = socket.clone();
+        let go = tokio::task::spawn_blocking(move || client::go(&s))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let mut shim = started.shim;
+        if let Err(e) = go {
+            lock(&c.attaches).live = false;
+            tokio::task::spawn_blocking(move || {
+                let _ = shim.kill();
+                let _ = shim.wait();
+            });
+            return Err(start_error(e));
+        }
+        let dir = self.container_dir(&rec.id);
+        let shim_pid = shim.id() as i32;
+        c.update(&dir, |r| {
+            r.state.status = "running".into();
+            r.state.running = true;
+            r.state.paused = false;
+            r.state.pid = started.pid as i64;
+            r.state.exit_code = 0;
+            r.state.error.clear();
+            r.state.oom_killed = false;
+            r.state.started_at = timefmt::now();
+            r.state.finished_at = ZERO_TIME.into();
+            r.shim_pid = shim_pid;
+        })?;
+        c.notice.send_modify(|n| n.running = true);
+        self.monitor(c.clone(), Some(shim));
+        Ok(())
+    }
+
+    /// Watches a running container's shim until the container exits.
+    fn monitor(&self, c: Arc<Container>, shim: Option<std::process::Child>) {
+        let engine = self.clone();
+        let socket = self.socket_path(&c.id);
+        let exit_path = self.container_dir(&c.id).join("exit.json");
+        tokio::spawn(async move {
+            let info = tokio::task::spawn_blocking(move || {
+                let r = client::wait(&socket);
+                if let Some(mut child) = shim {
+                    let _ = child.wait();
+                }
+                r.ok().or_else(|| client::read_exit(&exit_path))
+            })
+            .await
+            .ok()
+            .flatten();
+            engine.on_exit(&c, info).await;
+        });
+    }
+
+    async fn on_exit(&self, c: &Arc<Container>, info: Option<berth_runtime::ExitInfo>) {
+        let (code, oom, finished) = match info {
+            Some(i) => (i.exit_code as i64, i.oom_killed, i.finished_at),
+            None => (255, false, timefmt::now()),
+        };
+        lock(&c.attaches).live = false;
+        let dir = self.container_dir(&c.id);
+        let rec = c.update(&dir, |r| {
+            r.state.status = "exited".into();
+            r.state.running = false;
+            r.state.paused = false;
+            r.state.pid = 0;
+            r.state.exit_code = code;
+            r.state.oom_killed = oom;
+            r.state.finished_at = finished;
+            r.shim_pid = 0;
+        });
+        let _ = std::fs::remove_file(self.spec_path(&c.id));
+        c.notice.send_modify(|n| {
+            n.exits += 1;
+            n.exit_code = code;
+            n.running = false;
+        });
+        if let Ok(rec) = rec {
+            if rec.host_config.auto_remove {
+                let _ = self.remove(&c.id, true).await;
+            }
+        }
+    }
+
+    /// Registers an attach: streams now if running, else at the next start.
+    pub fn attach(&self, name_or_id: &str, opts: AttachOpts) -> Result<(Arc<Container>, AttachTicket)> {
+        let c = self.lookup(name_or_id)?;
+        let mut a = lock(&c.attaches);
+        if a.live {
+            let socket = self.socket_path(&c.id);
+            // A shim that is just exiting refuses: the attach then waits for the next start.
+            if let Ok(s) = client::attach(&socket, opts.stdin, opts.stdout, opts.stderr) {
+                drop(a);
+                return Ok((c, AttachTicket::Now(s)));
+            }
+        }
+        let (tx, rx) = oneshot::channel();
+        a.pending.push(PendingAttach { opts, tx });
+        drop(a);
+        Ok((c, AttachTicket::Later(rx)))
+    }
+
+    /// `POST /containers/{id}/wait`: resolves the container now; the returned future
+    /// completes when the condition is met (the caller sends headers meanwhile).
+    pub fn wait(
+        &self,
+        name_or_id: &str,
+        cond: WaitCondition,
+    ) -> Result<impl Future<Output = WaitResponse> + Send + 'static> {
+        let c = self.lookup(name_or_id)?;
+        let mut rx = c.subscribe();
+        let start: Notice = *rx.borrow();
+        Ok(async move {
+            let done = |n: &Notice| match cond {
+                WaitCondition::NotRunning => !n.running || n.exits > start.exits,
+                WaitCondition::NextExit => n.exits > start.exits,
+                WaitCondition::Removed => n.removed,
+            };
+            loop {
+                let n = *rx.borrow_and_update();
+                if done(&n) {
+                    return WaitResponse { error: None, status_code: n.exit_code };
+                }
+                if rx.changed().await.is_err() {
+                    let n = *rx.borrow();
+                    return WaitResponse {
+                        error: (!done(&n)).then(|| WaitError { message: "container removed".into() }),
+                        status_code: n.exit_code,
+                    };
+                }
+            }
+        })
+    }
+
+    /// `POST /containers/{id}/kill`.
+    pub async fn kill(&self, name_or_id: &str, sig: Option<&str>) -> Result<()> {
+        let c = self.lookup(name_or_id)?;
+        let signo = match sig.filter(|s| !s.is_empty()) {
+            Some(s) => signal::parse(s).map_err(Error::invalid)?,
+            None => 9,
+        };
+        if !c.is_running() {
+            return Err(Error::conflict(format!(
+                "Cannot kill container: {name_or_id}: Container {} is not running",
+                c.id
+            )));
+        }
+        self.signal(&c, signo).await
+    }
+
+    async fn signal(&self, c: &Container, signo: i32) -> Result<()> {
+        let socket = self.socket_path(&c.id);
+        tokio::task::spawn_blocking(move || client::kill(&socket, signo))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))?
+            .map_err(from_runtime)
+    }
+
+    /// Waits until the container is no longer running, at most `timeout`.
+    async fn await_exit(&self, c: &Container, timeout: Option<Duration>) -> bool {
+        let mut rx = c.subscribe();
+        let fut = async {
+            loop {
+                if !rx.borrow_and_update().running {
+                    return;
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        match timeout {
+            Some(t) => tokio::time::timeout(t, fut).await.is_ok(),
+            None => {
+                fut.await;
+                true
+            }
+        }
+    }
+
+    /// `POST /containers/{id}/stop`: the stop signal, `t` seconds, then SIGKILL.
+    pub async fn stop(&self, name_or_id: &str, t: Option<i64>) -> Result<()> {
+        let c = self.lookup(name_or_id)?;
+        let _op = c.op.lock().await;
+        if !c.is_running() {
+            return Err(Error::new(crate::ErrorKind::NotModified, "container already stopped"));
+        }
+        let rec = c.record();
+        let stop_sig = rec
+            .config
+            .stop_signal
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(signal::parse)
+            .transpose()
+            .map_err(Error::invalid)?
+            .unwrap_or(15);
+        let timeout = t.or(rec.config.stop_timeout).unwrap_or(10);
+        let _ = self.signal(&c, stop_sig).await;
+        let grace = if timeout < 0 { None } else { Some(Duration::from_secs(timeout as u64)) };
+        if !self.await_exit(&c, grace).await {
+            let _ = self.signal(&c, 9).await;
+            self.await_exit(&c, None).await;
+        }
+        Ok(())
+    }
+
+    /// `DELETE /containers/{id}`.
+    pub async fn remove(&self, name_or_id: &str, force: bool) -> Result<()> {
+        let c = self.lookup(name_or_id)?;
+        let _op = c.op.lock().await;
+        if lock(&self.inner.containers).get(&c.id).is_none() {
+            return Err(Error::not_found(format!("No such container: {name_or_id}")));
+        }
+        if c.is_running() {
+            if !force {
+                return Err(Error::conflict(format!(
+                    "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                    c.id
+                )));
+            }
+            let _ = self.signal(&c, 9).await;
+            self.await_exit(&c, None).await;
+        }
+        let dir = self.container_dir(&c.id);
+        let doomed = dir.with_file_name(format!(".removing-{}", c.id));
+        std::fs::rename(&dir, &doomed).map_err(|e| Error::io("rename", &dir, e))?;
+        lock(&self.inner.containers).remove(&c.id);
+        let _ = std::fs::remove_file(self.spec_path(&c.id));
+        let _ = std::fs::remove_file(self.inner.cfg.exec_root.join(format!("{}.shim.log", c.id)));
+        tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&doomed))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))?
+            .map_err(|e| Error::internal(format!("remove container files: {e}")))?;
+        lock(&c.attaches).pending.clear();
+        c.notice.send_modify(|n| n.removed = true);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/rename`.
+    pub fn rename(&self, name_or_id: &str, new_name: &str) -> Result<()> {
+        let c = self.lookup(name_or_id)?;
+        let new = names::validate(new_name).map_err(Error::invalid)?.to_string();
+        let map = lock(&self.inner.containers);
+        if let Some(other) = map.values().find(|o| o.name() == new) {
+            return Err(Error::conflict(format!(
+                "Conflict. The container name \"/{new}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                other.id
+            )));
+        }
+        c.update(&self.container_dir(&c.id), |r| r.name = new)?;
+        Ok(())
+    }
+
+    /// `GET /containers/json`.
+    pub fn list(&self, all: bool, filters: &str) -> Result<Vec<ContainerSummary>> {
+        let filters = parse_filters(filters).map_err(|e| Error::invalid(format!("invalid filter: {e}")))?;
+        let now = Utc::now();
+        let mut out = Vec::new();
+        for c in self.all_containers() {
+            let r = c.record();
+            let explicit_status = filters.contains_key("status");
+            if !all && !r.state.running && !explicit_status {
+                continue;
+            }
+            if !matches_filters(&r, &filters, &self.image_name(&r)) {
+                continue;
+            }
+            out.push(self.summary(&r, now));
+        }
+        Ok(out)
+    }
+
+    fn image_name(&self, r: &Record) -> String {
+        r.config.image.clone()
+    }
+
+    fn summary(&self, r: &Record, now: chrono::DateTime<Utc>) -> ContainerSummary {
+        let mut command = r.path.clone();
+        for a in &r.args {
+            command.push(' ');
+            command.push_str(a);
+        }
+        let created = timefmt::parse(&r.created).map(|t| t.timestamp()).unwrap_or(0);
+        ContainerSummary {
+            id: r.id.clone(),
+            names: vec![format!("/{}", r.name)],
+            image: r.config.image.clone(),
+            image_id: r.image.clone(),
+            command,
+            created,
+            ports: Vec::new(),
+            size_rw: None,
+            size_root_fs: None,
+            labels: r.config.labels.clone().unwrap_or_default(),
+            state: r.state.status.clone(),
+            status: timefmt::status_string(
+                &r.state.status,
+                r.state.exit_code,
+                &r.state.started_at,
+                &r.state.finished_at,
+                now,
+            ),
+            host_config: SummaryHostConfig { network_mode: r.host_config.network_mode.clone() },
+            network_settings: SummaryNetworkSettings { networks: networks(r) },
+            mounts: mounts(r),
+        }
+    }
+
+    /// `GET /containers/{id}/json`.
+    pub fn inspect(&self, name_or_id: &str) -> Result<ContainerInspect> {
+        let c = self.lookup(name_or_id)?;
+        let r = c.record();
+        let dir = self.container_dir(&r.id);
+        let started = r.state.status != "created";
+        let path_if = |p: PathBuf| if started { p.to_string_lossy().into_owned() } else { String::new() };
+        let mut gd = BTreeMap::new();
+        gd.insert("UpperDir".to_string(), dir.join("fs/upper").to_string_lossy().into_owned());
+        gd.insert("WorkDir".to_string(), dir.join("fs/work").to_string_lossy().into_owned());
+        gd.insert("MergedDir".to_string(), dir.join("fs/merged").to_string_lossy().into_owned());
+        if let Ok(img) = self.inner.images.get(&r.image) {
+            if let Ok(l) = self.inner.images.layer_dirs(&img) {
+                let lower: Vec<String> = l.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+                gd.insert("LowerDir".to_string(), lower.join(":"));
+            }
+        }
+        Ok(ContainerInspect {
+            id: r.id.clone(),
+            created: r.created.clone(),
+            path: r.path.clone(),
+            args: r.args.clone(),
+            state: r.state.clone(),
+            image: r.image.clone(),
+            resolv_conf_path: path_if(dir.join("resolv.conf")),
+            hostname_path: path_if(dir.join("hostname")),
+            hosts_path: path_if(dir.join("hosts")),
+            log_path: path_if(self.log_path(&r.id)),
+            name: format!("/{}", r.name),
+            restart_count: r.restart_count,
+            driver: "overlay2".into(),
+            platform: "linux".into(),
+            mount_label: String::new(),
+            process_label: String::new(),
+            app_armor_profile: String::new(),
+            exec_ids: None,
+            host_config: r.host_config.clone(),
+            graph_driver: GraphDriver { data: Some(gd), name: "overlay2".into() },
+            mounts: mounts(&r),
+            config: r.config.clone(),
+            network_settings: NetworkSettings {
+                ports: BTreeMap::new(),
+                networks: networks(&r),
+                sandbox_key: String::new(),
+                ..Default::default()
+            },
+        })
+    }
+
+    /// Brings back every container record after a daemon (re)start.
+    pub(crate) async fn restore(&self) -> Result<()> {
+        let dir = self.containers_dir();
+        let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("read", &dir, e))?;
+        let mut running = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                // Half-created or half-removed: never a container.
+                let _ = std::fs::remove_dir_all(entry.path());
+                continue;
+            }
+            let cfg = entry.path().join("config.v2.json");
+            let rec: Record = match std::fs::read(&cfg).ok().and_then(|d| serde_json::from_slice(&d).ok()) {
+                Some(r) => r,
+                None => {
+                    tracing::warn!(path = %cfg.display(), "skipping unreadable container record");
+                    continue;
+                }
+            };
+            let c = Arc::new(Container::new(rec));
+            if c.is_running() {
+                running.push(c.clone());
+            }
+            lock(&self.inner.containers).insert(c.id.clone(), c);
+        }
+        for c in running {
+            let socket = self.socket_path(&c.id);
+            if UnixStream::connect(&socket).is_ok() {
+                lock(&c.attaches).live = true;
+                self.monitor(c, None);
+            } else {
+                let info = client::read_exit(&self.container_dir(&c.id).join("exit.json"));
+                self.on_exit(&c, info).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn start_error(e: berth_runtime::RuntimeError) -> Error {
+    match e {
+        berth_runtime::RuntimeError::Start(msg) => Error::invalid(msg),
+        other => from_runtime(other),
+    }
+}
+
+fn networks(r: &Record) -> BTreeMap<String, EndpointSettings> {
+    let mut m = BTreeMap::new();
+    let mode = if r.host_config.network_mode.is_empty() { "bridge" } else { &r.host_config.network_mode };
+    m.insert(mode.to_string(), EndpointSettings::default());
+    m
+}
+
+fn mounts(r: &Record) -> Vec<MountPoint> {
+    r.host_config
+        .binds
+        .iter()
+        .flatten()
+        .filter_map(|b| parse_bind(b).ok().map(|m| (b, m)))
+        .map(|(spec, m)| MountPoint {
+            kind: "bind".into(),
+            name: None,
+            source: m.source.to_string_lossy().into_owned(),
+            destination: m.destination.clone(),
+            driver: None,
+            mode: spec.splitn(3, ':').nth(2).unwrap_or("").to_string(),
+            rw: !m.readonly,
+            propagation: "rprivate".into(),
+        })
+        .collect()
+}
+
+fn matches_filters(r: &Record, filters: &BTreeMap<String, Vec<String>>, image: &str) -> bool {
+    for (key, values) in filters {
+        if values.is_empty() {
+            continue;
+        }
+        let ok = match key.as_str() {
+            "name" => values.iter().any(|v| {
+                let v = v.strip_prefix('/').unwrap_or(v);
+                r.name.contains(v)
+            }),
+            "id" => values.iter().any(|v| r.id.starts_with(v.as_str())),
+            "status" => values.iter().any(|v| *v == r.state.status),
+            "label" => values.iter().all(|v| {
+                let labels = r.config.labels.clone().unwrap_or_default();
+                match v.split_once('=') {
+                    Some((k, val)) => labels.get(k).is_some_and(|x| x == val),
+                    None => labels.contains_key(v.as_str()),
+                }
+            }),
+            "ancestor" => values.iter().any(|v| v == image || r.image.contains(v.as_str())),
+            "exited" => values
+                .iter()
+                .any(|v| r.state.status == "exited" && v.parse::<i64>().ok() == Some(r.state.exit_code)),
+            _ => true,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binds_parse() {
+        let m = parse_bind("/tmp:/data:ro").expect("bind");
+        assert_eq!(m.source, PathBuf::from("/tmp"));
+        assert_eq!(m.destination, "/data");
+        assert!(m.readonly);
+        assert!(!parse_bind("/tmp:/data").expect("bind").readonly);
+        assert!(parse_bind("/tmp:data").is_err());
+        assert!(parse_bind("nope").is_err());
+    }
+
+    #[test]
+    fn resolv_conf_drops_loopback_servers() {
+        let r = resolv_conf("nameserver 127.0.0.53\nsearch x\n");
+        assert!(!r.contains("127.0.0.53"));
+        assert!(r.contains("nameserver 8.8.8.8"));
+        let r = resolv_conf("nameserver 10.1.2.3\n");
+        assert_eq!(r, "nameserver 10.1.2.3\n");
+    }
+
+    #[test]
+    fn filters_match() {
+        let mut r = Record { name: "web".into(), id: "abcdef".into(), ..Default::default() };
+        r.state.status = "running".into();
+        let f = |s: &str| parse_filters(s).expect("filters");
+        assert!(matches_filters(&r, &f(r#"{"name":{"web":true}}"#), "alpine"));
+        assert!(!matches_filters(&r, &f(r#"{"name":{"db":true}}"#), "alpine"));
+        assert!(matches_filters(&r, &f(r#"{"id":{"abc":true}}"#), "alpine"));
+        assert!(matches_filters(&r, &f(r#"{"status":{"running":true}}"#), "alpine"));
+        assert!(!matches_filters(&r, &f(r#"{"status":{"exited":true}}"#), "alpine"));
+        assert!(!matches_filters(&r, &f(r#"{"label":{"a=b":true}}"#), "alpine"));
+    }
+}

@@ -1,0 +1,223 @@
+//! Image operations of the engine: list, inspect, pull (as a progress stream), tag,
+//! remove — `berth-image` does the storage and registry work.
+
+use std::collections::BTreeMap;
+
+use berth_api::{GraphDriver, ImageDeleteItem, ImageInspect, ImageSummary, JsonMessage, ProgressDetail, RootFs};
+use berth_image::{Image, Progress, Reference, RemoveItem};
+use tokio::sync::mpsc;
+
+use crate::error::{from_image, Error, Result};
+use crate::{timefmt, Engine};
+
+fn created_unix(img: &Image) -> i64 {
+    img.created.as_deref().and_then(timefmt::parse).map_or(0, |t| t.timestamp())
+}
+
+/// Docker's progress bar: `[=====>      ]  1.2MB/3.4MB`.
+fn progress_bar(current: u64, total: u64) -> String {
+    let width = 50u64;
+    let filled = if total == 0 { 0 } else { (current.min(total) * width / total) as usize };
+    let mut bar = String::with_capacity(64);
+    bar.push('[');
+    for i in 0..width as usize {
+        bar.push(if i < filled { '=' } else if i == filled { '>' } else { ' ' });
+    }
+    bar.push(']');
+    format!("{bar} {:>8}/{}", human_size(current), human_size(total))
+}
+
+/// Decimal sizes as Docker prints them (`units.HumanSize`): 3.073MB, 36.45kB.
+pub fn human_size(n: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < units.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    let s = format!("{v:.4}");
+    // four significant digits, trailing zeros trimmed (Go's %.4g)
+    let digits_before = s.find('.').unwrap_or(s.len());
+    let decimals = 4usize.saturating_sub(digits_before);
+    let mut s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    format!("{s}{}", units[i])
+}
+
+fn to_message(p: Progress) -> JsonMessage {
+    let has_id = p.id.is_some();
+    let detail = match (p.current, p.total) {
+        (Some(c), t) => Some(ProgressDetail { current: Some(c), total: t }),
+        _ if has_id => Some(ProgressDetail::default()),
+        _ => None,
+    };
+    let progress = match (p.current, p.total) {
+        (Some(c), Some(t)) if t > 0 => Some(progress_bar(c, t)),
+        _ => None,
+    };
+    JsonMessage { status: Some(p.status), progress_detail: detail, progress, id: p.id, ..Default::default() }
+}
+
+impl Engine {
+    /// An image by reference, id or id prefix; NotFound in Docker's words.
+    pub async fn resolve_image(&self, name: &str) -> Result<Image> {
+        let store = self.inner.images.clone();
+        let name = name.to_string();
+        tokio::task::spawn_blocking(move || store.resolve(&name))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))?
+            .map_err(|e| from_image(e.kind(), e))
+    }
+
+    /// `GET /images/json`.
+    pub fn list_images(&self) -> Vec<ImageSummary> {
+        let mut imgs = self.inner.images.list();
+        imgs.sort_by_key(|i| std::cmp::Reverse(created_unix(i)));
+        imgs.into_iter()
+            .map(|i| ImageSummary {
+                containers: -1,
+                created: created_unix(&i),
+                id: i.id.clone(),
+                labels: i.config.config.as_ref().and_then(|c| c.labels.clone()),
+                parent_id: String::new(),
+                repo_digests: i.repo_digests.clone(),
+                repo_tags: i.repo_tags.clone(),
+                shared_size: -1,
+                size: i.size as i64,
+                virtual_size: i.size as i64,
+            })
+            .collect()
+    }
+
+    /// `GET /images/{name}/json`.
+    pub async fn inspect_image(&self, name: &str) -> Result<ImageInspect> {
+        let i = self.resolve_image(name).await?;
+        let config: berth_api::ContainerConfig = i
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| serde_json::to_value(c).ok())
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        let mut gd = BTreeMap::new();
+        if let Ok(dirs) = self.inner.images.layer_dirs(&i) {
+            let v: Vec<String> = dirs.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+            gd.insert("LowerDir".to_string(), v.join(":"));
+        }
+        Ok(ImageInspect {
+            id: i.id.clone(),
+            repo_tags: i.repo_tags.clone(),
+            repo_digests: i.repo_digests.clone(),
+            parent: String::new(),
+            comment: i.config.history.last().and_then(|h| h.comment.clone()).unwrap_or_default(),
+            created: i.created.clone().unwrap_or_default(),
+            docker_version: String::new(),
+            author: i.config.author.clone().unwrap_or_default(),
+            config,
+            architecture: i.config.architecture.clone(),
+            variant: i.config.variant.clone(),
+            os: i.config.os.clone(),
+            size: i.size as i64,
+            virtual_size: i.size as i64,
+            graph_driver: GraphDriver { data: Some(gd), name: "overlay2".into() },
+            root_fs: RootFs { kind: "layers".into(), layers: i.layers.clone() },
+            metadata: Some(serde_json::json!({ "LastTagTime": "0001-01-01T00:00:00Z" })),
+        })
+    }
+
+    /// `POST /images/create?fromImage=&tag=`: a stream of progress messages; an error
+    /// as the first item means nothing was streamed yet (answer with its status).
+    pub fn pull(&self, from_image: &str, tag: &str) -> Result<mpsc::UnboundedReceiver<Result<JsonMessage>>> {
+        let mut reference = Reference::parse(from_image).map_err(|e| from_image_err(e.kind(), e))?;
+        if !tag.is_empty() {
+            if tag.starts_with("sha256:") {
+                reference.digest = Some(tag.to_string());
+            } else {
+                reference.tag = Some(tag.to_string());
+            }
+        }
+        let reference = reference.with_default_tag();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let store = self.inner.images.clone();
+        let cfg = self.inner.cfg.registry.clone();
+        tokio::spawn(async move {
+            let ptx = tx.clone();
+            let mut progress = move |p: Progress| {
+                let _ = ptx.send(Ok(to_message(p)));
+            };
+            let r = berth_image::pull(&store, &reference, &cfg, None, &mut progress).await;
+            if let Err(e) = r {
+                let _ = tx.send(Err(from_image_err(e.kind(), e)));
+            }
+        });
+        Ok(rx)
+    }
+
+    /// `POST /images/{name}/tag?repo=&tag=`.
+    pub async fn tag_image(&self, name: &str, repo: &str, tag: &str) -> Result<()> {
+        let image = self.resolve_image(name).await?;
+        let mut r = Reference::parse(repo).map_err(|e| from_image_err(e.kind(), e))?;
+        if !tag.is_empty() {
+            r.tag = Some(tag.to_string());
+        }
+        let r = r.with_default_tag();
+        self.inner.images.tag(&image.id, &r).map_err(|e| from_image(e.kind(), e))
+    }
+
+    /// `DELETE /images/{name}`.
+    pub async fn remove_image(&self, name: &str, force: bool) -> Result<Vec<ImageDeleteItem>> {
+        let engine = self.clone();
+        let name = name.to_string();
+        let items = tokio::task::spawn_blocking(move || {
+            let used_by = |id: &str| engine.image_users(id);
+            engine.inner.images.remove(&name, force, &used_by)
+        })
+        .await
+        .map_err(|e| Error::internal(e.to_string()))?
+        .map_err(|e| from_image(e.kind(), e))?;
+        Ok(items
+            .into_iter()
+            .map(|i| match i {
+                RemoveItem::Untagged(s) => ImageDeleteItem { untagged: Some(s), deleted: None },
+                RemoveItem::Deleted(s) => ImageDeleteItem { untagged: None, deleted: Some(s) },
+            })
+            .collect())
+    }
+}
+
+fn from_image_err<E: std::fmt::Display>(kind: berth_image::ErrorKind, e: E) -> Error {
+    from_image(kind, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_like_docker() {
+        for (n, want) in [
+            (0, "0B"),
+            (999, "999B"),
+            (36_445, "36.45kB"),
+            (3_073_128, "3.073MB"),
+            (1_984_172, "1.984MB"),
+            (1_000_000, "1MB"),
+        ] {
+            assert_eq!(human_size(n), want, "{n}");
+        }
+    }
+
+    #[test]
+    fn progress_messages() {
+        let m = to_message(Progress { id: Some("abc".into()), status: "Pull complete".into(), current: None, total: None });
+        assert_eq!(
+            serde_json::to_string(&m).expect("json"),
+            r#"{"status":"Pull complete","progressDetail":{},"id":"abc"}"#
+        );
+        let m = to_message(Progress { id: None, status: "Digest: sha256:x".into(), current: None, total: None });
+        assert_eq!(serde_json::to_string(&m).expect("json"), r#"{"status":"Digest: sha256:x"}"#);
+    }
+}

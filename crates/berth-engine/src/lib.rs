@@ -1,0 +1,163 @@
+//! berth-engine is the domain of Berth: containers (records on disk, lifecycle, attach,
+//! wait, logs), images (through `berth-image`), and the state that must survive a daemon
+//! restart. It speaks in API types (`berth-api`) but knows nothing of HTTP: `berth-daemon`
+//! maps its errors to status codes and its streams to response bodies. Container
+//! processes are created by `berth-runtime`'s shim, never in this process.
+
+pub mod api {
+    pub use berth_api::*;
+}
+mod containers;
+pub mod error;
+mod images;
+pub mod logs;
+pub mod merge;
+pub mod names;
+mod record;
+pub mod signal;
+pub mod timefmt;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use berth_image::{ImageStore, RegistryConfig};
+
+pub use containers::{AttachOpts, AttachTicket, WaitCondition};
+pub use error::{Error, ErrorKind, Result};
+pub use logs::{LogEntry, LogOptions};
+pub use record::Container;
+
+/// Where the engine keeps things and which helpers it runs.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    /// The `berth-shim` binary.
+    pub shim_bin: PathBuf,
+    /// The cgroup file system root (`/sys/fs/cgroup`).
+    pub cgroup_root: PathBuf,
+    /// The parent cgroup of every container.
+    pub cgroup_parent: String,
+    pub registry: RegistryConfig,
+}
+
+/// The engine: one per daemon; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: EngineConfig,
+    images: ImageStore,
+    containers: Mutex<HashMap<String, Arc<Container>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Engine {
+    /// Opens (or creates) the stores under the configured roots and brings every
+    /// container record back: running containers whose shim is still alive are
+    /// watched again, those that ended while no daemon ran get their exit code.
+    pub async fn open(cfg: EngineConfig) -> Result<Engine> {
+        for dir in [&cfg.data_root, &cfg.exec_root, &cfg.data_root.join("containers")] {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+        }
+        let image_root = cfg.data_root.join("image");
+        let images = tokio::task::spawn_blocking(move || ImageStore::open(&image_root))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))?
+            .map_err(|e| error::from_image(e.kind(), e))?;
+        let engine = Engine {
+            inner: Arc::new(Inner { cfg, images, containers: Mutex::new(HashMap::new()) }),
+        };
+        engine.restore().await?;
+        Ok(engine)
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.cfg
+    }
+
+    pub fn images(&self) -> &ImageStore {
+        &self.inner.images
+    }
+
+    fn containers_dir(&self) -> PathBuf {
+        self.inner.cfg.data_root.join("containers")
+    }
+
+    fn container_dir(&self, id: &str) -> PathBuf {
+        self.containers_dir().join(id)
+    }
+
+    fn socket_path(&self, id: &str) -> PathBuf {
+        self.inner.cfg.exec_root.join(format!("{id}.sock"))
+    }
+
+    fn spec_path(&self, id: &str) -> PathBuf {
+        self.inner.cfg.exec_root.join(format!("{id}.spec.json"))
+    }
+
+    /// All containers, newest first.
+    pub fn all_containers(&self) -> Vec<Arc<Container>> {
+        let mut v: Vec<Arc<Container>> = lock(&self.inner.containers).values().cloned().collect();
+        v.sort_by(|a, b| b.created_key().cmp(&a.created_key()));
+        v
+    }
+
+    /// Finds a container by full id, name (with or without `/`) or unique id prefix.
+    pub fn lookup(&self, name_or_id: &str) -> Result<Arc<Container>> {
+        let map = lock(&self.inner.containers);
+        if let Some(c) = map.get(name_or_id) {
+            return Ok(c.clone());
+        }
+        let bare = name_or_id.strip_prefix('/').unwrap_or(name_or_id);
+        if let Some(c) = map.values().find(|c| c.name() == bare) {
+            return Ok(c.clone());
+        }
+        if !bare.is_empty() && bare.chars().all(|c| c.is_ascii_hexdigit()) {
+            let mut hits = map.values().filter(|c| c.id.starts_with(bare));
+            if let Some(first) = hits.next() {
+                if hits.next().is_some() {
+                    return Err(Error::invalid(format!(
+                        "Multiple IDs found with provided prefix: {bare}"
+                    )));
+                }
+                return Ok(first.clone());
+            }
+        }
+        Err(Error::not_found(format!("No such container: {name_or_id}")))
+    }
+
+    fn image_users(&self, image_id: &str) -> Option<String> {
+        lock(&self.inner.containers)
+            .values()
+            .find(|c| c.image_id() == image_id)
+            .map(|c| c.id[..12].to_string())
+    }
+
+    /// Daemon-wide counts for `/info`: (total, running, paused, stopped).
+    pub fn counts(&self) -> (usize, usize, usize, usize) {
+        let all = self.all_containers();
+        let mut running = 0;
+        let mut paused = 0;
+        for c in &all {
+            match c.status().as_str() {
+                "running" | "restarting" => running += 1,
+                "paused" => paused += 1,
+                _ => {}
+            }
+        }
+        (all.len(), running, paused, all.len() - running - paused)
+    }
+}
+
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, data).map_err(|e| Error::io("write", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))
+}

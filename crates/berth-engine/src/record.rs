@@ -1,0 +1,127 @@
+//! A container's record (what survives restarts, in `config.v2.json`) and its live
+//! state: the exit notifications waiters subscribe to and the attach streams waiting
+//! for the next start.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use berth_api::{ContainerConfig, ContainerState, HostConfig};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{oneshot, watch};
+
+use crate::containers::AttachOpts;
+use crate::error::{Error, Result};
+use crate::lock;
+
+/// What is written to `containers/<id>/config.v2.json`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Record {
+    pub id: String,
+    /// Without the leading `/`.
+    pub name: String,
+    pub created: String,
+    pub path: String,
+    pub args: Vec<String>,
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+    /// `sha256:<hex>` of the image.
+    pub image: String,
+    pub state: ContainerState,
+    pub restart_count: i64,
+    pub shim_pid: i32,
+    /// The container has been removed (only ever set in memory, for waiters).
+    #[serde(skip)]
+    pub removed: bool,
+}
+
+/// What waiters watch: bumped on every exit and on removal.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Notice {
+    pub exits: u64,
+    pub exit_code: i64,
+    pub running: bool,
+    pub removed: bool,
+}
+
+pub(crate) struct PendingAttach {
+    pub opts: AttachOpts,
+    pub tx: oneshot::Sender<std::os::unix::net::UnixStream>,
+}
+
+/// Attach bookkeeping, under one lock so an attach never falls between a start taking
+/// the pending list and the shim's socket going live.
+#[derive(Default)]
+pub(crate) struct Attaches {
+    pub pending: Vec<PendingAttach>,
+    /// The shim's socket accepts attaches (between start and exit).
+    pub live: bool,
+}
+
+pub struct Container {
+    pub id: String,
+    pub(crate) rec: Mutex<Record>,
+    pub(crate) notice: watch::Sender<Notice>,
+    pub(crate) attaches: Mutex<Attaches>,
+    /// Serialises start / stop / remove of this container.
+    pub(crate) op: tokio::sync::Mutex<()>,
+}
+
+impl Container {
+    pub(crate) fn new(rec: Record) -> Container {
+        let notice = Notice {
+            exits: 0,
+            exit_code: rec.state.exit_code,
+            running: rec.state.running,
+            removed: false,
+        };
+        Container {
+            id: rec.id.clone(),
+            rec: Mutex::new(rec),
+            notice: watch::channel(notice).0,
+            attaches: Mutex::new(Attaches::default()),
+            op: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn record(&self) -> Record {
+        lock(&self.rec).clone()
+    }
+
+    pub fn name(&self) -> String {
+        lock(&self.rec).name.clone()
+    }
+
+    pub fn status(&self) -> String {
+        lock(&self.rec).state.status.clone()
+    }
+
+    pub fn is_running(&self) -> bool {
+        lock(&self.rec).state.running
+    }
+
+    pub fn tty(&self) -> bool {
+        lock(&self.rec).config.tty
+    }
+
+    pub fn image_id(&self) -> String {
+        lock(&self.rec).image.clone()
+    }
+
+    pub(crate) fn created_key(&self) -> String {
+        lock(&self.rec).created.clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Notice> {
+        self.notice.subscribe()
+    }
+
+    /// Applies `f` to the record and writes it to `dir/config.v2.json` (tmp + rename).
+    pub(crate) fn update(&self, dir: &Path, f: impl FnOnce(&mut Record)) -> Result<Record> {
+        let mut rec = lock(&self.rec);
+        f(&mut rec);
+        let data = serde_json::to_vec(&*rec).map_err(|e| Error::internal(e.to_string()))?;
+        crate::write_atomic(&dir.join("config.v2.json"), &data)?;
+        Ok(rec.clone())
+    }
+}

@@ -1,0 +1,172 @@
+//! The container init before execve, running in the process the shim cloned into new
+//! namespaces. It prepares the rootfs, hostname, loopback, user, cwd and executable,
+//! reports `R` (with the pty master when there is a TTY) or `E<message>` on the sync
+//! socket, blocks until the shim sends `G`, then drops privileges and execs. A failed
+//! execve is reported as another `E<message>`; a successful one closes the (CLOEXEC)
+//! socket, which the shim reads as EOF.
+
+use crate::spec::RunSpec;
+use crate::{lookup, rootfs, security, user};
+use berth_sys::libc;
+use berth_sys::process::{exit_now, set_ids};
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+/// Non-TTY stdio the shim prepared (child ends).
+pub(crate) struct PipeIo {
+    pub stdin: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+struct Ready {
+    path: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    user: user::ExecUser,
+    master: Option<std::fs::File>,
+}
+
+fn cstring(s: &str) -> Result<CString, String> {
+    CString::new(s).map_err(|_| format!("invalid NUL byte in {s:?}"))
+}
+
+fn err_text(what: &str, e: std::io::Error) -> String {
+    format!("{what}: {}", berth_sys::errno_text(&e))
+}
+
+/// `replace-or-append` of Docker's daemon environment: defaults first, the container's
+/// env overrides by key, HOME from the user entry when absent.
+pub(crate) fn build_env(spec: &RunSpec, home: &str) -> Vec<String> {
+    let mut env = vec![format!("PATH={}", lookup::DEFAULT_PATH)];
+    if !spec.hostname.is_empty() {
+        env.push(format!("HOSTNAME={}", spec.hostname));
+    }
+    if spec.tty {
+        env.push("TERM=xterm".to_string());
+    }
+    for e in &spec.env {
+        let key = e.split('=').next().unwrap_or(e);
+        match env.iter_mut().find(|x| x.split('=').next() == Some(key)) {
+            Some(slot) => *slot = e.clone(),
+            None => env.push(e.clone()),
+        }
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={home}"));
+    }
+    env
+}
+
+fn setup(spec: &RunSpec, io: Option<PipeIo>) -> Result<Ready, String> {
+    berth_sys::process::set_parent_death_signal(libc::SIGKILL).map_err(|e| err_text("prctl", e))?;
+    berth_sys::process::setsid().map_err(|e| err_text("setsid", e))?;
+    berth_sys::mount::umask(0);
+    if let Some(io) = &io {
+        for (fd, n) in [(&io.stdin, 0), (&io.stdout, 1), (&io.stderr, 2)] {
+            berth_sys::fd::dup2(fd.as_fd(), n).map_err(|e| err_text("dup2", e))?;
+        }
+    }
+    drop(io);
+    rootfs::prepare(spec)?;
+    if !spec.hostname.is_empty() {
+        berth_sys::mount::sethostname(&spec.hostname).map_err(|e| err_text("sethostname", e))?;
+    }
+    berth_sys::net::loopback_up().map_err(|e| err_text("set loopback up", e))?;
+
+    let passwd = user::parse_passwd(&std::fs::read_to_string("/etc/passwd").unwrap_or_default());
+    let groups = user::parse_group(&std::fs::read_to_string("/etc/group").unwrap_or_default());
+    let exec_user = user::resolve(&spec.user, &passwd, &groups)?;
+    let env = build_env(spec, &exec_user.home);
+
+    let cwd = if spec.cwd.is_empty() { "/" } else { spec.cwd.as_str() };
+    std::fs::create_dir_all(cwd).map_err(|e| err_text(&format!("mkdir {cwd}"), e))?;
+    std::env::set_current_dir(cwd).map_err(|e| err_text(&format!("chdir to cwd (\"{cwd}\") set in config.json failed"), e))?;
+
+    let arg0 = spec.args.first().ok_or("no command specified")?;
+    let path = lookup::lookup(arg0, lookup::path_from_env(&env), Path::new(cwd), lookup::stat_probe)?;
+
+    let mut master = None;
+    if spec.tty {
+        let pty = berth_sys::pty::open_pty(Path::new("/dev/pts/ptmx"), Path::new("/dev/pts"))
+            .map_err(|e| err_text("open pty", e))?;
+        if let Some((rows, cols)) = spec.console_size {
+            berth_sys::pty::set_winsize(pty.slave.as_fd(), rows, cols).map_err(|e| err_text("set console size", e))?;
+        }
+        if exec_user.uid != 0 {
+            berth_sys::fd::fchown(pty.slave.as_fd(), exec_user.uid, 5).map_err(|e| err_text("chown pty", e))?;
+        }
+        berth_sys::pty::set_controlling_tty(pty.slave.as_fd()).map_err(|e| err_text("set controlling tty", e))?;
+        for n in 0..3 {
+            berth_sys::fd::dup2(pty.slave.as_fd(), n).map_err(|e| err_text("dup2 pty", e))?;
+        }
+        rootfs::bind_console(&pty.slave_path)?;
+        master = Some(pty.master);
+    }
+    security::prepare(spec)?;
+
+    let argv = spec.args.iter().map(|a| cstring(a)).collect::<Result<Vec<_>, _>>()?;
+    let envp = env.iter().map(|a| cstring(a)).collect::<Result<Vec<_>, _>>()?;
+    Ok(Ready { path: cstring(&path.to_string_lossy())?, argv, envp, user: exec_user, master })
+}
+
+fn fail(sync: &OwnedFd, msg: &str, code: i32) -> ! {
+    let mut m = Vec::with_capacity(msg.len() + 1);
+    m.push(b'E');
+    m.extend_from_slice(msg.as_bytes());
+    m.truncate(8192);
+    let _ = berth_sys::fd::send_msg(sync.as_fd(), &m, None);
+    exit_now(code)
+}
+
+/// Runs in the cloned child; never returns.
+pub(crate) fn run(spec: &RunSpec, sync: OwnedFd, io: Option<PipeIo>) -> ! {
+    let ready = match setup(spec, io) {
+        Ok(r) => r,
+        Err(msg) => fail(&sync, &msg, 1),
+    };
+    let pass = ready.master.as_ref().map(|m| m.as_fd());
+    if berth_sys::fd::send_msg(sync.as_fd(), b"R", pass).is_err() {
+        exit_now(1);
+    }
+    drop(ready.master);
+    let mut buf = [0u8; 16];
+    match berth_sys::fd::recv_msg(sync.as_fd(), &mut buf) {
+        Ok((n, _)) if n > 0 && buf[0] == b'G' => {}
+        _ => exit_now(1), // the shim went away before releasing us
+    }
+    if let Err(e) = berth_sys::signal::reset_for_exec() {
+        fail(&sync, &err_text("reset signals", e), 1);
+    }
+    berth_sys::mount::umask(0o022);
+    let u = &ready.user;
+    if let Err(e) = set_ids(u.uid, u.gid, &u.groups) {
+        fail(&sync, &err_text("set user", e), 1);
+    }
+    if let Err(msg) = security::apply_before_exec(spec) {
+        fail(&sync, &msg, 1);
+    }
+    let e = berth_sys::process::execve(&ready.path, &ready.argv, &ready.envp);
+    let arg0 = spec.args.first().map(String::as_str).unwrap_or("");
+    let code = if e.raw_os_error() == Some(libc::ENOENT) { 127 } else { 126 };
+    fail(&sync, &format!("exec: \"{arg0}\": {}", berth_sys::errno_text(&e)), code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_defaults_and_overrides() {
+        let spec = RunSpec {
+            hostname: "h1".into(),
+            tty: true,
+            env: vec!["PATH=/x".into(), "A=1".into(), "HOSTNAME=mine".into()],
+            ..Default::default()
+        };
+        assert_eq!(build_env(&spec, "/root"), ["PATH=/x", "HOSTNAME=mine", "TERM=xterm", "A=1", "HOME=/root"]);
+        let spec = RunSpec { env: vec!["HOME=/h".into()], ..Default::default() };
+        assert_eq!(build_env(&spec, "/root"), [format!("PATH={}", lookup::DEFAULT_PATH), "HOME=/h".to_string()]);
+    }
+}

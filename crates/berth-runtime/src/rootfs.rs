@@ -1,0 +1,351 @@
+//! The container's root filesystem, set up by the init inside its new mount namespace:
+//! overlayfs on `merged`, the standard kernel filesystems and /dev, the spec's extra
+//! mounts (destinations resolved under `merged` without following symlinks out of it),
+//! then pivot_root. The fixed mounts are planned as data ([`standard_mounts`]) so the
+//! plan is unit-testable; [`prepare`] applies it.
+
+use crate::spec::{Mount, MountKind, Rootfs, RunSpec};
+use berth_sys::libc;
+use berth_sys::mount::{mknod, mount, pivot_root, umount2};
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{symlink, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
+
+/// One planned kernel mount; `target` is absolute inside the container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountOp {
+    pub fstype: &'static str,
+    pub target: &'static str,
+    pub flags: libc::c_ulong,
+    pub data: &'static str,
+    /// Failure is ignored (e.g. mqueue without kernel support).
+    pub optional: bool,
+}
+
+/// Docker's default mounts, in order.
+pub fn standard_mounts() -> Vec<MountOp> {
+    let (nosuid, nodev, noexec) = (libc::MS_NOSUID, libc::MS_NODEV, libc::MS_NOEXEC);
+    let m = |fstype, target, flags, data, optional| MountOp { fstype, target, flags, data, optional };
+    vec![
+        m("proc", "/proc", nosuid | nodev | noexec, "", false),
+        m("sysfs", "/sys", nosuid | nodev | noexec | libc::MS_RDONLY, "", false),
+        m("tmpfs", "/dev", nosuid | libc::MS_STRICTATIME, "mode=755,size=65536k", false),
+        m("devpts", "/dev/pts", nosuid | noexec, "newinstance,ptmxmode=0666,mode=0620,gid=5", false),
+        m("tmpfs", "/dev/shm", nosuid | nodev | noexec, "mode=1777,size=65536k", false),
+        m("mqueue", "/dev/mqueue", nosuid | nodev | noexec, "", true),
+    ]
+}
+
+/// Character devices created in /dev: (name, major, minor), mode 0666.
+pub const DEVICES: &[(&str, u32, u32)] =
+    &[("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
+
+/// Symlinks created in /dev: (name, target).
+pub const DEV_LINKS: &[(&str, &str)] = &[
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("ptmx", "pts/ptmx"),
+    ("core", "/proc/kcore"),
+];
+
+/// overlayfs mount data. With `base`, lower/upper/work paths under `base` are made
+/// relative (the caller chdirs to `base`) so many layers fit in one page.
+pub fn overlay_data(r: &Rootfs, base: Option<&Path>) -> String {
+    let rel = |p: &Path| -> String {
+        match base.and_then(|b| p.strip_prefix(b).ok()) {
+            Some(x) => x.to_string_lossy().into_owned(),
+            None => p.to_string_lossy().into_owned(),
+        }
+    };
+    let lower: Vec<String> = r.lower.iter().map(|p| rel(p)).collect();
+    format!("lowerdir={},upperdir={},workdir={}", lower.join(":"), rel(&r.upper), rel(&r.work))
+}
+
+/// Longest common ancestor directory of `paths`.
+pub fn common_dir(paths: &[&Path]) -> Option<PathBuf> {
+    let first = paths.first()?.parent()?;
+    let mut common: Vec<Component> = first.components().collect();
+    for p in &paths[1..] {
+        let n = common.iter().zip(p.components()).take_while(|(a, b)| *a == b).count();
+        common.truncate(n);
+    }
+    (common.len() > 1).then(|| common.iter().collect())
+}
+
+/// Resolves the container path `unsafe_path` under `root` like a chroot would:
+/// `..` cannot climb above `root`, symlinks are followed relative to `root`. Missing
+/// components are kept as given (for the caller to create).
+pub fn secure_join(root: &Path, unsafe_path: &str) -> io::Result<PathBuf> {
+    let mut pending: VecDeque<OsString> = Path::new(unsafe_path)
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s.to_os_string()),
+            Component::ParentDir => Some(OsString::from("..")),
+            _ => None,
+        })
+        .collect();
+    let mut done: Vec<OsString> = Vec::new();
+    let mut links = 0;
+    while let Some(c) = pending.pop_front() {
+        if c == ".." {
+            done.pop();
+            continue;
+        }
+        let mut cand = root.to_path_buf();
+        cand.extend(&done);
+        cand.push(&c);
+        match std::fs::symlink_metadata(&cand) {
+            Ok(m) if m.file_type().is_symlink() => {
+                links += 1;
+                if links > 255 {
+                    return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                }
+                let target = std::fs::read_link(&cand)?;
+                if target.is_absolute() {
+                    done.clear();
+                }
+                let mut comps: Vec<OsString> = target
+                    .components()
+                    .filter_map(|c| match c {
+                        Component::Normal(s) => Some(s.to_os_string()),
+                        Component::ParentDir => Some(OsString::from("..")),
+                        _ => None,
+                    })
+                    .collect();
+                while let Some(x) = comps.pop() {
+                    pending.push_front(x);
+                }
+            }
+            _ => done.push(c),
+        }
+    }
+    let mut out = root.to_path_buf();
+    out.extend(&done);
+    Ok(out)
+}
+
+fn ctx(what: impl std::fmt::Display, e: io::Error) -> String {
+    format!("{what}: {}", berth_sys::errno_text(&e))
+}
+
+fn ensure_dir(p: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(p).map_err(|e| ctx(format_args!("mkdir {}", p.display()), e))
+}
+
+fn ensure_file(p: &Path) -> Result<(), String> {
+    if p.exists() {
+        return Ok(());
+    }
+    if let Some(d) = p.parent() {
+        ensure_dir(d)?;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(p)
+        .map(drop)
+        .map_err(|e| ctx(format_args!("create {}", p.display()), e))
+}
+
+fn do_mount(src: Option<&Path>, target: &Path, fstype: Option<&str>, flags: libc::c_ulong, data: Option<&str>) -> Result<(), String> {
+    mount(src, target, fstype, flags, data)
+        .map_err(|e| ctx(format_args!("mount {} on {}", fstype.unwrap_or("bind"), target.display()), e))
+}
+
+/// Mounts the overlay on `merged` (long option strings via relative paths).
+fn mount_overlay(r: &Rootfs) -> Result<(), String> {
+    let data = overlay_data(r, None);
+    if data.len() < 4000 {
+        return do_mount(Some(Path::new("overlay")), &r.merged, Some("overlay"), 0, Some(&data));
+    }
+    let mut all: Vec<&Path> = r.lower.iter().map(PathBuf::as_path).collect();
+    all.push(&r.upper);
+    all.push(&r.work);
+    let base = common_dir(&all).ok_or("overlay: layer paths share no parent directory")?;
+    std::env::set_current_dir(&base).map_err(|e| ctx(format_args!("chdir {}", base.display()), e))?;
+    let data = overlay_data(r, Some(&base));
+    do_mount(Some(Path::new("overlay")), &r.merged, Some("overlay"), 0, Some(&data))
+}
+
+fn flag_word(w: &str) -> Option<libc::c_ulong> {
+    Some(match w {
+        "ro" => libc::MS_RDONLY,
+        "nosuid" => libc::MS_NOSUID,
+        "nodev" => libc::MS_NODEV,
+        "noexec" => libc::MS_NOEXEC,
+        "rw" | "bind" | "rbind" | "suid" | "dev" | "exec" => 0,
+        _ => return None,
+    })
+}
+
+fn propagation(w: &str) -> Option<libc::c_ulong> {
+    Some(match w {
+        "private" => libc::MS_PRIVATE,
+        "rprivate" => libc::MS_PRIVATE | libc::MS_REC,
+        "shared" => libc::MS_SHARED,
+        "rshared" => libc::MS_SHARED | libc::MS_REC,
+        "slave" => libc::MS_SLAVE,
+        "rslave" => libc::MS_SLAVE | libc::MS_REC,
+        _ => return None,
+    })
+}
+
+fn apply_user_mount(merged: &Path, m: &Mount) -> Result<(), String> {
+    let target = secure_join(merged, &m.destination).map_err(|e| ctx(format_args!("resolve {}", m.destination), e))?;
+    let mut flags: libc::c_ulong = if m.readonly { libc::MS_RDONLY } else { 0 };
+    let mut data = Vec::new();
+    let mut prop = 0;
+    for o in &m.options {
+        if let Some(f) = flag_word(o) {
+            flags |= f;
+        } else if let Some(p) = propagation(o) {
+            prop = p;
+        } else {
+            data.push(o.as_str());
+        }
+    }
+    match m.kind {
+        MountKind::Tmpfs => {
+            ensure_dir(&target)?;
+            let d = data.join(",");
+            do_mount(Some(Path::new("tmpfs")), &target, Some("tmpfs"), flags, (!d.is_empty()).then_some(d.as_str()))?;
+        }
+        MountKind::Bind => {
+            let meta = std::fs::metadata(&m.source)
+                .map_err(|e| ctx(format_args!("bind source path {}", m.source.display()), e))?;
+            if meta.is_dir() {
+                ensure_dir(&target)?;
+            } else {
+                ensure_file(&target)?;
+            }
+            do_mount(Some(&m.source), &target, None, libc::MS_BIND | libc::MS_REC, None)?;
+            if flags != 0 {
+                do_mount(None, &target, None, libc::MS_BIND | libc::MS_REMOUNT | flags, None)?;
+            }
+        }
+    }
+    if prop != 0 {
+        do_mount(None, &target, None, prop, None)?;
+    }
+    Ok(())
+}
+
+/// Everything before the init can run inside its rootfs: in the init's new mount
+/// namespace, makes mounts private, mounts the overlay, the standard filesystems, /dev,
+/// the spec's mounts, and pivots into `merged`. On return the cwd is "/".
+pub fn prepare(spec: &RunSpec) -> Result<(), String> {
+    let merged = &spec.rootfs.merged;
+    do_mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None)?;
+    mount_overlay(&spec.rootfs)?;
+    for op in standard_mounts() {
+        let target = merged.join(op.target.trim_start_matches('/'));
+        let r = ensure_dir(&target).and_then(|_| {
+            let data = (!op.data.is_empty()).then_some(op.data);
+            do_mount(Some(Path::new(op.fstype)), &target, Some(op.fstype), op.flags, data)
+        });
+        match r {
+            Err(e) if !op.optional => return Err(e),
+            _ => {}
+        }
+    }
+    let dev = merged.join("dev");
+    for (name, major, minor) in DEVICES {
+        let p = dev.join(name);
+        if mknod(&p, libc::S_IFCHR | 0o666, *major, *minor).is_err() {
+            // No mknod (e.g. a user namespace): bind the host's node instead.
+            ensure_file(&p)?;
+            do_mount(Some(&Path::new("/dev").join(name)), &p, None, libc::MS_BIND, None)?;
+        }
+    }
+    for (name, target) in DEV_LINKS {
+        symlink(target, dev.join(name)).map_err(|e| ctx(format_args!("symlink /dev/{name}"), e))?;
+    }
+    for m in &spec.mounts {
+        apply_user_mount(merged, m)?;
+    }
+    pivot(merged)
+}
+
+// runc's pivot_root(".", ".") trick: no directory for the old root is needed, and the
+// old root, stacked on top, is detached right away.
+fn pivot(new_root: &Path) -> Result<(), String> {
+    let old = std::fs::File::open("/").map_err(|e| ctx("open /", e))?;
+    let new = std::fs::File::open(new_root).map_err(|e| ctx(format_args!("open {}", new_root.display()), e))?;
+    berth_sys::process::fchdir(new.as_fd()).map_err(|e| ctx("fchdir rootfs", e))?;
+    pivot_root(Path::new("."), Path::new(".")).map_err(|e| ctx("pivot_root", e))?;
+    berth_sys::process::fchdir(old.as_fd()).map_err(|e| ctx("fchdir old root", e))?;
+    umount2(Path::new("."), libc::MNT_DETACH).map_err(|e| ctx("unmount old root", e))?;
+    std::env::set_current_dir("/").map_err(|e| ctx("chdir /", e))
+}
+
+/// After pivot_root: binds the pty slave onto /dev/console.
+pub fn bind_console(slave: &Path) -> Result<(), String> {
+    let c = Path::new("/dev/console");
+    ensure_file(c)?;
+    do_mount(Some(slave), c, None, libc::MS_BIND, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_options() {
+        let r = Rootfs {
+            lower: vec!["/l/top".into(), "/l/bottom".into()],
+            upper: "/c/u".into(),
+            work: "/c/w".into(),
+            merged: "/c/m".into(),
+        };
+        assert_eq!(overlay_data(&r, None), "lowerdir=/l/top:/l/bottom,upperdir=/c/u,workdir=/c/w");
+        let r = Rootfs {
+            lower: vec!["/var/lib/berth/image/layers/aa/diff".into(), "/var/lib/berth/image/layers/bb/diff".into()],
+            upper: "/var/lib/berth/containers/x/fs/upper".into(),
+            work: "/var/lib/berth/containers/x/fs/work".into(),
+            merged: "/var/lib/berth/containers/x/fs/merged".into(),
+        };
+        let all: Vec<&Path> = r.lower.iter().chain([&r.upper, &r.work]).map(PathBuf::as_path).collect();
+        let base = common_dir(&all).unwrap();
+        assert_eq!(base, Path::new("/var/lib/berth"));
+        assert_eq!(
+            overlay_data(&r, Some(&base)),
+            "lowerdir=image/layers/aa/diff:image/layers/bb/diff,upperdir=containers/x/fs/upper,workdir=containers/x/fs/work"
+        );
+    }
+
+    #[test]
+    fn standard_plan() {
+        let targets: Vec<&str> = standard_mounts().iter().map(|m| m.target).collect();
+        assert_eq!(targets, ["/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue"]);
+        let sys = &standard_mounts()[1];
+        assert!(sys.flags & libc::MS_RDONLY != 0);
+        assert!(standard_mounts()[3].data.contains("newinstance"));
+    }
+
+    #[test]
+    fn secure_join_stays_inside() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        std::fs::create_dir_all(root.join("etc/real")).unwrap();
+        symlink("/etc/real", root.join("abs")).unwrap();
+        symlink("../../../../../..", root.join("etc/up")).unwrap();
+        symlink("real", root.join("etc/rel")).unwrap();
+        symlink("loop2", root.join("loop1")).unwrap();
+        symlink("loop1", root.join("loop2")).unwrap();
+        let j = |p: &str| secure_join(root, p).unwrap();
+        assert_eq!(j("/etc/hosts"), root.join("etc/hosts"));
+        assert_eq!(j("/../../etc/hosts"), root.join("etc/hosts"));
+        assert_eq!(j("/abs/x"), root.join("etc/real/x"));
+        assert_eq!(j("/etc/up/tmp"), root.join("tmp"));
+        assert_eq!(j("/etc/rel/f"), root.join("etc/real/f"));
+        assert_eq!(j("/missing/a/../b"), root.join("missing/b"));
+        assert!(secure_join(root, "/loop1/x").is_err());
+    }
+}

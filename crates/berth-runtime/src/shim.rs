@@ -1,0 +1,680 @@
+//! The `berth-shim` monitor: one single-threaded process per container, started by
+//! berthd with the spec path. It sets up (setsid, subreaper, cgroup, stdio, socket),
+//! clones the init into new namespaces ([`crate::init`]), reports `ready <pid>` or
+//! `error <msg>` on stdout, then runs a poll(2) loop serving the socket protocol of
+//! docs/process-tree.md, relaying output to the json-file log and attach clients,
+//! feeding stdin, and reaping children. When the init exits it records exit.json,
+//! answers waiters, closes attach streams, removes cgroup and socket, and exits.
+
+use crate::cgroup::Cgroup;
+use crate::frame;
+use crate::jsonlog::{encode_entry, LineSplitter};
+use crate::spec::RunSpec;
+use crate::{init, start_error_message, timefmt, ExitInfo};
+use berth_sys::libc;
+use berth_sys::poll::{PollFd, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT};
+use berth_sys::process::{clone_process, CloneResult};
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Stop reading container output while any attach client has this much unsent.
+const HIGH_WATER: usize = 1 << 20;
+/// After the init exits, how long to wait for output EOF (holders outside the pid ns).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Entry point of the `berth-shim` binary; returns the process exit code.
+pub fn main(mut args: impl Iterator<Item = OsString>) -> i32 {
+    let Some(spec_path) = args.nth(1) else {
+        eprintln!("usage: berth-shim <spec.json>");
+        return 2;
+    };
+    let shim = match Shim::start(Path::new(&spec_path)) {
+        Ok(s) => s,
+        Err(msg) => {
+            let line = format!("error {}\n", msg.replace('\n', " "));
+            let _ = io::stdout().write_all(line.as_bytes());
+            let _ = io::stdout().flush();
+            return 1;
+        }
+    };
+    let _ = writeln!(io::stdout(), "ready {}", shim.pid);
+    let _ = io::stdout().flush();
+    // Close berthd's pipe (it reads up to EOF-or-line); fd 1 now points at /dev/null.
+    let _ = berth_sys::fd::dup2(shim.devnull.as_fd(), 1);
+    shim.run()
+}
+
+struct Output {
+    file: File,
+    stream: u8,
+    name: &'static str,
+    split: LineSplitter,
+    open: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Pending,
+    Attach { stdin: bool, stdout: bool, stderr: bool },
+    Waiter,
+    /// Answered: close once `out` is flushed.
+    Closing,
+}
+
+struct Client {
+    sock: UnixStream,
+    kind: Kind,
+    inbuf: Vec<u8>,
+    out: Vec<u8>,
+    rd_open: bool,
+    dead: bool,
+}
+
+#[derive(Clone, Copy)]
+enum Tag {
+    Sig,
+    Listen,
+    Out(usize),
+    Stdin,
+    Client(usize),
+}
+
+struct Shim {
+    spec: RunSpec,
+    pid: i32,
+    devnull: File,
+    sigfd: OwnedFd,
+    listener: UnixListener,
+    outputs: Vec<Output>,
+    /// Where container stdin goes (pipe write end or a dup of the pty master).
+    stdin: Option<File>,
+    stdin_buf: Vec<u8>,
+    stdin_close_pending: bool,
+    pty: Option<File>,
+    clients: Vec<Client>,
+    log: Option<File>,
+    logbuf: Vec<u8>,
+    cgroup: Option<Cgroup>,
+    sync: Option<OwnedFd>,
+    go: Option<Result<(), String>>,
+    exit: Option<ExitInfo>,
+    drain_deadline: Option<Instant>,
+    buf: Vec<u8>,
+}
+
+fn errno(what: &str, e: io::Error) -> String {
+    format!("{what}: {}", berth_sys::errno_text(&e))
+}
+
+fn nonblock(fd: impl AsFd) -> Result<(), String> {
+    berth_sys::fd::set_nonblocking(fd.as_fd(), true).map_err(|e| errno("set nonblocking", e))
+}
+
+impl Shim {
+    fn start(spec_path: &Path) -> Result<Shim, String> {
+        let raw = std::fs::read(spec_path).map_err(|e| errno(&format!("read spec {}", spec_path.display()), e))?;
+        let spec: RunSpec = serde_json::from_slice(&raw).map_err(|e| format!("parse spec: {e}"))?;
+        drop(raw);
+        let _ = berth_sys::process::setsid(); // EPERM if already a group leader: fine
+        berth_sys::process::set_child_subreaper().map_err(|e| errno("set subreaper", e))?;
+        berth_sys::signal::block(&[libc::SIGCHLD]).map_err(|e| errno("block SIGCHLD", e))?;
+        let sigfd = berth_sys::signal::signalfd(&[libc::SIGCHLD]).map_err(|e| errno("signalfd", e))?;
+        let devnull = File::options().read(true).write(true).open("/dev/null").map_err(|e| errno("open /dev/null", e))?;
+
+        let cgroup = Cgroup::from_spec(&spec.cgroup);
+        if let Some(cg) = &cgroup {
+            cg.create().and_then(|_| cg.apply(&spec.cgroup)).map_err(|e| format!("cgroup: {e}"))?;
+        }
+        let fail = |cg: &Option<Cgroup>, msg: String| {
+            if let Some(cg) = cg {
+                let _ = cg.remove();
+            }
+            msg
+        };
+
+        // stdio: pipes (the shim keeps the read ends and the stdin write end).
+        let mut outputs = Vec::new();
+        let mut stdin = None;
+        let mut child_io = None;
+        if !spec.tty {
+            let (out_r, out_w) = berth_sys::fd::pipe().map_err(|e| fail(&cgroup, errno("pipe", e)))?;
+            let (err_r, err_w) = berth_sys::fd::pipe().map_err(|e| fail(&cgroup, errno("pipe", e)))?;
+            let child_stdin: OwnedFd = if spec.open_stdin {
+                let (r, w) = berth_sys::fd::pipe().map_err(|e| fail(&cgroup, errno("pipe", e)))?;
+                nonblock(&w)?;
+                stdin = Some(File::from(w));
+                r
+            } else {
+                devnull.try_clone().map_err(|e| fail(&cgroup, errno("dup", e)))?.into()
+            };
+            nonblock(&out_r)?;
+            nonblock(&err_r)?;
+            outputs.push(Output { file: out_r.into(), stream: frame::STDOUT, name: "stdout", split: LineSplitter::default(), open: true });
+            outputs.push(Output { file: err_r.into(), stream: frame::STDERR, name: "stderr", split: LineSplitter::default(), open: true });
+            child_io = Some(init::PipeIo { stdin: child_stdin, stdout: out_w, stderr: err_w });
+        }
+
+        let listener = bind(&spec.socket_path).map_err(|e| fail(&cgroup, e))?;
+        let log = if spec.log_path.as_os_str().is_empty() {
+            None
+        } else {
+            Some(
+                File::options()
+                    .append(true)
+                    .create(true)
+                    .mode(0o640)
+                    .open(&spec.log_path)
+                    .map_err(|e| fail(&cgroup, errno(&format!("open log {}", spec.log_path.display()), e)))?,
+            )
+        };
+        let (sync, child_sync) = berth_sys::fd::seqpacket_pair().map_err(|e| fail(&cgroup, errno("socketpair", e)))?;
+
+        let flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWNET;
+        let pid = match clone_process(flags) {
+            Err(e) => {
+                let _ = std::fs::remove_file(&spec.socket_path);
+                return Err(fail(&cgroup, errno("clone", e)));
+            }
+            Ok(CloneResult::Child) => {
+                drop(sync);
+                drop(stdin);
+                init::run(&spec, child_sync, child_io)
+            }
+            Ok(CloneResult::Parent(pid)) => pid,
+        };
+        drop(child_sync);
+        drop(child_io);
+
+        let abort = |msg: String| {
+            let _ = berth_sys::process::kill(pid, libc::SIGKILL);
+            let _ = berth_sys::process::waitpid_blocking(pid);
+            let _ = std::fs::remove_file(&spec.socket_path);
+            fail(&cgroup, msg)
+        };
+        if let Some(cg) = &cgroup {
+            if let Err(e) = cg.add_pid(pid) {
+                return Err(abort(format!("cgroup: {e}")));
+            }
+        }
+        let mut msg = vec![0u8; 8192];
+        let (n, master) = match berth_sys::fd::recv_msg(sync.as_fd(), &mut msg) {
+            Ok(x) => x,
+            Err(e) => return Err(abort(errno("read from init", e))),
+        };
+        match msg.first() {
+            Some(b'R') if n >= 1 => {}
+            Some(b'E') if n >= 1 => {
+                let text = String::from_utf8_lossy(&msg[1..n]).into_owned();
+                return Err(abort(start_error_message(&text)));
+            }
+            _ => return Err(abort(start_error_message("container init exited during setup"))),
+        }
+        let mut pty = None;
+        if spec.tty {
+            let Some(master) = master else {
+                return Err(abort(start_error_message("init did not send the pty master")));
+            };
+            let master = File::from(master);
+            nonblock(&master)?;
+            let dup = master.try_clone().map_err(|e| abort(errno("dup pty", e)))?;
+            if spec.open_stdin {
+                stdin = Some(master.try_clone().map_err(|e| abort(errno("dup pty", e)))?);
+            }
+            outputs.push(Output { file: dup, stream: frame::STDOUT, name: "stdout", split: LineSplitter::default(), open: true });
+            pty = Some(master);
+        }
+        Ok(Shim {
+            spec,
+            pid,
+            devnull,
+            sigfd,
+            listener,
+            outputs,
+            stdin,
+            stdin_buf: Vec::new(),
+            stdin_close_pending: false,
+            pty,
+            clients: Vec::new(),
+            log,
+            logbuf: Vec::new(),
+            cgroup,
+            sync: Some(sync),
+            go: None,
+            exit: None,
+            drain_deadline: None,
+            buf: vec![0u8; 32 * 1024],
+        })
+    }
+
+    fn run(mut self) -> i32 {
+        let mut pfds: Vec<PollFd> = Vec::with_capacity(16);
+        let mut tags: Vec<Tag> = Vec::with_capacity(16);
+        loop {
+            let outputs_done = self.outputs.iter().all(|o| !o.open);
+            if self.exit.is_some() && (outputs_done || self.drain_deadline.is_some_and(|d| Instant::now() >= d)) {
+                break;
+            }
+            pfds.clear();
+            tags.clear();
+            pfds.push(PollFd::new(self.sigfd.as_raw_fd(), POLLIN));
+            tags.push(Tag::Sig);
+            pfds.push(PollFd::new(self.listener.as_raw_fd(), POLLIN));
+            tags.push(Tag::Listen);
+            let pressure = self.clients.iter().any(|c| c.out.len() > HIGH_WATER);
+            if !pressure {
+                for (i, o) in self.outputs.iter().enumerate() {
+                    if o.open {
+                        pfds.push(PollFd::new(o.file.as_raw_fd(), POLLIN));
+                        tags.push(Tag::Out(i));
+                    }
+                }
+            }
+            if let Some(s) = &self.stdin {
+                if !self.stdin_buf.is_empty() {
+                    pfds.push(PollFd::new(s.as_raw_fd(), POLLOUT));
+                    tags.push(Tag::Stdin);
+                }
+            }
+            let stdin_room = self.stdin_buf.len() < HIGH_WATER;
+            for (i, c) in self.clients.iter().enumerate() {
+                let mut ev = 0;
+                if c.rd_open && (stdin_room || !matches!(c.kind, Kind::Attach { stdin: true, .. })) {
+                    ev |= POLLIN;
+                }
+                if !c.out.is_empty() {
+                    ev |= POLLOUT;
+                }
+                pfds.push(PollFd::new(c.sock.as_raw_fd(), ev));
+                tags.push(Tag::Client(i));
+            }
+            let timeout = match self.drain_deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()).as_millis().min(i32::MAX as u128) as i32 + 1,
+                None => -1,
+            };
+            match berth_sys::poll::poll(&mut pfds, timeout) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    eprintln!("berth-shim: poll: {e}");
+                    break;
+                }
+            }
+            for (pfd, tag) in pfds.iter().zip(tags.iter()) {
+                let rev = pfd.revents();
+                if rev == 0 {
+                    continue;
+                }
+                match *tag {
+                    Tag::Sig => self.reap(),
+                    Tag::Listen => self.accept(),
+                    Tag::Out(i) => self.read_output(i),
+                    Tag::Stdin => self.flush_stdin(),
+                    Tag::Client(i) => {
+                        if rev & (POLLERR | POLLNVAL) != 0 {
+                            self.clients[i].dead = true;
+                            continue;
+                        }
+                        if rev & POLLOUT != 0 {
+                            flush_client(&mut self.clients[i]);
+                        }
+                        if rev & (POLLIN | POLLHUP) != 0 {
+                            if self.clients[i].rd_open {
+                                self.read_client(i);
+                            } else if rev & POLLHUP != 0 {
+                                self.clients[i].dead = true;
+                            }
+                        }
+                    }
+                }
+            }
+            self.clients.retain(|c| !(c.dead || c.kind == Kind::Closing && c.out.is_empty()));
+        }
+        self.finish()
+    }
+
+    fn reap(&mut self) {
+        berth_sys::signal::drain_signalfd(self.sigfd.as_fd());
+        while let Ok(Some((pid, status))) = berth_sys::process::waitpid_nohang(-1) {
+            if pid == self.pid && self.exit.is_none() {
+                let oom = self.cgroup.as_ref().is_some_and(|c| c.oom_killed());
+                self.exit = Some(ExitInfo {
+                    exit_code: status.docker_code(),
+                    oom_killed: oom,
+                    finished_at: timefmt::now_rfc3339_nano(),
+                });
+                self.drain_deadline = Some(Instant::now() + DRAIN_TIMEOUT);
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((sock, _)) => {
+                    if sock.set_nonblocking(true).is_err() {
+                        continue;
+                    }
+                    self.clients.push(Client {
+                        sock,
+                        kind: Kind::Pending,
+                        inbuf: Vec::new(),
+                        out: Vec::new(),
+                        rd_open: true,
+                        dead: false,
+                    });
+                    // Read the request now: an `attach` sent before `go` must be
+                    // registered before the init can produce output.
+                    let i = self.clients.len() - 1;
+                    self.read_client(i);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn read_client(&mut self, i: usize) {
+        loop {
+            let c = &mut self.clients[i];
+            let n = match c.sock.read(&mut self.buf) {
+                Ok(0) => {
+                    c.rd_open = false;
+                    if c.kind == Kind::Pending {
+                        c.dead = true;
+                    }
+                    if let Kind::Attach { stdin: true, .. } = c.kind {
+                        if self.spec.stdin_once {
+                            self.close_stdin();
+                        }
+                    }
+                    return;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    c.dead = true;
+                    return;
+                }
+            };
+            match c.kind {
+                Kind::Pending => {
+                    c.inbuf.extend_from_slice(&self.buf[..n]);
+                    if let Some(pos) = c.inbuf.iter().position(|&b| b == b'\n') {
+                        let line = String::from_utf8_lossy(&c.inbuf[..pos]).trim().to_string();
+                        let rest = c.inbuf.split_off(pos + 1);
+                        c.inbuf = Vec::new();
+                        self.request(i, &line);
+                        if let Kind::Attach { stdin: true, .. } = self.clients[i].kind {
+                            self.feed_stdin(&rest);
+                        }
+                    } else if c.inbuf.len() > 4096 {
+                        c.dead = true;
+                        return;
+                    }
+                }
+                Kind::Attach { stdin: true, .. } => {
+                    let data = self.buf[..n].to_vec();
+                    self.feed_stdin(&data);
+                    if self.stdin_buf.len() >= HIGH_WATER {
+                        return;
+                    }
+                }
+                _ => {} // input from non-stdin clients is ignored
+            }
+        }
+    }
+
+    fn answer(&mut self, i: usize, text: &str) {
+        let c = &mut self.clients[i];
+        c.out.extend_from_slice(text.as_bytes());
+        c.kind = Kind::Closing;
+        flush_client(c);
+    }
+
+    fn request(&mut self, i: usize, line: &str) {
+        let mut words = line.split_whitespace();
+        let verb = words.next().unwrap_or("");
+        let nums: Vec<i64> = words.map(|w| w.parse().unwrap_or(-1)).collect();
+        match (verb, nums.as_slice()) {
+            ("go", []) => {
+                let r = self.release();
+                match r {
+                    Ok(()) => self.answer(i, "ok\n"),
+                    Err(m) => self.answer(i, &format!("error {}\n", m.replace('\n', " "))),
+                }
+            }
+            ("attach", [a, b, c]) => {
+                self.clients[i].kind = Kind::Attach { stdin: *a == 1 && self.stdin.is_some(), stdout: *b == 1, stderr: *c == 1 };
+                if *a == 1 && self.stdin.is_none() {
+                    // Nothing to feed; input is drained and dropped.
+                    self.clients[i].kind = Kind::Attach { stdin: false, stdout: *b == 1, stderr: *c == 1 };
+                }
+            }
+            ("wait", []) => match &self.exit {
+                Some(x) => {
+                    let t = wait_line(x);
+                    self.answer(i, &t)
+                }
+                None => self.clients[i].kind = Kind::Waiter,
+            },
+            ("kill", [sig]) => {
+                if self.exit.is_some() {
+                    let t = format!("error container {} is not running\n", self.spec.id);
+                    self.answer(i, &t);
+                } else {
+                    match berth_sys::process::kill(self.pid, *sig as i32) {
+                        Ok(()) => self.answer(i, "ok\n"),
+                        Err(e) => self.answer(i, &format!("error {}\n", errno("kill", e))),
+                    }
+                }
+            }
+            ("resize", [rows, cols]) => {
+                if let Some(p) = &self.pty {
+                    if let Err(e) = berth_sys::pty::set_winsize(p.as_fd(), *rows as u16, *cols as u16) {
+                        let t = format!("error {}\n", errno("resize", e));
+                        self.answer(i, &t);
+                        return;
+                    }
+                }
+                self.answer(i, "ok\n")
+            }
+            _ => self.answer(i, &format!("error unknown request {line:?}\n")),
+        }
+    }
+
+    /// `go`: release the init and learn whether execve worked (EOF on the CLOEXEC sync
+    /// socket) or failed (an `E` message).
+    fn release(&mut self) -> Result<(), String> {
+        if let Some(r) = &self.go {
+            return r.clone();
+        }
+        let Some(sync) = self.sync.take() else { return Err("no init".into()) };
+        let r = (|| {
+            if self.exit.is_some() {
+                return Err(start_error_message("container init exited before start"));
+            }
+            berth_sys::fd::send_msg(sync.as_fd(), b"G", None).map_err(|e| errno("release init", e))?;
+            let mut msg = vec![0u8; 8192];
+            match berth_sys::fd::recv_msg(sync.as_fd(), &mut msg) {
+                Ok((0, _)) => Ok(()),
+                Ok((n, _)) if msg[0] == b'E' => Err(start_error_message(&String::from_utf8_lossy(&msg[1..n]))),
+                Ok(_) => Err(start_error_message("unexpected message from init")),
+                Err(e) => Err(errno("read from init", e)),
+            }
+        })();
+        self.go = Some(r.clone());
+        r
+    }
+
+    fn feed_stdin(&mut self, data: &[u8]) {
+        if self.stdin.is_none() || self.stdin_close_pending || data.is_empty() {
+            return;
+        }
+        self.stdin_buf.extend_from_slice(data);
+        self.flush_stdin();
+    }
+
+    fn close_stdin(&mut self) {
+        if self.pty.is_some() {
+            // A pty cannot be half-closed: send EOF (^D) to the line discipline.
+            self.feed_stdin(&[4]);
+            return;
+        }
+        self.stdin_close_pending = true;
+        self.flush_stdin();
+    }
+
+    fn flush_stdin(&mut self) {
+        if let Some(s) = &mut self.stdin {
+            while !self.stdin_buf.is_empty() {
+                match s.write(&self.stdin_buf) {
+                    Ok(n) => {
+                        self.stdin_buf.drain(..n);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        // Reader gone (EPIPE): drop stdin altogether.
+                        self.stdin_buf.clear();
+                        self.stdin = None;
+                        return;
+                    }
+                }
+            }
+        }
+        if self.stdin_close_pending && self.stdin_buf.is_empty() {
+            self.stdin = None;
+        }
+    }
+
+    fn read_output(&mut self, i: usize) {
+        let o = &mut self.outputs[i];
+        let n = loop {
+            match o.file.read(&mut self.buf) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => break 0, // EIO on a pty master: the slave side is gone
+            }
+        };
+        if n == 0 {
+            o.open = false;
+            return;
+        }
+        let data = &self.buf[..n];
+        if let Some(log) = &mut self.log {
+            let time = timefmt::now_rfc3339_nano();
+            let (logbuf, name) = (&mut self.logbuf, o.name);
+            o.split.push(data, |line| encode_entry(logbuf, line, name, &time));
+            if !logbuf.is_empty() {
+                let _ = log.write_all(logbuf);
+                logbuf.clear();
+            }
+        }
+        let stream = o.stream;
+        for c in &mut self.clients {
+            if let Kind::Attach { stdout, stderr, .. } = c.kind {
+                if (stream == frame::STDOUT && stdout) || (stream == frame::STDERR && stderr) {
+                    frame::encode_into(&mut c.out, stream, data);
+                    flush_client(c);
+                }
+            }
+        }
+    }
+
+    fn finish(mut self) -> i32 {
+        let exit = self.exit.clone().unwrap_or(ExitInfo {
+            exit_code: 255,
+            oom_killed: false,
+            finished_at: timefmt::now_rfc3339_nano(),
+        });
+        // Trailing partial lines.
+        if let Some(log) = &mut self.log {
+            let time = timefmt::now_rfc3339_nano();
+            for o in &mut self.outputs {
+                let (logbuf, name) = (&mut self.logbuf, o.name);
+                o.split.flush(|line| encode_entry(logbuf, line, name, &time));
+            }
+            if !self.logbuf.is_empty() {
+                let _ = log.write_all(&self.logbuf);
+            }
+        }
+        if let Err(e) = write_exit(&self.spec.exit_path, &exit) {
+            eprintln!("berth-shim: write {}: {e}", self.spec.exit_path.display());
+        }
+        let _ = std::fs::remove_file(&self.spec.socket_path);
+        let line = wait_line(&exit);
+        self.stdin = None;
+        for c in &mut self.clients {
+            if c.kind == Kind::Waiter {
+                c.out.extend_from_slice(line.as_bytes());
+            }
+            if c.dead {
+                continue;
+            }
+            let _ = c.sock.set_nonblocking(false);
+            let _ = c.sock.set_write_timeout(Some(Duration::from_secs(5)));
+            let _ = c.sock.write_all(&c.out);
+            let _ = c.sock.shutdown(std::net::Shutdown::Both);
+        }
+        self.clients.clear();
+        if let Some(cg) = &self.cgroup {
+            if let Err(e) = cg.remove() {
+                eprintln!("berth-shim: {e}");
+            }
+        }
+        0
+    }
+}
+
+fn wait_line(x: &ExitInfo) -> String {
+    format!("exit {} {} {}\n", x.exit_code, u8::from(x.oom_killed), x.finished_at)
+}
+
+fn flush_client(c: &mut Client) {
+    while !c.out.is_empty() {
+        match c.sock.write(&c.out) {
+            Ok(n) => {
+                c.out.drain(..n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(_) => {
+                c.dead = true;
+                c.out.clear();
+                return;
+            }
+        }
+    }
+}
+
+fn bind(path: &Path) -> Result<UnixListener, String> {
+    let _ = std::fs::remove_file(path);
+    let l = match UnixListener::bind(path) {
+        Ok(l) => l,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(d) = path.parent() {
+                let _ = std::fs::create_dir_all(d);
+            }
+            UnixListener::bind(path).map_err(|e| errno(&format!("listen {}", path.display()), e))?
+        }
+        Err(e) => return Err(errno(&format!("listen {}", path.display()), e)),
+    };
+    l.set_nonblocking(true).map_err(|e| errno("set nonblocking", e))?;
+    Ok(l)
+}
+
+fn write_exit(path: &Path, x: &ExitInfo) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let data = serde_json::to_vec(x).map_err(io::Error::other)?;
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,307 @@
+//! Integration tests: real `berth-shim`, real namespaces, overlayfs and cgroups on a
+//! throwaway busybox rootfs. They need root (as in CI).
+#![allow(clippy::unwrap_used)]
+
+use berth_runtime::client::{self, Started};
+use berth_runtime::frame;
+use berth_runtime::spec::{CgroupSpec, Mount, MountKind, Rootfs, RunSpec};
+use berth_runtime::ExitInfo;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const APPLETS: &[&str] = &["sh", "ls", "echo", "cat", "sleep", "true", "tty", "hostname", "id", "stat"];
+
+fn shim_bin() -> PathBuf {
+    std::env::var_os("BERTH_SHIM_BIN").map(PathBuf::from).unwrap_or_else(|| env!("CARGO_BIN_EXE_berth-shim").into())
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    spec: RunSpec,
+    spec_path: PathBuf,
+}
+
+fn build_rootfs(lower: &Path) {
+    for d in ["bin", "etc", "proc", "sys", "dev", "tmp"] {
+        std::fs::create_dir_all(lower.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", lower.join("bin/busybox")).unwrap();
+    for a in APPLETS {
+        std::os::unix::fs::symlink("busybox", lower.join("bin").join(a)).unwrap();
+    }
+    std::fs::write(lower.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n").unwrap();
+    std::fs::write(lower.join("etc/group"), "root:x:0:\nwheel:x:10:app\napp:x:1000:\n").unwrap();
+}
+
+fn env(name: &str, args: &[&str], tweak: impl FnOnce(&mut RunSpec)) -> Env {
+    let td = tempfile::tempdir().unwrap();
+    let dir = td.path().to_path_buf();
+    let lower = dir.join("lower");
+    build_rootfs(&lower);
+    for d in ["upper", "work", "merged"] {
+        std::fs::create_dir(dir.join(d)).unwrap();
+    }
+    let id = format!("{name}-{}", std::process::id());
+    let mut spec = RunSpec {
+        id: id.clone(),
+        rootfs: Rootfs { lower: vec![lower], upper: dir.join("upper"), work: dir.join("work"), merged: dir.join("merged") },
+        args: args.iter().map(|s| s.to_string()).collect(),
+        env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
+        hostname: "berthbox".into(),
+        cgroup: CgroupSpec { root: "/sys/fs/cgroup".into(), parent: "berth-test".into(), name: id, ..Default::default() },
+        log_path: dir.join("ctr-json.log"),
+        exit_path: dir.join("exit.json"),
+        socket_path: dir.join("shim.sock"),
+        shim_log_path: Some(dir.join("shim.log")),
+        ..Default::default()
+    };
+    tweak(&mut spec);
+    let spec_path = dir.join("spec.json");
+    std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap()).unwrap();
+    Env { _dir: td, dir, spec, spec_path }
+}
+
+/// Reads frames until EOF: (stdout, stderr).
+fn collect(mut s: impl Read) -> (String, String) {
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut rest = &raw[..];
+    while let Some((stream, payload, n)) = frame::decode(rest) {
+        if stream == frame::STDOUT { out.extend_from_slice(payload) } else { err.extend_from_slice(payload) }
+        rest = &rest[n..];
+    }
+    assert!(rest.is_empty(), "trailing bytes in attach stream");
+    (String::from_utf8_lossy(&out).into_owned(), String::from_utf8_lossy(&err).into_owned())
+}
+
+/// spawn + attach(out, err) + go; returns output and exit info.
+fn run(e: &Env) -> (String, String, ExitInfo) {
+    let mut st: Started = client::spawn(&shim_bin(), &e.spec_path).unwrap_or_else(|err| panic!("spawn: {err} ; shim log: {}", shim_log(e)));
+    let s = client::attach(&e.spec.socket_path, false, true, true).unwrap();
+    client::go(&e.spec.socket_path).unwrap();
+    let (out, err) = collect(s);
+    let x = client::read_exit(&e.spec.exit_path).expect("exit.json");
+    st.shim.wait().unwrap();
+    assert!(!e.spec.socket_path.exists(), "socket removed");
+    (out, err, x)
+}
+
+fn shim_log(e: &Env) -> String {
+    std::fs::read_to_string(e.dir.join("shim.log")).unwrap_or_default()
+}
+
+#[test]
+fn output_frames_log_and_exit_json() {
+    let e = env("out", &["sh", "-c", "echo hi; echo oops >&2; printf partial"], |_| {});
+    let (out, err, x) = run(&e);
+    assert_eq!(out, "hi\npartial");
+    assert_eq!(err, "oops\n");
+    assert_eq!(x.exit_code, 0);
+    assert!(!x.oom_killed);
+    assert!(x.finished_at.ends_with('Z') && x.finished_at.len() > 20, "{}", x.finished_at);
+    let log = std::fs::read_to_string(&e.spec.log_path).unwrap();
+    let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mut got: Vec<(String, String)> =
+        lines.iter().map(|v| (v["log"].as_str().unwrap().to_string(), v["stream"].as_str().unwrap().to_string())).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![("hi\n".into(), "stdout".into()), ("oops\n".into(), "stderr".into()), ("partial".into(), "stdout".into())]
+    );
+    assert!(lines[0]["time"].as_str().unwrap().ends_with('Z'));
+    // The cgroup is gone after exit.
+    assert!(!Path::new("/sys/fs/cgroup/memory/berth-test").join(&e.spec.id).exists());
+}
+
+#[test]
+fn exit_code_propagates_through_wait() {
+    let e = env("exit3", &["sh", "-c", "exit 3"], |_| {});
+    let mut st = client::spawn(&shim_bin(), &e.spec_path).unwrap();
+    let sock = e.spec.socket_path.clone();
+    let waiter = std::thread::spawn(move || client::wait(&sock));
+    std::thread::sleep(Duration::from_millis(50)); // let the waiter connect first
+    client::go(&e.spec.socket_path).unwrap();
+    let x = waiter.join().unwrap().unwrap();
+    assert_eq!(x.exit_code, 3);
+    assert_eq!(client::read_exit(&e.spec.exit_path).unwrap(), x);
+    st.shim.wait().unwrap();
+}
+
+#[test]
+fn start_errors_use_docker_words() {
+    let cases = [
+        (vec!["ls-nope"], "exec: \"ls-nope\": executable file not found in $PATH", Some(127)),
+        (vec!["/nope"], "exec: \"/nope\": stat /nope: no such file or directory", Some(127)),
+        (vec!["/etc/passwd"], "exec: \"/etc/passwd\": permission denied", Some(126)),
+    ];
+    for (i, (args, want, code)) in cases.into_iter().enumerate() {
+        let e = env(&format!("err{i}"), &args, |_| {});
+        let err = client::spawn(&shim_bin(), &e.spec_path).unwrap_err();
+        let msg = err.to_string();
+        assert_eq!(msg, format!("failed to create task for container: unable to start container process: {want}: unknown"));
+        assert_eq!(err.start_exit_code(), code);
+        assert!(!e.spec.socket_path.exists());
+        assert!(!Path::new("/sys/fs/cgroup/pids/berth-test").join(&e.spec.id).exists());
+    }
+}
+
+#[test]
+fn namespaces_hostname_pid_net_cgroup_mounts_user() {
+    let src = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(src.path(), "bound\n").unwrap();
+    std::fs::set_permissions(src.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let script = "hostname; echo pid=$$; cat /proc/net/dev; cat /proc/self/cgroup; cat /etc/bound; \
+                  ls -d /scratch; id -u; id -G; pwd; echo home=$HOME; ls /dev";
+    let e = env("ns", &["sh", "-c", script], |s| {
+        s.user = "app".into();
+        s.cwd = "/work/dir".into();
+        s.mounts = vec![
+            Mount { source: src.path().into(), destination: "/etc/bound".into(), kind: MountKind::Bind, readonly: true, options: vec![] },
+            Mount { destination: "/scratch".into(), kind: MountKind::Tmpfs, options: vec!["size=1m".into()], ..Default::default() },
+        ];
+    });
+    let (out, err, x) = run(&e);
+    assert_eq!(x.exit_code, 0, "stderr: {err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "berthbox");
+    assert_eq!(lines[1], "pid=1");
+    let ifaces: Vec<&str> = lines.iter().filter(|l| l.starts_with(' ') && l.contains(':')).map(|l| l.trim()).collect();
+    assert_eq!(ifaces.len(), 1, "only lo expected: {out}");
+    assert!(ifaces[0].starts_with("lo:"), "{out}");
+    assert!(out.contains(&format!(":/berth-test/{}", e.spec.id)), "{out}");
+    assert!(out.contains("\nbound\n"), "{out}");
+    assert!(out.contains("\n/scratch\n"));
+    assert!(out.contains("\n1000\n1000 10\n/work/dir\nhome=/home/app\n"), "{out}");
+    for d in ["null", "zero", "urandom", "pts", "ptmx", "shm", "fd", "stdout"] {
+        assert!(out.lines().any(|l| l == d), "/dev/{d} missing: {out}");
+    }
+}
+
+#[test]
+fn stdin_is_piped_with_eof() {
+    let e = env("stdin", &["cat"], |s| {
+        s.open_stdin = true;
+        s.stdin_once = true;
+    });
+    let mut st = client::spawn(&shim_bin(), &e.spec_path).unwrap();
+    let mut s = client::attach(&e.spec.socket_path, true, true, true).unwrap();
+    client::go(&e.spec.socket_path).unwrap();
+    s.write_all(b"hello\nworld\n").unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let (out, _) = collect(s);
+    assert_eq!(out, "hello\nworld\n");
+    assert_eq!(client::read_exit(&e.spec.exit_path).unwrap().exit_code, 0);
+    st.shim.wait().unwrap();
+}
+
+#[test]
+fn tty_mode() {
+    let e = env("tty", &["sh", "-c", "tty; stat -c %t,%T /dev/console; echo $TERM; stty size"], |s| {
+        s.tty = true;
+        s.console_size = Some((33, 101));
+    });
+    let (out, _, x) = run(&e);
+    assert_eq!(x.exit_code, 0, "{out}");
+    assert_eq!(out, "/dev/pts/0\r\n88,0\r\nxterm\r\n33 101\r\n");
+    let log = std::fs::read_to_string(&e.spec.log_path).unwrap();
+    assert!(log.contains(r#"{"log":"/dev/pts/0\r\n","stream":"stdout","time":""#), "{log}");
+}
+
+#[test]
+fn kill_9_gives_137_and_resize_ok() {
+    let e = env("kill", &["sleep", "100"], |s| s.tty = true);
+    let mut st = client::spawn(&shim_bin(), &e.spec_path).unwrap();
+    client::go(&e.spec.socket_path).unwrap();
+    client::resize(&e.spec.socket_path, 10, 20).unwrap();
+    client::kill(&e.spec.socket_path, 9).unwrap();
+    let x = match client::wait(&e.spec.socket_path) {
+        Ok(x) => x,
+        Err(_) => client::read_exit(&e.spec.exit_path).unwrap(),
+    };
+    assert_eq!(x.exit_code, 137);
+    st.shim.wait().unwrap();
+    assert!(matches!(client::kill(&e.spec.socket_path, 9), Err(berth_runtime::RuntimeError::NotRunning)));
+}
+
+#[test]
+fn shim_outlives_its_parent() {
+    let e = env("orphan", &["sh", "-c", "sleep 0.3; echo done"], |_| {});
+    let ready = e.dir.join("ready");
+    // A parent that starts the shim in the background and exits at once.
+    let status = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg("\"$0\" \"$1\" > \"$2\" 2>/dev/null < /dev/null & exit 0")
+        .arg(shim_bin())
+        .arg(&e.spec_path)
+        .arg(&ready)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let t0 = Instant::now();
+    while !std::fs::read_to_string(&ready).unwrap_or_default().starts_with("ready ") {
+        assert!(t0.elapsed() < Duration::from_secs(10), "shim never became ready");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let s = client::attach(&e.spec.socket_path, false, true, true).unwrap();
+    client::go(&e.spec.socket_path).unwrap();
+    let (out, _) = collect(s);
+    assert_eq!(out, "done\n");
+    assert_eq!(client::read_exit(&e.spec.exit_path).unwrap().exit_code, 0);
+}
+
+fn latency(cgroups: bool) -> Vec<Duration> {
+    let mut times = Vec::new();
+    for i in 0..20 {
+        let e = env(&format!("lat{}{i}", u8::from(cgroups)), &["true"], |s| {
+            if !cgroups {
+                s.cgroup.root = PathBuf::new();
+            }
+        });
+        let t0 = Instant::now();
+        let mut st = client::spawn(&shim_bin(), &e.spec_path).unwrap();
+        let s = client::attach(&e.spec.socket_path, false, true, true).unwrap();
+        client::go(&e.spec.socket_path).unwrap();
+        let _ = collect(s);
+        times.push(t0.elapsed());
+        assert_eq!(client::read_exit(&e.spec.exit_path).unwrap().exit_code, 0);
+        st.shim.wait().unwrap();
+    }
+    times.sort();
+    times
+}
+
+/// Prints (never asserts) spawn → exit time of `true`, with and without cgroups.
+#[test]
+fn start_latency_of_true() {
+    for cg in [true, false] {
+        let t = latency(cg);
+        eprintln!(
+            "start latency spawn->exit of `true`, cgroups {}, {} runs ({}): min {:?} median {:?} max {:?}",
+            if cg { "on" } else { "off" },
+            t.len(),
+            shim_bin().display(),
+            t[0],
+            t[t.len() / 2],
+            t[t.len() - 1]
+        );
+    }
+}
+
+/// Prints the PSS of a running shim (target ≤ 1 MB).
+#[test]
+fn shim_memory() {
+    let e = env("pss", &["sleep", "10"], |_| {});
+    let mut st = client::spawn(&shim_bin(), &e.spec_path).unwrap();
+    client::go(&e.spec.socket_path).unwrap();
+    let s = client::attach(&e.spec.socket_path, false, true, true).unwrap();
+    let rollup = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", st.shim.id())).unwrap();
+    let pss = rollup.lines().find(|l| l.starts_with("Pss:")).unwrap_or("").to_string();
+    let rss = rollup.lines().find(|l| l.starts_with("Rss:")).unwrap_or("").to_string();
+    eprintln!("running shim ({}): {pss} / {rss}", shim_bin().display());
+    client::kill(&e.spec.socket_path, 9).unwrap();
+    let _ = collect(s);
+    st.shim.wait().unwrap();
+}
