@@ -123,7 +123,7 @@ pub fn wait(state: &State, ctx: &Ctx, id: &str) -> Resp {
     r
 }
 
-pub fn attach(state: &State, ctx: Ctx, id: &str) -> Resp {
+pub fn attach(state: &State, mut ctx: Ctx, id: &str) -> Resp {
     let opts = AttachOpts {
         stdin: ctx.flag("stdin"),
         stdout: ctx.flag("stdout"),
@@ -133,7 +133,122 @@ pub fn attach(state: &State, ctx: Ctx, id: &str) -> Resp {
         Ok(t) => t,
         Err(e) => return from_error(&e),
     };
-    hijack::relay(ctx, container.tty(), ticket, opts.stdin)
+    let relay = hijack::Relay {
+        tty: container.tty(),
+        stdin: opts.stdin,
+        detach_keys: ctx.q("detachKeys").to_string(),
+        on_exit: None,
+    };
+    hijack::relay(&mut ctx, relay, ticket.stream())
+}
+
+pub async fn pause(state: &State, id: &str) -> Resp {
+    match state.engine.pause(id).await {
+        Ok(()) => status_only(StatusCode::NO_CONTENT),
+        Err(e) => from_error(&e),
+    }
+}
+
+pub async fn unpause(state: &State, id: &str) -> Resp {
+    match state.engine.unpause(id).await {
+        Ok(()) => status_only(StatusCode::NO_CONTENT),
+        Err(e) => from_error(&e),
+    }
+}
+
+/// `h` and `w` of a resize request.
+pub fn size(ctx: &Ctx) -> Result<(u16, u16), Resp> {
+    match (ctx.q("h").parse::<u16>(), ctx.q("w").parse::<u16>()) {
+        (Ok(h), Ok(w)) => Ok((h, w)),
+        _ => Err(error(StatusCode::BAD_REQUEST, "invalid resize parameters")),
+    }
+}
+
+pub async fn resize(state: &State, ctx: &Ctx, id: &str) -> Resp {
+    let (h, w) = match size(ctx) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    match state.engine.resize(id, h, w).await {
+        Ok(()) => status_only(StatusCode::OK),
+        Err(e) => from_error(&e),
+    }
+}
+
+pub async fn top(state: &State, ctx: &Ctx, id: &str) -> Resp {
+    match state.engine.top(id, ctx.q("ps_args")).await {
+        Ok(t) => json(StatusCode::OK, &t),
+        Err(e) => from_error(&e),
+    }
+}
+
+/// One sample (`stream=0`, taken twice 1 s apart so precpu is filled, as Docker does
+/// unless `one-shot=1`) or one per second until the client goes.
+pub fn stats(state: &State, ctx: &Ctx, id: &str) -> Resp {
+    let stream = ctx.query.get("stream").is_none_or(|v| v == "1" || v == "true");
+    let one_shot = ctx.flag("one-shot");
+    let first = match state.engine.stats_sample(id, None) {
+        Ok(s) => s,
+        Err(e) => return from_error(&e),
+    };
+    let engine = state.engine.clone();
+    let id = id.to_string();
+    if !stream {
+        let (tx, body) = channel_body(1);
+        tokio::spawn(async move {
+            let sample = if one_shot {
+                first
+            } else {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                engine.stats_sample(&id, Some(&first)).unwrap_or(first)
+            };
+            let _ = tx.send(json_line(&sample)).await;
+        });
+        let mut r = Response::new(body);
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        return r;
+    }
+    let (tx, body) = channel_body(1);
+    tokio::spawn(async move {
+        let mut prev = first;
+        if tx.send(json_line(&prev)).await.is_err() {
+            return;
+        }
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                _ = tx.closed() => return,
+            }
+            let Ok(next) = engine.stats_sample(&id, Some(&prev)) else { return };
+            if tx.send(json_line(&next)).await.is_err() {
+                return;
+            }
+            prev = next;
+        }
+    });
+    Response::new(body)
+}
+
+pub async fn update(state: &State, ctx: Ctx, id: &str) -> Resp {
+    let body = match ctx.req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let mut upd: berth_api::HostConfig = match serde_json::from_slice(&body) {
+        Ok(u) => u,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    // An update without a RestartPolicy keeps the container's.
+    let has_policy = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .is_some_and(|v| v.get("RestartPolicy").is_some_and(|p| !p.is_null()));
+    if !has_policy {
+        upd.restart_policy.name.clear();
+    }
+    match state.engine.update(id, upd).await {
+        Ok(()) => json(StatusCode::OK, &serde_json::json!({"Warnings": []})),
+        Err(e) => from_error(&e),
+    }
 }
 
 pub fn logs(state: &State, ctx: &Ctx, id: &str) -> Resp {

@@ -5,6 +5,7 @@
 #![recursion_limit = "256"]
 
 mod containers;
+mod exec;
 mod hijack;
 mod http;
 mod images;
@@ -52,6 +53,9 @@ struct Flags {
     /// Parent cgroup for all containers
     #[arg(long = "cgroup-parent")]
     cgroup_parent: Option<String>,
+    /// Path to the static init binary used by `run --init`
+    #[arg(long = "init-path", default_value = "/usr/bin/tini-static")]
+    init_path: PathBuf,
     /// The berth-shim binary (default: next to berthd)
     #[arg(long = "shim-path")]
     shim_path: Option<PathBuf>,
@@ -187,6 +191,7 @@ fn main() -> Result<()> {
         cgroup_root: PathBuf::from("/sys/fs/cgroup"),
         cgroup_parent: flags.cgroup_parent.clone().or(file.cgroup_parent.clone()).unwrap_or_else(|| "berth".into()),
         registry: RegistryConfig { mirrors, insecure },
+        init_path: flags.init_path.clone(),
     };
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -9,7 +9,7 @@ use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
 
 use crate::http::{common_headers, error, Resp};
-use crate::{containers, images, system, State};
+use crate::{containers, exec, images, system, State};
 
 /// What a handler gets: the request (for its body, headers and upgrade), the path
 /// without the version prefix, the decoded query and the negotiated version.
@@ -81,6 +81,26 @@ async fn dispatch(state: State, ctx: Ctx) -> Resp {
             containers::attach(&state, ctx, &id)
         }
         (&Method::DELETE, ["containers", id]) => containers::remove(&state, &ctx, id).await,
+        (&Method::POST, ["containers", id, "pause"]) => containers::pause(&state, id).await,
+        (&Method::POST, ["containers", id, "unpause"]) => containers::unpause(&state, id).await,
+        (&Method::POST, ["containers", id, "resize"]) => containers::resize(&state, &ctx, id).await,
+        (&Method::GET, ["containers", id, "top"]) => containers::top(&state, &ctx, id).await,
+        (&Method::GET, ["containers", id, "stats"]) => containers::stats(&state, &ctx, id),
+        (&Method::POST, ["containers", id, "update"]) => {
+            let id = id.to_string();
+            containers::update(&state, ctx, &id).await
+        }
+        (&Method::POST, ["containers", id, "exec"]) => {
+            let id = id.to_string();
+            exec::create(&state, ctx, &id).await
+        }
+        (&Method::POST, ["exec", id, "start"]) => {
+            let id = id.to_string();
+            exec::start(&state, ctx, &id).await
+        }
+        (&Method::POST, ["exec", id, "resize"]) => exec::resize(&state, &ctx, id).await,
+        (&Method::GET, ["exec", id, "json"]) => exec::inspect(&state, id),
+        (&Method::GET, ["events"]) => system::events(&state, &ctx),
 
         (&Method::GET, ["images", "json"]) => images::list(&state),
         (&Method::POST, ["images", "create"]) => images::create(&state, &ctx).await,

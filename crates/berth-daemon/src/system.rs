@@ -158,3 +158,55 @@ pub fn info(state: &State) -> Resp {
 pub fn build_prune() -> Resp {
     json(StatusCode::OK, &json!({"CachesDeleted": null, "SpaceReclaimed": 0}))
 }
+
+/// `GET /events?since=&until=&filters=`: replays the history in range, then streams
+/// live events until `until` (or until the client goes).
+pub fn events(state: &State, ctx: &Ctx) -> Resp {
+    let filters = match berth_api::parse_filters(ctx.q("filters")) {
+        Ok(f) => f,
+        Err(e) => return crate::http::error(StatusCode::BAD_REQUEST, &format!("invalid filter: {e}")),
+    };
+    let parse = |s: &str| s.parse::<f64>().ok().map(|t| (t * 1e9) as i64);
+    let since = parse(ctx.q("since"));
+    let until = parse(ctx.q("until"));
+    let (past, mut rx) = state.engine.events().subscribe();
+    let (tx, body) = crate::http::channel_body(64);
+    tokio::spawn(async move {
+        let in_range = |t: i64| since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u);
+        if since.is_some() {
+            for ev in past.iter().filter(|e| in_range(e.time_nano)) {
+                if berth_engine::events::matches(ev, &filters)
+                    && tx.send(crate::http::json_line(ev)).await.is_err()
+                {
+                    return;
+                }
+            }
+        }
+        let deadline = until.map(|u| {
+            let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+            std::time::Duration::from_nanos(u.saturating_sub(now).max(0) as u64)
+        });
+        let sleep = tokio::time::sleep(deadline.unwrap_or(std::time::Duration::from_secs(u64::MAX / 4)));
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => return,
+                _ = tx.closed() => return,
+                ev = rx.recv() => match ev {
+                    Ok(ev) => {
+                        if in_range(ev.time_nano) && berth_engine::events::matches(&ev, &filters)
+                            && tx.send(crate::http::json_line(&ev)).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                },
+            }
+        }
+    });
+    let mut r = Response::new(body);
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}

@@ -185,6 +185,7 @@ impl Engine {
         for b in host_config.binds.iter().flatten() {
             parse_bind(b)?;
         }
+        crate::lifecycle::validate_restart_policy(&host_config)?;
         let rec = Record {
             id: id.clone(),
             name: name.clone(),
@@ -236,8 +237,9 @@ impl Engine {
                 let _ = std::fs::remove_dir_all(&dir);
                 return Err(Error::conflict(msg));
             }
-            map.insert(id.clone(), c);
+            map.insert(id.clone(), c.clone());
         }
+        self.container_event(&c.record(), "create", &[]);
         Ok(ContainerCreateResponse { id, warnings: Vec::new() })
     }
 
@@ -269,14 +271,21 @@ impl Engine {
         for b in rec.host_config.binds.iter().flatten() {
             mounts.push(parse_bind(b)?);
         }
+        for (dst, opts) in rec.host_config.tmpfs.iter().flatten() {
+            mounts.push(Mount {
+                source: PathBuf::new(),
+                destination: dst.clone(),
+                kind: MountKind::Tmpfs,
+                readonly: opts.split(',').any(|o| o == "ro"),
+                options: opts.split(',').filter(|o| !o.is_empty()).map(str::to_owned).collect(),
+            });
+        }
         let hc = &rec.host_config;
+        let log_opts = log_options(hc)?;
         let console_size = match hc.console_size.as_deref() {
             Some([h, w]) if *h > 0 && *w > 0 => Some((*h as u16, *w as u16)),
             _ => None,
         };
-        let positive = |v: i64| (v > 0).then_some(v);
-        let cpu_quota = if hc.nano_cpus > 0 { Some(hc.nano_cpus / 10_000) } else { positive(hc.cpu_quota) };
-        let cpu_period = if hc.nano_cpus > 0 { Some(100_000) } else { positive(hc.cpu_period) };
         let mut argv = vec![rec.path.clone()];
         argv.extend(rec.args.iter().cloned());
         Ok(RunSpec {
@@ -297,23 +306,43 @@ impl Engine {
             stdin_once: rec.config.stdin_once,
             console_size,
             mounts,
-            cgroup: CgroupSpec {
-                root: self.inner.cfg.cgroup_root.clone(),
-                parent: self.inner.cfg.cgroup_parent.clone(),
-                name: rec.id.clone(),
-                memory: positive(hc.memory),
-                memory_swap: (hc.memory_swap != 0).then_some(hc.memory_swap),
-                cpu_shares: positive(hc.cpu_shares),
-                cpu_quota,
-                cpu_period,
-                cpuset_cpus: (!hc.cpuset_cpus.is_empty()).then(|| hc.cpuset_cpus.clone()),
-                pids_limit: hc.pids_limit.filter(|p| *p > 0),
-            },
+            cgroup: self.cgroup_spec(rec),
             log_path: self.log_path(&rec.id),
             exit_path: dir.join("exit.json"),
             socket_path: self.socket_path(&rec.id),
             shim_log_path: Some(self.inner.cfg.exec_root.join(format!("{}.shim.log", rec.id))),
+            ulimits: hc
+                .ulimits
+                .iter()
+                .flatten()
+                .map(|u| berth_runtime::spec::Ulimit { name: u.name.clone(), soft: u.soft, hard: u.hard })
+                .collect(),
+            readonly_rootfs: hc.readonly_rootfs,
+            init: if hc.init == Some(true) { Some(self.init_binary()?) } else { None },
+            log_max_size: log_opts.0,
+            log_max_file: log_opts.1,
+            ..Default::default()
         })
+    }
+
+    /// The container's cgroup and its limits from the HostConfig.
+    pub(crate) fn cgroup_spec(&self, rec: &Record) -> CgroupSpec {
+        let hc = &rec.host_config;
+        let positive = |v: i64| (v > 0).then_some(v);
+        let cpu_quota = if hc.nano_cpus > 0 { Some(hc.nano_cpus / 10_000) } else { positive(hc.cpu_quota) };
+        let cpu_period = if hc.nano_cpus > 0 { Some(100_000) } else { positive(hc.cpu_period) };
+        CgroupSpec {
+            root: self.inner.cfg.cgroup_root.clone(),
+            parent: self.inner.cfg.cgroup_parent.clone(),
+            name: rec.id.clone(),
+            memory: positive(hc.memory),
+            memory_swap: (hc.memory_swap != 0).then_some(hc.memory_swap),
+            cpu_shares: positive(hc.cpu_shares),
+            cpu_quota,
+            cpu_period,
+            cpuset_cpus: (!hc.cpuset_cpus.is_empty()).then(|| hc.cpuset_cpus.clone()),
+            pids_limit: hc.pids_limit.filter(|p| *p > 0),
+        }
     }
 
     pub(crate) fn log_path(&self, id: &str) -> PathBuf {
@@ -386,9 +415,12 @@ impl Engine {
             r.state.oom_killed = false;
             r.state.started_at = timefmt::now();
             r.state.finished_at = ZERO_TIME.into();
+            r.state.restarting = false;
             r.shim_pid = shim_pid;
+            r.manually_stopped = false;
         })?;
         c.notice.send_modify(|n| n.running = true);
+        self.container_event(&c.record(), "start", &[]);
         self.monitor(c.clone(), Some(shim));
         Ok(())
     }
@@ -436,16 +468,92 @@ impl Engine {
             n.exit_code = code;
             n.running = false;
         });
+        if let Ok(rec) = &rec {
+            if oom {
+                self.container_event(rec, "oom", &[]);
+            }
+            self.container_event(rec, "die", &[("exitCode", code.to_string())]);
+        }
         if let Ok(rec) = rec {
             if rec.host_config.auto_remove {
                 let _ = self.remove(&c.id, true).await;
+            } else if crate::lifecycle::should_restart(&rec, code) {
+                self.schedule_restart(c.clone(), &rec);
             }
+        }
+    }
+
+    /// Restarts an exited container after the policy's back-off, as Docker's restart
+    /// manager does; the container shows `Restarting (N) …` meanwhile.
+    fn schedule_restart(&self, c: Arc<Container>, rec: &Record) {
+        let ran = match (timefmt::parse(&rec.state.started_at), timefmt::parse(&rec.state.finished_at)) {
+            (Some(s), Some(f)) => (f - s).to_std().unwrap_or_default(),
+            _ => Duration::ZERO,
+        };
+        let delay = {
+            let mut b = lock(&c.backoff_ms);
+            *b = crate::lifecycle::next_backoff(*b, ran);
+            *b
+        };
+        let dir = self.container_dir(&c.id);
+        let _ = c.update(&dir, |r| {
+            r.state.restarting = true;
+            r.state.status = "restarting".into();
+            r.restart_count += 1;
+        });
+        let engine = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            let r = c.record();
+            if r.removed || !r.state.restarting || r.manually_stopped {
+                return;
+            }
+            if lock(&engine.inner.containers).get(&c.id).is_none() {
+                return;
+            }
+            if let Err(e) = engine.start(&c.id).await {
+                tracing::warn!(container = %c.id, "restart failed: {e}");
+                let _ = c.update(&engine.container_dir(&c.id), |r| {
+                    r.state.restarting = false;
+                    r.state.status = "exited".into();
+                    r.state.error = e.message.clone();
+                });
+            } else {
+                let rec = c.record();
+                engine.container_event(&rec, "restart", &[]);
+            }
+        });
+    }
+
+    /// Marks a container as stopped by the user (restart policies then leave it) and
+    /// thaws it if paused, so signals reach it.
+    async fn manual_stop(&self, c: &Container) {
+        let dir = self.container_dir(&c.id);
+        let was_paused = c.record().state.paused;
+        let _ = c.update(&dir, |r| {
+            r.manually_stopped = true;
+            if r.state.restarting {
+                r.state.restarting = false;
+                r.state.status = "exited".into();
+            }
+        });
+        if was_paused {
+            if let Some(cg) = self.cgroup_of(&c.id) {
+                let _ = tokio::task::spawn_blocking(move || cg.thaw()).await;
+            }
+            let _ = c.update(&dir, |r| {
+                r.state.paused = false;
+                if r.state.running {
+                    r.state.status = "running".into();
+                }
+            });
         }
     }
 
     /// Registers an attach: streams now if running, else at the next start.
     pub fn attach(&self, name_or_id: &str, opts: AttachOpts) -> Result<(Arc<Container>, AttachTicket)> {
         let c = self.lookup(name_or_id)?;
+        self.container_event(&c.record(), "attach", &[]);
         let mut a = lock(&c.attaches);
         if a.live {
             let socket = self.socket_path(&c.id);
@@ -506,7 +614,12 @@ impl Engine {
                 c.id
             )));
         }
-        self.signal(&c, signo).await
+        if signo == 9 || signo == 15 {
+            self.manual_stop(&c).await;
+        }
+        self.signal(&c, signo).await?;
+        self.container_event(&c.record(), "kill", &[("signal", signo.to_string())]);
+        Ok(())
     }
 
     async fn signal(&self, c: &Container, signo: i32) -> Result<()> {
@@ -557,12 +670,16 @@ impl Engine {
             .map_err(Error::invalid)?
             .unwrap_or(15);
         let timeout = t.or(rec.config.stop_timeout).unwrap_or(10);
+        self.manual_stop(&c).await;
+        self.container_event(&rec, "kill", &[("signal", stop_sig.to_string())]);
         let _ = self.signal(&c, stop_sig).await;
         let grace = if timeout < 0 { None } else { Some(Duration::from_secs(timeout as u64)) };
         if !self.await_exit(&c, grace).await {
+            self.container_event(&rec, "kill", &[("signal", "9".into())]);
             let _ = self.signal(&c, 9).await;
             self.await_exit(&c, None).await;
         }
+        self.container_event(&c.record(), "stop", &[]);
         Ok(())
     }
 
@@ -573,6 +690,9 @@ impl Engine {
         if lock(&self.inner.containers).get(&c.id).is_none() {
             return Err(Error::not_found(format!("No such container: {name_or_id}")));
         }
+        if c.record().state.restarting {
+            self.manual_stop(&c).await;
+        }
         if c.is_running() {
             if !force {
                 return Err(Error::conflict(format!(
@@ -580,6 +700,7 @@ impl Engine {
                     c.id
                 )));
             }
+            self.manual_stop(&c).await;
             let _ = self.signal(&c, 9).await;
             self.await_exit(&c, None).await;
         }
@@ -594,6 +715,8 @@ impl Engine {
             .map_err(|e| Error::internal(e.to_string()))?
             .map_err(|e| Error::internal(format!("remove container files: {e}")))?;
         lock(&c.attaches).pending.clear();
+        self.forget_execs(&c.id);
+        self.container_event(&c.record(), "destroy", &[]);
         c.notice.send_modify(|n| n.removed = true);
         Ok(())
     }
@@ -609,7 +732,10 @@ impl Engine {
                 other.id
             )));
         }
-        c.update(&self.container_dir(&c.id), |r| r.name = new)?;
+        let old = c.name();
+        let rec = c.update(&self.container_dir(&c.id), |r| r.name = new)?;
+        drop(map);
+        self.container_event(&rec, "rename", &[("oldName", format!("/{old}"))]);
         Ok(())
     }
 
@@ -722,6 +848,7 @@ impl Engine {
         let dir = self.containers_dir();
         let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("read", &dir, e))?;
         let mut running = Vec::new();
+        let mut to_restart = Vec::new();
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with('.') {
@@ -738,8 +865,14 @@ impl Engine {
                 }
             };
             let c = Arc::new(Container::new(rec));
-            if c.is_running() {
+            if c.is_running() || c.record().state.restarting {
                 running.push(c.clone());
+            } else {
+                let r = c.record();
+                let p = r.host_config.restart_policy.name.as_str();
+                if (p == "always" || (p == "unless-stopped" && !r.manually_stopped)) && r.state.status == "exited" {
+                    to_restart.push(c.clone());
+                }
             }
             lock(&self.inner.containers).insert(c.id.clone(), c);
         }
@@ -753,8 +886,57 @@ impl Engine {
                 self.on_exit(&c, info).await;
             }
         }
+        // Docker starts `always` (and not manually stopped `unless-stopped`)
+        // containers when the daemon starts.
+        for c in to_restart {
+            let engine = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = engine.start(&c.id).await {
+                    tracing::warn!(container = %c.id, "restart on daemon start failed: {e}");
+                }
+            });
+        }
         Ok(())
     }
+}
+
+/// Parses Docker's size strings: `10m`, `1g`, `512k`, `100` (bytes).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.strip_suffix('b').unwrap_or(&s);
+    let (num, mult) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1u64 << 10),
+        'm' => (&s[..s.len() - 1], 1 << 20),
+        'g' => (&s[..s.len() - 1], 1 << 30),
+        't' => (&s[..s.len() - 1], 1 << 40),
+        _ => (s, 1),
+    };
+    let v: f64 = num.parse().ok()?;
+    (v >= 0.0).then(|| (v * mult as f64) as u64)
+}
+
+/// Default json-file rotation: Docker never rotates by default and fills disks; Berth
+/// keeps at most 5 files of 20 MB unless `--log-opt` says otherwise.
+pub const DEFAULT_LOG_MAX_SIZE: u64 = 20 << 20;
+pub const DEFAULT_LOG_MAX_FILE: u32 = 5;
+
+fn log_options(hc: &berth_api::HostConfig) -> Result<(Option<u64>, u32)> {
+    let kind = hc.log_config.kind.as_str();
+    if !matches!(kind, "" | "json-file") {
+        return Err(Error::invalid(format!("logging driver \"{kind}\" is not supported (use json-file)")));
+    }
+    let opts = hc.log_config.config.clone().unwrap_or_default();
+    let size = match opts.get("max-size") {
+        Some(v) if v == "-1" => None,
+        Some(v) => Some(parse_size(v).ok_or_else(|| Error::invalid(format!("invalid max-size: {v}")))?),
+        None => Some(DEFAULT_LOG_MAX_SIZE),
+    };
+    let files = match opts.get("max-file") {
+        Some(v) => v.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| Error::invalid(format!("invalid max-file: {v}")))?,
+        None if opts.contains_key("max-size") => 1,
+        None => DEFAULT_LOG_MAX_FILE,
+    };
+    Ok((size, files))
 }
 
 fn start_error(e: berth_runtime::RuntimeError) -> Error {
@@ -825,6 +1007,24 @@ fn matches_filters(r: &Record, filters: &BTreeMap<String, Vec<String>>, image: &
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_and_log_options() {
+        assert_eq!(parse_size("10m"), Some(10 << 20));
+        assert_eq!(parse_size("1g"), Some(1 << 30));
+        assert_eq!(parse_size("512k"), Some(512 << 10));
+        assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("x"), None);
+        let mut hc = berth_api::HostConfig::default();
+        assert_eq!(log_options(&hc).expect("defaults"), (Some(DEFAULT_LOG_MAX_SIZE), DEFAULT_LOG_MAX_FILE));
+        let mut o = std::collections::BTreeMap::new();
+        o.insert("max-size".to_string(), "1k".to_string());
+        o.insert("max-file".to_string(), "3".to_string());
+        hc.log_config.config = Some(o);
+        assert_eq!(log_options(&hc).expect("opts"), (Some(1024), 3));
+        hc.log_config.kind = "syslog".into();
+        assert!(log_options(&hc).is_err());
+    }
 
     #[test]
     fn binds_parse() {

@@ -143,14 +143,17 @@ impl Engine {
         let (tx, rx) = mpsc::unbounded_channel();
         let store = self.inner.images.clone();
         let cfg = self.inner.cfg.registry.clone();
+        let engine = self.clone();
         tokio::spawn(async move {
             let ptx = tx.clone();
             let mut progress = move |p: Progress| {
                 let _ = ptx.send(Ok(to_message(p)));
             };
-            let r = berth_image::pull(&store, &reference, &cfg, None, &mut progress).await;
-            if let Err(e) = r {
-                let _ = tx.send(Err(from_image_err(e.kind(), e)));
+            match berth_image::pull(&store, &reference, &cfg, None, &mut progress).await {
+                Ok(img) => engine.image_event("pull", &reference.familiar(), &img),
+                Err(e) => {
+                    let _ = tx.send(Err(from_image_err(e.kind(), e)));
+                }
             }
         });
         Ok(rx)
@@ -164,7 +167,16 @@ impl Engine {
             r.tag = Some(tag.to_string());
         }
         let r = r.with_default_tag();
-        self.inner.images.tag(&image.id, &r).map_err(|e| from_image(e.kind(), e))
+        self.inner.images.tag(&image.id, &r).map_err(|e| from_image(e.kind(), e))?;
+        self.image_event("tag", &image.id, &image);
+        Ok(())
+    }
+
+    fn image_event(&self, action: &str, id: &str, img: &Image) {
+        let mut attrs: std::collections::BTreeMap<String, String> =
+            img.config.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default().into_iter().collect();
+        attrs.insert("name".into(), img.repo_tags.first().cloned().unwrap_or_else(|| id.to_string()));
+        self.inner.events.emit("image", action, id, attrs);
     }
 
     /// `DELETE /images/{name}`.
@@ -178,6 +190,15 @@ impl Engine {
         .await
         .map_err(|e| Error::internal(e.to_string()))?
         .map_err(|e| from_image(e.kind(), e))?;
+        for i in &items {
+            let (action, id) = match i {
+                RemoveItem::Untagged(s) => ("untag", s),
+                RemoveItem::Deleted(s) => ("delete", s),
+            };
+            let mut attrs = std::collections::BTreeMap::new();
+            attrs.insert("name".to_string(), id.clone());
+            self.inner.events.emit("image", action, id, attrs);
+        }
         Ok(items
             .into_iter()
             .map(|i| match i {

@@ -9,6 +9,9 @@ pub mod api {
 }
 mod containers;
 pub mod error;
+pub mod events;
+mod exec;
+mod lifecycle;
 mod images;
 pub mod logs;
 pub mod merge;
@@ -24,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use berth_image::{ImageStore, RegistryConfig};
 
 pub use containers::{AttachOpts, AttachTicket, WaitCondition};
+pub use exec::{Exec, ExecStream};
 pub use error::{Error, ErrorKind, Result};
 pub use logs::{LogEntry, LogOptions};
 pub use record::Container;
@@ -40,6 +44,8 @@ pub struct EngineConfig {
     /// The parent cgroup of every container.
     pub cgroup_parent: String,
     pub registry: RegistryConfig,
+    /// The static init binary for `--init` (Docker's docker-init; tini-static here).
+    pub init_path: PathBuf,
 }
 
 /// The engine: one per daemon; cheap to clone.
@@ -52,6 +58,8 @@ struct Inner {
     cfg: EngineConfig,
     images: ImageStore,
     containers: Mutex<HashMap<String, Arc<Container>>>,
+    execs: Mutex<HashMap<String, Arc<exec::Exec>>>,
+    events: events::Events,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -72,7 +80,13 @@ impl Engine {
             .map_err(|e| Error::internal(e.to_string()))?
             .map_err(|e| error::from_image(e.kind(), e))?;
         let engine = Engine {
-            inner: Arc::new(Inner { cfg, images, containers: Mutex::new(HashMap::new()) }),
+            inner: Arc::new(Inner {
+                cfg,
+                images,
+                containers: Mutex::new(HashMap::new()),
+                execs: Mutex::new(HashMap::new()),
+                events: events::Events::default(),
+            }),
         };
         engine.restore().await?;
         Ok(engine)
@@ -84,6 +98,35 @@ impl Engine {
 
     pub fn images(&self) -> &ImageStore {
         &self.inner.images
+    }
+
+    pub fn events(&self) -> &events::Events {
+        &self.inner.events
+    }
+
+    /// Emits a container event with Docker's attributes: image, name, the labels, and
+    /// `extra` (exitCode, signal, …).
+    pub(crate) fn container_event(&self, rec: &record::Record, action: &str, extra: &[(&str, String)]) {
+        let mut attrs: std::collections::BTreeMap<String, String> =
+            rec.config.labels.clone().unwrap_or_default().into_iter().collect();
+        attrs.insert("image".into(), rec.config.image.clone());
+        attrs.insert("name".into(), rec.name.clone());
+        for (k, v) in extra {
+            attrs.insert((*k).to_string(), v.clone());
+        }
+        self.inner.events.emit("container", action, &rec.id, attrs);
+    }
+
+    fn init_binary(&self) -> Result<PathBuf> {
+        let p = &self.inner.cfg.init_path;
+        if p.is_file() {
+            Ok(p.clone())
+        } else {
+            Err(Error::invalid(format!(
+                "failed to find docker-init binary for --init: {} not found (install tini-static or set --init-path)",
+                p.display()
+            )))
+        }
     }
 
     fn containers_dir(&self) -> PathBuf {

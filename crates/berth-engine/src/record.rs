@@ -30,6 +30,9 @@ pub struct Record {
     pub state: ContainerState,
     pub restart_count: i64,
     pub shim_pid: i32,
+    /// Stopped or killed by a user: restart policies (except `always` on daemon start)
+    /// leave it alone.
+    pub manually_stopped: bool,
     /// The container has been removed (only ever set in memory, for waiters).
     #[serde(skip)]
     pub removed: bool,
@@ -65,6 +68,8 @@ pub struct Container {
     pub(crate) attaches: Mutex<Attaches>,
     /// Serialises start / stop / remove of this container.
     pub(crate) op: tokio::sync::Mutex<()>,
+    /// Restart back-off in ms (in memory, as Docker's restart manager).
+    pub(crate) backoff_ms: Mutex<u64>,
 }
 
 impl Container {
@@ -81,6 +86,7 @@ impl Container {
             notice: watch::channel(notice).0,
             attaches: Mutex::new(Attaches::default()),
             op: tokio::sync::Mutex::new(()),
+            backoff_ms: Mutex::new(0),
         }
     }
 

@@ -384,6 +384,60 @@ impl ImageStore {
         Ok(out)
     }
 
+    /// Creates an image (`docker commit`): `parent`'s layers plus one new layer read
+    /// from `layer_tar` (an uncompressed tar with AUFS/OCI whiteouts), described by
+    /// `config` (an image config object; its `rootfs` is filled in here), and points
+    /// `reference` (tag added if missing) at it. Written like a pull: the layer is
+    /// unpacked under `layers/.tmp-*`, fsync'ed, renamed and marked `ok`; then the
+    /// config blob; then the record; then the references. The compressed-blob step of a
+    /// pull has no counterpart: the unpacked layer is all the store keeps.
+    pub fn commit(
+        &self,
+        parent: Option<&Image>,
+        layer_tar: impl std::io::Read,
+        config: serde_json::Value,
+        reference: Option<&Reference>,
+    ) -> Result<Image, StoreError> {
+        let mut diff_ids: Vec<String> = parent.map(|p| p.layers.clone()).unwrap_or_default();
+        let parent_chains = chain_id(&diff_ids);
+        let _parent_pin = self.pin(&parent_chains);
+        if let Some(c) = parent_chains.iter().find(|c| !self.has_layer(c)) {
+            return Err(StoreError::Internal(format!("layer {c} of the parent image is missing")));
+        }
+        let tmp = self.layer_tmp();
+        fs::create_dir(&tmp).map_err(|e| StoreError::io("create", &tmp, e))?;
+        let stats = match crate::unpack::unpack(layer_tar, &tmp.join("diff")) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = remove_any(&tmp);
+                return Err(StoreError::Internal(format!("writing the new layer: {e}")));
+            }
+        };
+        diff_ids.push(stats.diff_id.clone());
+        let chains = chain_id(&diff_ids);
+        let top = chains.last().cloned().unwrap_or_default();
+        let _pin = self.pin(std::slice::from_ref(&top));
+        if let Err(e) = self.commit_layer(&tmp, &top, stats.size) {
+            let _ = remove_any(&tmp);
+            return Err(e);
+        }
+        let mut config = config;
+        let obj = config
+            .as_object_mut()
+            .ok_or_else(|| StoreError::Internal("an image config must be a JSON object".into()))?;
+        obj.insert("rootfs".into(), serde_json::json!({ "type": "layers", "diff_ids": diff_ids }));
+        let bytes = serde_json::to_vec(&config)
+            .map_err(|e| StoreError::Internal(format!("encoding the image config: {e}")))?;
+        serde_json::from_slice::<ImageConfig>(&bytes)
+            .map_err(|e| StoreError::Internal(format!("invalid image config: {e}")))?;
+        let id = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        self.write_blob(&id, &bytes)?;
+        let record = ImageRecord { id, layers: diff_ids, chain_ids: chains, manifest_digest: None, blobs: Vec::new() };
+        let refs: Vec<Reference> = reference.map(|r| r.clone().with_default_tag()).into_iter().collect();
+        let (image, _) = self.commit_image(record, &refs)?;
+        Ok(image)
+    }
+
     // ----- crate-private: used by pull -----
 
     pub(crate) fn blob_path(&self, digest: &str) -> PathBuf {
@@ -1065,6 +1119,41 @@ mod tests {
         }
         assert_eq!(store.list().len(), 1);
         assert_eq!(store.resolve("keep").unwrap().id, id);
+    }
+
+    #[test]
+    fn commit_stacks_a_layer_on_its_parent() {
+        let t = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(t.path()).unwrap();
+        let base = import(&store, &[&[("a", b"1")]], "2024-01-01T00:00:00Z", &["base"]);
+        let parent = store.get(&base).unwrap();
+        let layer = tar_of(&[("new", b"hello")]);
+        let config = serde_json::json!({
+            "architecture": "amd64", "os": "linux", "created": "2025-01-01T00:00:00Z",
+            "config": {"Cmd": ["cat", "/new"]},
+            "history": [{"created_by": "sh"}],
+        });
+        let r = Reference::parse("committed:v1").unwrap();
+        let img = store.commit(Some(&parent), &layer[..], config, Some(&r)).unwrap();
+        assert_eq!(img.repo_tags, vec!["committed:v1"]);
+        assert_eq!(img.layers.len(), 2);
+        assert_eq!(img.layers[0], parent.layers[0]);
+        assert_eq!(img.layers[1], format!("sha256:{}", hex::encode(Sha256::digest(&layer))));
+        assert_eq!(img.config.config.as_ref().unwrap().cmd, Some(vec!["cat".to_string(), "/new".to_string()]));
+        assert_eq!(img.config.rootfs.diff_ids, img.layers);
+        let dirs = store.layer_dirs(&img).unwrap();
+        assert_eq!(fs::read(dirs[0].join("new")).unwrap(), b"hello");
+        assert!(dirs[1].join("a").is_file());
+        // Survives a reopen; removing it keeps the parent's layer.
+        drop(store);
+        let store = ImageStore::open(t.path()).unwrap();
+        assert_eq!(store.resolve("committed:v1").unwrap().id, img.id);
+        store.remove("committed:v1", false, &no_container).unwrap();
+        assert!(store.layer_dirs(&store.get(&base).unwrap()).is_ok());
+        // Without a parent or a reference: a dangling single-layer image.
+        let img = store.commit(None, &tar_of(&[("x", b"1")])[..], serde_json::json!({"os": "linux"}), None).unwrap();
+        assert!(img.repo_tags.is_empty());
+        assert_eq!(img.layers.len(), 1);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! docs/process-tree.md. Blocking std code; the engine calls it from
 //! `tokio::task::spawn_blocking`.
 
-use crate::spec::RunSpec;
+use crate::spec::{ExecSpec, RunSpec};
 use crate::{ExitInfo, RuntimeError};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -140,6 +140,62 @@ pub fn kill(socket: &Path, signal: i32) -> Result<(), RuntimeError> {
 /// Resizes the container's pty (no-op without a TTY).
 pub fn resize(socket: &Path, rows: u16, cols: u16) -> Result<(), RuntimeError> {
     ok_or(request(socket, &format!("resize {rows} {cols}\n"))?, RuntimeError::Protocol)
+}
+
+/// Frame stream type of an exec's last frame: its exit code in ASCII decimal.
+pub const EXEC_EXIT_STREAM: u8 = crate::shim::EXIT_STREAM;
+
+/// Starts `docker exec` in the running container. On success returns the connection
+/// and the exec's host pid: the stream then carries output frames (8-byte Docker
+/// header; stream 1 stdout — also for a TTY —, 2 stderr) and ends with one frame of
+/// stream [`EXEC_EXIT_STREAM`] holding the exit code, after which the shim closes it.
+/// Bytes written to it are the exec's stdin (when `open_stdin`); `shutdown(Write)` is
+/// stdin EOF. The exec's output is not written to the container's log.
+///
+/// Errors: `Start(msg)` with Docker's words when the process could not be started
+/// (`OCI runtime exec failed: exec failed: unable to start container process: exec:
+/// "x": executable file not found in $PATH: unknown`; `start_exit_code()` gives the
+/// exec's exit code 126/127), `NotRunning` when the container is not running,
+/// `Protocol` for anything else the shim refused (e.g. a paused container).
+pub fn exec(socket: &Path, spec: &ExecSpec) -> Result<(UnixStream, i32), RuntimeError> {
+    let mut s = connect(socket)?;
+    let json = serde_json::to_string(spec).map_err(|e| RuntimeError::InvalidSpec(e.to_string()))?;
+    s.write_all(format!("exec {json}\n").as_bytes()).map_err(|e| RuntimeError::io("write", socket, e))?;
+    // Byte by byte: frames follow the answer line on the same stream.
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return Err(RuntimeError::NotRunning),
+            Ok(_) if b[0] == b'\n' => break,
+            Ok(_) if line.len() < 64 * 1024 => line.push(b[0]),
+            Ok(_) => return Err(RuntimeError::Protocol("answer line too long".into())),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Err(RuntimeError::NotRunning),
+            Err(e) => return Err(RuntimeError::io("read", socket, e)),
+        }
+    }
+    let ans = String::from_utf8_lossy(&line).into_owned();
+    if let Some(pid) = ans.strip_prefix("ok ") {
+        let pid = pid.trim().parse().map_err(|_| RuntimeError::Protocol(format!("bad exec answer {ans:?}")))?;
+        return Ok((s, pid));
+    }
+    match ans.strip_prefix("error ") {
+        Some(m) if m.contains("is not running") => Err(RuntimeError::NotRunning),
+        Some(m) if m.starts_with("OCI runtime exec failed") => Err(RuntimeError::Start(m.to_string())),
+        Some(m) => Err(RuntimeError::Protocol(m.to_string())),
+        None => Err(RuntimeError::Protocol(format!("unexpected answer {ans:?}"))),
+    }
+}
+
+/// Parses the payload of an exec's [`EXEC_EXIT_STREAM`] frame.
+pub fn exec_exit_code(payload: &[u8]) -> Option<i32> {
+    std::str::from_utf8(payload).ok()?.trim().parse().ok()
+}
+
+/// Resizes an exec's pty (no-op for an exec without a TTY).
+pub fn resize_exec(socket: &Path, pid: i32, rows: u16, cols: u16) -> Result<(), RuntimeError> {
+    ok_or(request(socket, &format!("resize {rows} {cols} {pid}\n"))?, RuntimeError::Protocol)
 }
 
 /// Reads `exit.json` (written by the shim when the init exited).

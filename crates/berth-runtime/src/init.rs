@@ -5,10 +5,10 @@
 //! execve is reported as another `E<message>`; a successful one closes the (CLOEXEC)
 //! socket, which the shim reads as EOF.
 
-use crate::spec::RunSpec;
+use crate::spec::{Rlimit, RunSpec};
 use crate::{lookup, rootfs, security, user};
 use berth_sys::libc;
-use berth_sys::process::{exit_now, set_ids};
+use berth_sys::process::exit_now;
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
@@ -28,25 +28,31 @@ struct Ready {
     master: Option<std::fs::File>,
 }
 
-fn cstring(s: &str) -> Result<CString, String> {
+pub(crate) fn cstring(s: &str) -> Result<CString, String> {
     CString::new(s).map_err(|_| format!("invalid NUL byte in {s:?}"))
 }
 
-fn err_text(what: &str, e: std::io::Error) -> String {
+pub(crate) fn err_text(what: &str, e: std::io::Error) -> String {
     format!("{what}: {}", berth_sys::errno_text(&e))
 }
 
 /// `replace-or-append` of Docker's daemon environment: defaults first, the container's
 /// env overrides by key, HOME from the user entry when absent.
 pub(crate) fn build_env(spec: &RunSpec, home: &str) -> Vec<String> {
+    build_env_from(&spec.hostname, spec.tty, &[&spec.env], home)
+}
+
+/// [`build_env`] for an exec: `layers` are applied in order (the container's env, then
+/// the exec's), each overriding earlier keys.
+pub(crate) fn build_env_from(hostname: &str, tty: bool, layers: &[&[String]], home: &str) -> Vec<String> {
     let mut env = vec![format!("PATH={}", lookup::DEFAULT_PATH)];
-    if !spec.hostname.is_empty() {
-        env.push(format!("HOSTNAME={}", spec.hostname));
+    if !hostname.is_empty() {
+        env.push(format!("HOSTNAME={hostname}"));
     }
-    if spec.tty {
+    if tty {
         env.push("TERM=xterm".to_string());
     }
-    for e in &spec.env {
+    for e in layers.iter().flat_map(|l| l.iter()) {
         let key = e.split('=').next().unwrap_or(e);
         match env.iter_mut().find(|x| x.split('=').next() == Some(key)) {
             Some(slot) => *slot = e.clone(),
@@ -84,8 +90,12 @@ fn setup(spec: &RunSpec, io: Option<PipeIo>) -> Result<Ready, String> {
     std::fs::create_dir_all(cwd).map_err(|e| err_text(&format!("mkdir {cwd}"), e))?;
     std::env::set_current_dir(cwd).map_err(|e| err_text(&format!("chdir to cwd (\"{cwd}\") set in config.json failed"), e))?;
 
-    let arg0 = spec.args.first().ok_or("no command specified")?;
+    let args = spec.process_args();
+    let arg0 = args.first().ok_or("no command specified")?;
     let path = lookup::lookup(arg0, lookup::path_from_env(&env), Path::new(cwd), lookup::stat_probe)?;
+    if spec.readonly_rootfs {
+        rootfs::make_root_readonly()?;
+    }
 
     let mut master = None;
     if spec.tty {
@@ -106,12 +116,12 @@ fn setup(spec: &RunSpec, io: Option<PipeIo>) -> Result<Ready, String> {
     }
     security::prepare(spec)?;
 
-    let argv = spec.args.iter().map(|a| cstring(a)).collect::<Result<Vec<_>, _>>()?;
+    let argv = args.iter().map(|a| cstring(a)).collect::<Result<Vec<_>, _>>()?;
     let envp = env.iter().map(|a| cstring(a)).collect::<Result<Vec<_>, _>>()?;
     Ok(Ready { path: cstring(&path.to_string_lossy())?, argv, envp, user: exec_user, master })
 }
 
-fn fail(sync: &OwnedFd, msg: &str, code: i32) -> ! {
+pub(crate) fn fail(sync: &OwnedFd, msg: &str, code: i32) -> ! {
     let mut m = Vec::with_capacity(msg.len() + 1);
     m.push(b'E');
     m.extend_from_slice(msg.as_bytes());
@@ -120,8 +130,17 @@ fn fail(sync: &OwnedFd, msg: &str, code: i32) -> ! {
     exit_now(code)
 }
 
+/// `--ulimit`s, planned by the shim ([`crate::spec::plan_ulimits`]).
+pub(crate) fn set_rlimits(rlimits: &[Rlimit]) -> Result<(), String> {
+    for r in rlimits {
+        berth_sys::process::setrlimit(r.resource, r.soft, r.hard)
+            .map_err(|e| err_text(&format!("setrlimit {} soft {} hard {}", r.resource, r.soft, r.hard), e))?;
+    }
+    Ok(())
+}
+
 /// Runs in the cloned child; never returns.
-pub(crate) fn run(spec: &RunSpec, sync: OwnedFd, io: Option<PipeIo>) -> ! {
+pub(crate) fn run(spec: &RunSpec, rlimits: &[Rlimit], sync: OwnedFd, io: Option<PipeIo>) -> ! {
     let ready = match setup(spec, io) {
         Ok(r) => r,
         Err(msg) => fail(&sync, &msg, 1),
@@ -140,15 +159,16 @@ pub(crate) fn run(spec: &RunSpec, sync: OwnedFd, io: Option<PipeIo>) -> ! {
         fail(&sync, &err_text("reset signals", e), 1);
     }
     berth_sys::mount::umask(0o022);
-    let u = &ready.user;
-    if let Err(e) = set_ids(u.uid, u.gid, &u.groups) {
-        fail(&sync, &err_text("set user", e), 1);
+    if let Err(msg) = set_rlimits(rlimits) {
+        fail(&sync, &msg, 1);
     }
-    if let Err(msg) = security::apply_before_exec(spec) {
+    // Switches user and drops capabilities/loads seccomp in the required order.
+    if let Err(msg) = security::apply(&spec.security, &ready.user) {
         fail(&sync, &msg, 1);
     }
     let e = berth_sys::process::execve(&ready.path, &ready.argv, &ready.envp);
-    let arg0 = spec.args.first().map(String::as_str).unwrap_or("");
+    let args = spec.process_args();
+    let arg0 = args.first().map(String::as_str).unwrap_or("");
     let code = if e.raw_os_error() == Some(libc::ENOENT) { 127 } else { 126 };
     fail(&sync, &format!("exec: \"{arg0}\": {}", berth_sys::errno_text(&e)), code)
 }

@@ -4,6 +4,11 @@
 //! flushed at exit. Strings are escaped the way Go's encoding/json does (HTML-safe
 //! `<>&`, U+2028/2029), so files match Docker's byte for byte.
 
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
 /// Docker's maximum log message size before a line is split.
 pub const MAX_LINE: usize = 16 * 1024;
 
@@ -87,6 +92,87 @@ impl LineSplitter {
     }
 }
 
+/// The json-file log with Docker's `max-size`/`max-file` rotation: before an entry
+/// would take the file past `max_size`, `<log>.N-1` is dropped, `<log>.k` becomes
+/// `<log>.k+1`, `<log>` becomes `<log>.1` and a new `<log>` is started (with
+/// `max_file` ≤ 1 the file is truncated instead). Entries are never split across
+/// files. Entries are buffered by [`LogFile::push`] and written by [`LogFile::flush`].
+pub struct LogFile {
+    path: PathBuf,
+    file: File,
+    size: u64,
+    max_size: Option<u64>,
+    max_file: u32,
+    buf: Vec<u8>,
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    File::options().append(true).create(true).mode(0o640).open(path)
+}
+
+fn numbered(path: &Path, n: u32) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(format!(".{n}"));
+    PathBuf::from(p)
+}
+
+impl LogFile {
+    pub fn open(path: &Path, max_size: Option<u64>, max_file: u32) -> io::Result<LogFile> {
+        let file = open_append(path)?;
+        let size = file.metadata()?.len();
+        Ok(LogFile { path: path.to_path_buf(), file, size, max_size: max_size.filter(|m| *m > 0), max_file, buf: Vec::new() })
+    }
+
+    /// Buffers one encoded entry, rotating first if it would not fit.
+    pub fn push(&mut self, entry: &[u8]) {
+        if let Some(max) = self.max_size {
+            let used = self.size + self.buf.len() as u64;
+            if used > 0 && used + entry.len() as u64 > max {
+                self.flush();
+                if let Err(e) = self.rotate() {
+                    eprintln!("berth-shim: rotate {}: {e}", self.path.display());
+                }
+            }
+        }
+        self.buf.extend_from_slice(entry);
+    }
+
+    /// Writes the buffered entries.
+    pub fn flush(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        match self.file.write_all(&self.buf) {
+            Ok(()) => self.size += self.buf.len() as u64,
+            Err(e) => eprintln!("berth-shim: write {}: {e}", self.path.display()),
+        }
+        self.buf.clear();
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        if self.max_file <= 1 {
+            self.file.set_len(0)?;
+            self.size = 0;
+            return Ok(());
+        }
+        let last = self.max_file - 1;
+        match std::fs::remove_file(numbered(&self.path, last)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        for k in (1..last).rev() {
+            match std::fs::rename(numbered(&self.path, k), numbered(&self.path, k + 1)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        std::fs::rename(&self.path, numbered(&self.path, 1))?;
+        self.file = open_append(&self.path)?;
+        self.size = 0;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +219,39 @@ mod tests {
         exact.push(b'\n');
         sp.push(&exact, |l| got.push(l.len()));
         assert_eq!(got, vec![MAX_LINE]);
+    }
+
+    #[test]
+    fn rotates_like_docker() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("c-json.log");
+        let mut l = LogFile::open(&p, Some(100), 3).unwrap();
+        let entry = |i: usize| format!("{{\"log\":\"{i:036}\"}}\n"); // 46 bytes
+        for i in 0..9 {
+            l.push(entry(i).as_bytes());
+            l.flush();
+        }
+        let read = |s: &str| std::fs::read_to_string(t.path().join(s)).unwrap_or_default();
+        // Two entries fit in 100 bytes; 9 entries → files [8], [6,7], [4,5]; 0-3 dropped.
+        assert_eq!(read("c-json.log"), entry(8));
+        assert_eq!(read("c-json.log.1"), entry(6) + &entry(7));
+        assert_eq!(read("c-json.log.2"), entry(4) + &entry(5));
+        assert!(!t.path().join("c-json.log.3").exists());
+        // Reopening continues with the existing size.
+        let mut l = LogFile::open(&p, Some(100), 3).unwrap();
+        l.push(entry(9).as_bytes());
+        l.push(entry(10).as_bytes());
+        l.flush();
+        assert_eq!(read("c-json.log"), entry(10));
+        assert_eq!(read("c-json.log.1"), entry(8) + &entry(9));
+        // max_file 1: truncate in place.
+        let q = t.path().join("one.log");
+        let mut l = LogFile::open(&q, Some(50), 1).unwrap();
+        for i in 0..3 {
+            l.push(entry(i).as_bytes());
+        }
+        l.flush();
+        assert_eq!(std::fs::read_to_string(&q).unwrap(), entry(2));
+        assert!(!t.path().join("one.log.1").exists());
     }
 }

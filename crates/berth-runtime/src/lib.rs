@@ -14,6 +14,7 @@ pub mod frame;
 pub mod jsonlog;
 pub mod lookup;
 pub mod rootfs;
+pub mod seccomp;
 pub mod security;
 #[doc(hidden)]
 pub mod shim;
@@ -21,6 +22,7 @@ pub mod spec;
 pub mod timefmt;
 pub mod user;
 
+mod exec;
 mod init;
 
 use serde::{Deserialize, Serialize};

@@ -174,13 +174,18 @@ fn mount_overlay(r: &Rootfs) -> Result<(), String> {
     do_mount(Some(Path::new("overlay")), &r.merged, Some("overlay"), 0, Some(&data))
 }
 
-fn flag_word(w: &str) -> Option<libc::c_ulong> {
+/// A mount flag word: (flags it sets, flags it clears).
+fn flag_word(w: &str) -> Option<(libc::c_ulong, libc::c_ulong)> {
     Some(match w {
-        "ro" => libc::MS_RDONLY,
-        "nosuid" => libc::MS_NOSUID,
-        "nodev" => libc::MS_NODEV,
-        "noexec" => libc::MS_NOEXEC,
-        "rw" | "bind" | "rbind" | "suid" | "dev" | "exec" => 0,
+        "ro" => (libc::MS_RDONLY, 0),
+        "nosuid" => (libc::MS_NOSUID, 0),
+        "nodev" => (libc::MS_NODEV, 0),
+        "noexec" => (libc::MS_NOEXEC, 0),
+        "rw" => (0, libc::MS_RDONLY),
+        "suid" => (0, libc::MS_NOSUID),
+        "dev" => (0, libc::MS_NODEV),
+        "exec" => (0, libc::MS_NOEXEC),
+        "bind" | "rbind" => (0, 0),
         _ => return None,
     })
 }
@@ -203,8 +208,8 @@ fn apply_user_mount(merged: &Path, m: &Mount) -> Result<(), String> {
     let mut data = Vec::new();
     let mut prop = 0;
     for o in &m.options {
-        if let Some(f) = flag_word(o) {
-            flags |= f;
+        if let Some((set, clear)) = flag_word(o) {
+            flags = (flags | set) & !clear;
         } else if let Some(p) = propagation(o) {
             prop = p;
         } else {
@@ -270,7 +275,26 @@ pub fn prepare(spec: &RunSpec) -> Result<(), String> {
     for m in &spec.mounts {
         apply_user_mount(merged, m)?;
     }
+    if let Some(init) = &spec.init {
+        let m = Mount {
+            source: init.clone(),
+            destination: crate::spec::DOCKER_INIT.to_string(),
+            kind: MountKind::Bind,
+            readonly: true,
+            options: vec![],
+        };
+        apply_user_mount(merged, &m)?;
+    }
+    crate::security::prepare_rootfs(&spec.security, merged)?;
     pivot(merged)
+}
+
+/// `--read-only`, after pivot_root and the init's own writes to `/` (cwd creation):
+/// remounts the root mount read-only. Only that one mount changes, so /proc, /dev,
+/// /dev/shm, tmpfs and bind mounts keep their flags (runc's `setReadonly`).
+pub fn make_root_readonly() -> Result<(), String> {
+    let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
+    do_mount(None, Path::new("/"), None, flags, None).map_err(|e| format!("remount / read-only: {e}"))
 }
 
 // runc's pivot_root(".", ".") trick: no directory for the old root is needed, and the

@@ -8,9 +8,9 @@
 
 use crate::cgroup::Cgroup;
 use crate::frame;
-use crate::jsonlog::{encode_entry, LineSplitter};
-use crate::spec::RunSpec;
-use crate::{init, start_error_message, timefmt, ExitInfo};
+use crate::jsonlog::{encode_entry, LineSplitter, LogFile};
+use crate::spec::{ExecSpec, Rlimit, RunSpec};
+use crate::{exec, init, start_error_message, timefmt, ExitInfo};
 use berth_sys::libc;
 use berth_sys::poll::{PollFd, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT};
 use berth_sys::process::{clone_process, CloneResult};
@@ -18,7 +18,6 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -27,6 +26,10 @@ use std::time::{Duration, Instant};
 const HIGH_WATER: usize = 1 << 20;
 /// After the init exits, how long to wait for output EOF (holders outside the pid ns).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long an exec may take from fork to execve before the shim gives up on it.
+const EXEC_SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Frame stream type carrying an exec's exit code (ASCII decimal) as its last frame.
+pub const EXIT_STREAM: u8 = 3;
 
 /// Entry point of the `berth-shim` binary; returns the process exit code.
 pub fn main(mut args: impl Iterator<Item = OsString>) -> i32 {
@@ -63,8 +66,78 @@ enum Kind {
     Pending,
     Attach { stdin: bool, stdout: bool, stderr: bool },
     Waiter,
+    /// The connection of the exec with this id: output frames out, stdin in.
+    Exec(u64),
     /// Answered: close once `out` is flushed.
     Closing,
+}
+
+/// Where container (or exec) stdin goes: a pipe write end or a dup of the pty master.
+#[derive(Default)]
+struct Stdin {
+    file: Option<File>,
+    buf: Vec<u8>,
+    close_pending: bool,
+    pty: bool,
+}
+
+impl Stdin {
+    fn feed(&mut self, data: &[u8]) {
+        if self.file.is_none() || self.close_pending || data.is_empty() {
+            return;
+        }
+        self.buf.extend_from_slice(data);
+        self.flush();
+    }
+
+    /// Stdin EOF: closes the pipe once drained; a pty cannot be half-closed, so it
+    /// gets ^D (EOF for the line discipline) instead.
+    fn close(&mut self) {
+        if self.pty {
+            self.feed(&[4]);
+            return;
+        }
+        self.close_pending = true;
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        if let Some(s) = &mut self.file {
+            while !self.buf.is_empty() {
+                match s.write(&self.buf) {
+                    Ok(n) => {
+                        self.buf.drain(..n);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        // Reader gone (EPIPE): drop stdin altogether.
+                        self.buf.clear();
+                        self.file = None;
+                        return;
+                    }
+                }
+            }
+        }
+        if self.close_pending && self.buf.is_empty() {
+            self.file = None;
+        }
+    }
+
+    fn room(&self) -> bool {
+        self.buf.len() < HIGH_WATER
+    }
+}
+
+/// One `docker exec` process and its connection (the client with `Kind::Exec(id)`).
+struct Exec {
+    id: u64,
+    pid: i32,
+    outputs: Vec<Output>,
+    stdin: Stdin,
+    pty: Option<File>,
+    exit: Option<i32>,
+    deadline: Option<Instant>,
 }
 
 struct Client {
@@ -83,6 +156,8 @@ enum Tag {
     Out(usize),
     Stdin,
     Client(usize),
+    ExecOut(usize, usize),
+    ExecStdin(usize),
 }
 
 struct Shim {
@@ -92,15 +167,15 @@ struct Shim {
     sigfd: OwnedFd,
     listener: UnixListener,
     outputs: Vec<Output>,
-    /// Where container stdin goes (pipe write end or a dup of the pty master).
-    stdin: Option<File>,
-    stdin_buf: Vec<u8>,
-    stdin_close_pending: bool,
+    stdin: Stdin,
     pty: Option<File>,
     clients: Vec<Client>,
-    log: Option<File>,
+    log: Option<LogFile>,
     logbuf: Vec<u8>,
     cgroup: Option<Cgroup>,
+    rlimits: Vec<Rlimit>,
+    execs: Vec<Exec>,
+    next_exec: u64,
     sync: Option<OwnedFd>,
     go: Option<Result<(), String>>,
     exit: Option<ExitInfo>,
@@ -127,9 +202,17 @@ impl Shim {
         let sigfd = berth_sys::signal::signalfd(&[libc::SIGCHLD]).map_err(|e| errno("signalfd", e))?;
         let devnull = File::options().read(true).write(true).open("/dev/null").map_err(|e| errno("open /dev/null", e))?;
 
+        let cur_hard = |r| berth_sys::process::getrlimit(r).map(|x| x.1).unwrap_or(berth_sys::process::RLIM_INFINITY);
+        let (rlimits, warnings) = crate::spec::plan_ulimits(&spec.ulimits, cur_hard)?;
+        for w in warnings {
+            eprintln!("berth-shim: warning: {w}");
+        }
         let cgroup = Cgroup::from_spec(&spec.cgroup);
         if let Some(cg) = &cgroup {
-            cg.create().and_then(|_| cg.apply(&spec.cgroup)).map_err(|e| format!("cgroup: {e}"))?;
+            cg.create()
+                .and_then(|_| cg.apply(&spec.cgroup))
+                .and_then(|_| crate::security::apply_devices(cg, &spec.security))
+                .map_err(|e| format!("cgroup: {e}"))?;
         }
         let fail = |cg: &Option<Cgroup>, msg: String| {
             if let Some(cg) = cg {
@@ -165,11 +248,7 @@ impl Shim {
             None
         } else {
             Some(
-                File::options()
-                    .append(true)
-                    .create(true)
-                    .mode(0o640)
-                    .open(&spec.log_path)
+                LogFile::open(&spec.log_path, spec.log_max_size, spec.log_max_file)
                     .map_err(|e| fail(&cgroup, errno(&format!("open log {}", spec.log_path.display()), e)))?,
             )
         };
@@ -184,7 +263,7 @@ impl Shim {
             Ok(CloneResult::Child) => {
                 drop(sync);
                 drop(stdin);
-                init::run(&spec, child_sync, child_io)
+                init::run(&spec, &rlimits, child_sync, child_io)
             }
             Ok(CloneResult::Parent(pid)) => pid,
         };
@@ -229,6 +308,7 @@ impl Shim {
             outputs.push(Output { file: dup, stream: frame::STDOUT, name: "stdout", split: LineSplitter::default(), open: true });
             pty = Some(master);
         }
+        let stdin = Stdin { file: stdin, pty: pty.is_some(), ..Default::default() };
         Ok(Shim {
             spec,
             pid,
@@ -237,13 +317,14 @@ impl Shim {
             listener,
             outputs,
             stdin,
-            stdin_buf: Vec::new(),
-            stdin_close_pending: false,
             pty,
             clients: Vec::new(),
             log,
             logbuf: Vec::new(),
             cgroup,
+            rlimits,
+            execs: Vec::new(),
+            next_exec: 1,
             sync: Some(sync),
             go: None,
             exit: None,
@@ -256,7 +337,7 @@ impl Shim {
         let mut pfds: Vec<PollFd> = Vec::with_capacity(16);
         let mut tags: Vec<Tag> = Vec::with_capacity(16);
         loop {
-            let outputs_done = self.outputs.iter().all(|o| !o.open);
+            let outputs_done = self.outputs.iter().all(|o| !o.open) && self.execs.is_empty();
             if self.exit.is_some() && (outputs_done || self.drain_deadline.is_some_and(|d| Instant::now() >= d)) {
                 break;
             }
@@ -266,7 +347,7 @@ impl Shim {
             tags.push(Tag::Sig);
             pfds.push(PollFd::new(self.listener.as_raw_fd(), POLLIN));
             tags.push(Tag::Listen);
-            let pressure = self.clients.iter().any(|c| c.out.len() > HIGH_WATER);
+            let pressure = self.clients.iter().any(|c| matches!(c.kind, Kind::Attach { .. }) && c.out.len() > HIGH_WATER);
             if !pressure {
                 for (i, o) in self.outputs.iter().enumerate() {
                     if o.open {
@@ -275,16 +356,35 @@ impl Shim {
                     }
                 }
             }
-            if let Some(s) = &self.stdin {
-                if !self.stdin_buf.is_empty() {
+            if let Some(s) = &self.stdin.file {
+                if !self.stdin.buf.is_empty() {
                     pfds.push(PollFd::new(s.as_raw_fd(), POLLOUT));
                     tags.push(Tag::Stdin);
                 }
             }
-            let stdin_room = self.stdin_buf.len() < HIGH_WATER;
+            for (e, x) in self.execs.iter().enumerate() {
+                let pressure = self.clients.iter().any(|c| c.kind == Kind::Exec(x.id) && c.out.len() > HIGH_WATER);
+                for (i, o) in x.outputs.iter().enumerate() {
+                    if o.open && !pressure {
+                        pfds.push(PollFd::new(o.file.as_raw_fd(), POLLIN));
+                        tags.push(Tag::ExecOut(e, i));
+                    }
+                }
+                if let Some(s) = &x.stdin.file {
+                    if !x.stdin.buf.is_empty() {
+                        pfds.push(PollFd::new(s.as_raw_fd(), POLLOUT));
+                        tags.push(Tag::ExecStdin(e));
+                    }
+                }
+            }
             for (i, c) in self.clients.iter().enumerate() {
+                let room = match c.kind {
+                    Kind::Attach { stdin: true, .. } => self.stdin.room(),
+                    Kind::Exec(id) => self.execs.iter().find(|x| x.id == id).map_or(true, |x| x.stdin.room()),
+                    _ => true,
+                };
                 let mut ev = 0;
-                if c.rd_open && (stdin_room || !matches!(c.kind, Kind::Attach { stdin: true, .. })) {
+                if c.rd_open && room {
                     ev |= POLLIN;
                 }
                 if !c.out.is_empty() {
@@ -293,7 +393,8 @@ impl Shim {
                 pfds.push(PollFd::new(c.sock.as_raw_fd(), ev));
                 tags.push(Tag::Client(i));
             }
-            let timeout = match self.drain_deadline {
+            let deadline = self.execs.iter().filter_map(|x| x.deadline).chain(self.drain_deadline).min();
+            let timeout = match deadline {
                 Some(d) => d.saturating_duration_since(Instant::now()).as_millis().min(i32::MAX as u128) as i32 + 1,
                 None => -1,
             };
@@ -314,7 +415,9 @@ impl Shim {
                     Tag::Sig => self.reap(),
                     Tag::Listen => self.accept(),
                     Tag::Out(i) => self.read_output(i),
-                    Tag::Stdin => self.flush_stdin(),
+                    Tag::Stdin => self.stdin.flush(),
+                    Tag::ExecOut(e, i) => self.read_exec_output(e, i),
+                    Tag::ExecStdin(e) => self.execs[e].stdin.flush(),
                     Tag::Client(i) => {
                         if rev & (POLLERR | POLLNVAL) != 0 {
                             self.clients[i].dead = true;
@@ -333,6 +436,7 @@ impl Shim {
                     }
                 }
             }
+            self.finish_execs(false);
             self.clients.retain(|c| !(c.dead || c.kind == Kind::Closing && c.out.is_empty()));
         }
         self.finish()
@@ -349,6 +453,33 @@ impl Shim {
                     finished_at: timefmt::now_rfc3339_nano(),
                 });
                 self.drain_deadline = Some(Instant::now() + DRAIN_TIMEOUT);
+            } else if let Some(x) = self.execs.iter_mut().find(|x| x.pid == pid && x.exit.is_none()) {
+                x.exit = Some(status.docker_code());
+                x.deadline = Some(Instant::now() + DRAIN_TIMEOUT);
+            }
+            // Anything else: an exec's intermediate process, or an orphan.
+        }
+    }
+
+    /// Ends execs whose process exited and whose output is drained (or whose drain
+    /// deadline passed; `all` at shim exit): the last frame carries the exit code.
+    fn finish_execs(&mut self, all: bool) {
+        let now = Instant::now();
+        let mut i = 0;
+        while i < self.execs.len() {
+            let x = &self.execs[i];
+            let drained = x.outputs.iter().all(|o| !o.open) || x.deadline.is_some_and(|d| now >= d);
+            if !(all || x.exit.is_some() && drained) {
+                i += 1;
+                continue;
+            }
+            let x = self.execs.swap_remove(i);
+            // Killed with the container's pid namespace when never reaped.
+            let code = x.exit.unwrap_or(128 + libc::SIGKILL);
+            if let Some(c) = self.clients.iter_mut().find(|c| c.kind == Kind::Exec(x.id)) {
+                frame::encode_into(&mut c.out, EXIT_STREAM, code.to_string().as_bytes());
+                c.kind = Kind::Closing;
+                flush_client(c);
             }
         }
     }
@@ -379,18 +510,29 @@ impl Shim {
         }
     }
 
+    /// Stdin for client `i`'s bytes: the init's (attach with stdin) or its exec's.
+    fn stdin_of(&mut self, kind: Kind) -> Option<&mut Stdin> {
+        match kind {
+            Kind::Attach { stdin: true, .. } => Some(&mut self.stdin),
+            Kind::Exec(id) => self.execs.iter_mut().find(|x| x.id == id).map(|x| &mut x.stdin),
+            _ => None,
+        }
+    }
+
     fn read_client(&mut self, i: usize) {
         loop {
             let c = &mut self.clients[i];
             let n = match c.sock.read(&mut self.buf) {
                 Ok(0) => {
                     c.rd_open = false;
-                    if c.kind == Kind::Pending {
+                    let kind = c.kind;
+                    if kind == Kind::Pending {
                         c.dead = true;
                     }
-                    if let Kind::Attach { stdin: true, .. } = c.kind {
-                        if self.spec.stdin_once {
-                            self.close_stdin();
+                    let close = matches!(kind, Kind::Exec(_)) || self.spec.stdin_once;
+                    if close {
+                        if let Some(s) = self.stdin_of(kind) {
+                            s.close();
                         }
                     }
                     return;
@@ -411,19 +553,22 @@ impl Shim {
                         let rest = c.inbuf.split_off(pos + 1);
                         c.inbuf = Vec::new();
                         self.request(i, &line);
-                        if let Kind::Attach { stdin: true, .. } = self.clients[i].kind {
-                            self.feed_stdin(&rest);
+                        let kind = self.clients[i].kind;
+                        if let Some(s) = self.stdin_of(kind) {
+                            s.feed(&rest);
                         }
-                    } else if c.inbuf.len() > 4096 {
+                    } else if c.inbuf.len() > 1 << 20 {
                         c.dead = true;
                         return;
                     }
                 }
-                Kind::Attach { stdin: true, .. } => {
+                kind @ (Kind::Attach { stdin: true, .. } | Kind::Exec(_)) => {
                     let data = self.buf[..n].to_vec();
-                    self.feed_stdin(&data);
-                    if self.stdin_buf.len() >= HIGH_WATER {
-                        return;
+                    if let Some(s) = self.stdin_of(kind) {
+                        s.feed(&data);
+                        if !s.room() {
+                            return;
+                        }
                     }
                 }
                 _ => {} // input from non-stdin clients is ignored
@@ -439,6 +584,18 @@ impl Shim {
     }
 
     fn request(&mut self, i: usize, line: &str) {
+        if let Some(json) = line.strip_prefix("exec ") {
+            match self.start_exec(json) {
+                Ok((id, pid)) => {
+                    let c = &mut self.clients[i];
+                    c.out.extend_from_slice(format!("ok {pid}\n").as_bytes());
+                    c.kind = Kind::Exec(id);
+                    flush_client(c);
+                }
+                Err(m) => self.answer(i, &format!("error {}\n", m.replace('\n', " "))),
+            }
+            return;
+        }
         let mut words = line.split_whitespace();
         let verb = words.next().unwrap_or("");
         let nums: Vec<i64> = words.map(|w| w.parse().unwrap_or(-1)).collect();
@@ -451,11 +608,9 @@ impl Shim {
                 }
             }
             ("attach", [a, b, c]) => {
-                self.clients[i].kind = Kind::Attach { stdin: *a == 1 && self.stdin.is_some(), stdout: *b == 1, stderr: *c == 1 };
-                if *a == 1 && self.stdin.is_none() {
-                    // Nothing to feed; input is drained and dropped.
-                    self.clients[i].kind = Kind::Attach { stdin: false, stdout: *b == 1, stderr: *c == 1 };
-                }
+                // Without container stdin, input is drained and dropped.
+                let stdin = *a == 1 && self.stdin.file.is_some();
+                self.clients[i].kind = Kind::Attach { stdin, stdout: *b == 1, stderr: *c == 1 };
             }
             ("wait", []) => match &self.exit {
                 Some(x) => {
@@ -476,17 +631,121 @@ impl Shim {
                 }
             }
             ("resize", [rows, cols]) => {
-                if let Some(p) = &self.pty {
-                    if let Err(e) = berth_sys::pty::set_winsize(p.as_fd(), *rows as u16, *cols as u16) {
-                        let t = format!("error {}\n", errno("resize", e));
-                        self.answer(i, &t);
-                        return;
-                    }
+                let r = self.pty.as_ref().map(|p| berth_sys::pty::set_winsize(p.as_fd(), *rows as u16, *cols as u16));
+                match r {
+                    Some(Err(e)) => self.answer(i, &format!("error {}\n", errno("resize", e))),
+                    _ => self.answer(i, "ok\n"),
                 }
-                self.answer(i, "ok\n")
+            }
+            ("resize", [rows, cols, pid]) => {
+                let Some(x) = self.execs.iter().find(|x| i64::from(x.pid) == *pid) else {
+                    self.answer(i, &format!("error no such exec process {pid}\n"));
+                    return;
+                };
+                let r = x.pty.as_ref().map(|p| berth_sys::pty::set_winsize(p.as_fd(), *rows as u16, *cols as u16));
+                match r {
+                    Some(Err(e)) => self.answer(i, &format!("error {}\n", errno("resize", e))),
+                    _ => self.answer(i, "ok\n"),
+                }
             }
             _ => self.answer(i, &format!("error unknown request {line:?}\n")),
         }
+    }
+
+    /// `exec <json>`: forks the exec (see [`crate::exec`]) and waits, blocking but
+    /// bounded, until it has exec'd or failed. Returns (exec id, host pid).
+    fn start_exec(&mut self, json: &str) -> Result<(u64, i32), String> {
+        let spec: ExecSpec = serde_json::from_str(json).map_err(|e| format!("invalid exec spec: {e}"))?;
+        if self.exit.is_some() || self.go.as_ref().map_or(true, |r| r.is_err()) {
+            return Err(format!("container {} is not running", self.spec.id));
+        }
+        if self.cgroup.as_ref().is_some_and(|c| c.is_frozen()) {
+            return Err(format!("Container {} is paused, unpause the container before exec", self.spec.id));
+        }
+        if spec.args.is_empty() {
+            return Err("No exec command specified".into());
+        }
+        let mut outputs = Vec::new();
+        let mut stdin = Stdin::default();
+        let mut child_io = None;
+        if !spec.tty {
+            let (out_r, out_w) = berth_sys::fd::pipe().map_err(|e| errno("pipe", e))?;
+            let (err_r, err_w) = berth_sys::fd::pipe().map_err(|e| errno("pipe", e))?;
+            let child_stdin: OwnedFd = if spec.open_stdin {
+                let (r, w) = berth_sys::fd::pipe().map_err(|e| errno("pipe", e))?;
+                nonblock(&w)?;
+                stdin.file = Some(File::from(w));
+                r
+            } else {
+                self.devnull.try_clone().map_err(|e| errno("dup", e))?.into()
+            };
+            nonblock(&out_r)?;
+            nonblock(&err_r)?;
+            outputs.push(Output { file: out_r.into(), stream: frame::STDOUT, name: "stdout", split: LineSplitter::default(), open: true });
+            outputs.push(Output { file: err_r.into(), stream: frame::STDERR, name: "stderr", split: LineSplitter::default(), open: true });
+            child_io = Some(init::PipeIo { stdin: child_stdin, stdout: out_w, stderr: err_w });
+        }
+        let (sync, child_sync) = berth_sys::fd::seqpacket_pair().map_err(|e| errno("socketpair", e))?;
+        match clone_process(0).map_err(|e| errno("fork", e))? {
+            CloneResult::Child => {
+                drop(sync);
+                let c = exec::Container { init_pid: self.pid, spec: &self.spec, cgroup: self.cgroup.as_ref(), rlimits: &self.rlimits };
+                exec::run(&c, &spec, child_sync, child_io)
+            }
+            CloneResult::Parent(_) => {}
+        }
+        drop(child_sync);
+        drop(child_io);
+        let _ = berth_sys::fd::set_recv_timeout(sync.as_fd(), EXEC_SETUP_TIMEOUT);
+        // Messages until EOF: `P<pid>` (intermediate), `R` (+ pty master) and `E<msg>`.
+        let (mut pid, mut ready, mut failed, mut master) = (None, false, None, None);
+        let mut msg = vec![0u8; 8192];
+        loop {
+            match berth_sys::fd::recv_msg(sync.as_fd(), &mut msg) {
+                Ok((0, _)) => break,
+                Ok((n, fd)) => match msg[0] {
+                    b'P' => pid = String::from_utf8_lossy(&msg[1..n]).parse::<i32>().ok(),
+                    b'R' => {
+                        ready = true;
+                        master = fd;
+                    }
+                    b'E' => failed = Some(String::from_utf8_lossy(&msg[1..n]).into_owned()),
+                    _ => {}
+                },
+                Err(e) => {
+                    if let Some(p) = pid {
+                        let _ = berth_sys::process::kill(p, libc::SIGKILL);
+                    }
+                    return Err(errno("exec setup", e));
+                }
+            }
+        }
+        if let Some(m) = failed {
+            return Err(exec::exec_error_message(&m));
+        }
+        let (Some(pid), true) = (pid, ready) else {
+            return Err(exec::exec_error_message("exec process exited during setup"));
+        };
+        let mut pty = None;
+        if spec.tty {
+            let Some(master) = master else {
+                let _ = berth_sys::process::kill(pid, libc::SIGKILL);
+                return Err(exec::exec_error_message("exec did not send the pty master"));
+            };
+            let master = File::from(master);
+            nonblock(&master)?;
+            let dup = master.try_clone().map_err(|e| errno("dup pty", e))?;
+            if spec.open_stdin {
+                stdin.file = Some(master.try_clone().map_err(|e| errno("dup pty", e))?);
+                stdin.pty = true;
+            }
+            outputs.push(Output { file: dup, stream: frame::STDOUT, name: "stdout", split: LineSplitter::default(), open: true });
+            pty = Some(master);
+        }
+        let id = self.next_exec;
+        self.next_exec += 1;
+        self.execs.push(Exec { id, pid, outputs, stdin, pty, exit: None, deadline: None });
+        Ok((id, pid))
     }
 
     /// `go`: release the init and learn whether execve worked (EOF on the CLOEXEC sync
@@ -513,70 +772,19 @@ impl Shim {
         r
     }
 
-    fn feed_stdin(&mut self, data: &[u8]) {
-        if self.stdin.is_none() || self.stdin_close_pending || data.is_empty() {
-            return;
-        }
-        self.stdin_buf.extend_from_slice(data);
-        self.flush_stdin();
-    }
-
-    fn close_stdin(&mut self) {
-        if self.pty.is_some() {
-            // A pty cannot be half-closed: send EOF (^D) to the line discipline.
-            self.feed_stdin(&[4]);
-            return;
-        }
-        self.stdin_close_pending = true;
-        self.flush_stdin();
-    }
-
-    fn flush_stdin(&mut self) {
-        if let Some(s) = &mut self.stdin {
-            while !self.stdin_buf.is_empty() {
-                match s.write(&self.stdin_buf) {
-                    Ok(n) => {
-                        self.stdin_buf.drain(..n);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(_) => {
-                        // Reader gone (EPIPE): drop stdin altogether.
-                        self.stdin_buf.clear();
-                        self.stdin = None;
-                        return;
-                    }
-                }
-            }
-        }
-        if self.stdin_close_pending && self.stdin_buf.is_empty() {
-            self.stdin = None;
-        }
-    }
-
     fn read_output(&mut self, i: usize) {
         let o = &mut self.outputs[i];
-        let n = loop {
-            match o.file.read(&mut self.buf) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(_) => break 0, // EIO on a pty master: the slave side is gone
-            }
-        };
-        if n == 0 {
-            o.open = false;
-            return;
-        }
+        let Some(n) = read_some(&mut o.file, &mut self.buf, &mut o.open) else { return };
         let data = &self.buf[..n];
         if let Some(log) = &mut self.log {
             let time = timefmt::now_rfc3339_nano();
             let (logbuf, name) = (&mut self.logbuf, o.name);
-            o.split.push(data, |line| encode_entry(logbuf, line, name, &time));
-            if !logbuf.is_empty() {
-                let _ = log.write_all(logbuf);
+            o.split.push(data, |line| {
                 logbuf.clear();
-            }
+                encode_entry(logbuf, line, name, &time);
+                log.push(logbuf);
+            });
+            log.flush();
         }
         let stream = o.stream;
         for c in &mut self.clients {
@@ -586,6 +794,17 @@ impl Shim {
                     flush_client(c);
                 }
             }
+        }
+    }
+
+    /// Exec output goes to the exec's connection only (never to the log).
+    fn read_exec_output(&mut self, e: usize, i: usize) {
+        let x = &mut self.execs[e];
+        let o = &mut x.outputs[i];
+        let Some(n) = read_some(&mut o.file, &mut self.buf, &mut o.open) else { return };
+        if let Some(c) = self.clients.iter_mut().find(|c| c.kind == Kind::Exec(x.id)) {
+            frame::encode_into(&mut c.out, o.stream, &self.buf[..n]);
+            flush_client(c);
         }
     }
 
@@ -600,18 +819,22 @@ impl Shim {
             let time = timefmt::now_rfc3339_nano();
             for o in &mut self.outputs {
                 let (logbuf, name) = (&mut self.logbuf, o.name);
-                o.split.flush(|line| encode_entry(logbuf, line, name, &time));
+                o.split.flush(|line| {
+                    logbuf.clear();
+                    encode_entry(logbuf, line, name, &time);
+                    log.push(logbuf);
+                });
             }
-            if !self.logbuf.is_empty() {
-                let _ = log.write_all(&self.logbuf);
-            }
+            log.flush();
         }
         if let Err(e) = write_exit(&self.spec.exit_path, &exit) {
             eprintln!("berth-shim: write {}: {e}", self.spec.exit_path.display());
         }
         let _ = std::fs::remove_file(&self.spec.socket_path);
+        self.reap();
+        self.finish_execs(true);
         let line = wait_line(&exit);
-        self.stdin = None;
+        self.stdin = Stdin::default();
         for c in &mut self.clients {
             if c.kind == Kind::Waiter {
                 c.out.extend_from_slice(line.as_bytes());
@@ -631,6 +854,26 @@ impl Shim {
             }
         }
         0
+    }
+}
+
+/// One non-blocking read of an output fd: `Some(n)` with data, `None` when nothing is
+/// ready or at EOF (then `open` becomes false; EIO on a pty master = slave side gone).
+fn read_some(f: &mut File, buf: &mut [u8], open: &mut bool) -> Option<usize> {
+    loop {
+        match f.read(buf) {
+            Ok(0) => {
+                *open = false;
+                return None;
+            }
+            Ok(n) => return Some(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+            Err(_) => {
+                *open = false;
+                return None;
+            }
+        }
     }
 }
 

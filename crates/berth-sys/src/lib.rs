@@ -13,6 +13,7 @@ pub mod net;
 pub mod poll;
 pub mod process;
 pub mod pty;
+pub mod security;
 pub mod signal;
 
 pub use libc;

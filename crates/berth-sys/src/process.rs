@@ -29,18 +29,35 @@ pub fn thread_count() -> io::Result<usize> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unparsable /proc/self/stat"))
 }
 
+/// Proof that the process was single-threaded when it was made: get it with
+/// [`single_threaded`] and use it with [`clone_with`] where /proc can no longer be read
+/// (e.g. after joining a container's mount namespace). Not `Send`: it stays on the
+/// thread that checked. Whoever holds it must not have started threads since.
+pub struct SingleThreaded(std::marker::PhantomData<*const ()>);
+
+/// Checks (via /proc/self/stat) that the caller is single-threaded.
+pub fn single_threaded() -> io::Result<SingleThreaded> {
+    if thread_count()? != 1 {
+        return Err(io::Error::other("clone_process needs a single-threaded caller"));
+    }
+    Ok(SingleThreaded(std::marker::PhantomData))
+}
+
 /// Fork-style `clone(flags | SIGCHLD)` with no new stack: the child continues from this
 /// call on a copy of the caller's memory, in the namespaces selected by `flags`
 /// (`CLONE_NEW*`). Refuses (EBUSY-like error) unless the caller is single-threaded: only
 /// then may the child keep running ordinary Rust code (locks held by other threads
 /// would otherwise be copied locked).
 pub fn clone_process(flags: libc::c_int) -> io::Result<CloneResult> {
-    if thread_count()? != 1 {
-        return Err(io::Error::other("clone_process needs a single-threaded caller"));
-    }
+    let proof = single_threaded()?;
+    clone_with(flags, &proof)
+}
+
+/// [`clone_process`] with the single-threadedness already checked.
+pub fn clone_with(flags: libc::c_int, _proof: &SingleThreaded) -> io::Result<CloneResult> {
     // SAFETY: with a null stack pointer the raw clone behaves like fork(2): the child
     // gets a copy-on-write copy of our address space and returns here with 0. The caller
-    // is single-threaded (checked above), so no lock can be held by a thread that does
+    // is single-threaded (`_proof`), so no lock can be held by a thread that does
     // not exist in the child. No parent/child tid or tls pointers are passed.
     let r = unsafe {
         libc::syscall(
@@ -195,5 +212,54 @@ pub fn unreachable_ok(x: Infallible) -> ! {
 pub fn fchdir(fd: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: no memory effects; `fd` is live.
     check(unsafe { libc::fchdir(fd.as_raw_fd()) })?;
+    Ok(())
+}
+
+/// `getpid()` (in the caller's own pid namespace).
+pub fn pid() -> i32 {
+    // SAFETY: cannot fail.
+    unsafe { libc::getpid() }
+}
+
+/// Resource limits by Docker's `--ulimit` names (`nofile`, `nproc`, `core`, ...), as
+/// the `RLIMIT_*` numbers `setrlimit` takes.
+pub fn rlimit_resource(name: &str) -> Option<i32> {
+    Some(match name {
+        "core" => libc::RLIMIT_CORE,
+        "cpu" => libc::RLIMIT_CPU,
+        "data" => libc::RLIMIT_DATA,
+        "fsize" => libc::RLIMIT_FSIZE,
+        "locks" => libc::RLIMIT_LOCKS,
+        "memlock" => libc::RLIMIT_MEMLOCK,
+        "msgqueue" => libc::RLIMIT_MSGQUEUE,
+        "nice" => libc::RLIMIT_NICE,
+        "nofile" => libc::RLIMIT_NOFILE,
+        "nproc" => libc::RLIMIT_NPROC,
+        "rss" => libc::RLIMIT_RSS,
+        "rtprio" => libc::RLIMIT_RTPRIO,
+        "rttime" => libc::RLIMIT_RTTIME,
+        "sigpending" => libc::RLIMIT_SIGPENDING,
+        "stack" => libc::RLIMIT_STACK,
+        "as" => libc::RLIMIT_AS,
+        _ => return None,
+    } as i32)
+}
+
+/// `RLIM_INFINITY` as a u64.
+pub const RLIM_INFINITY: u64 = libc::RLIM_INFINITY as u64;
+
+/// `getrlimit(resource)`: (soft, hard); `RLIM_INFINITY` for unlimited.
+pub fn getrlimit(resource: i32) -> io::Result<(u64, u64)> {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `r` is a valid rlimit for the kernel to fill.
+    check(unsafe { libc::getrlimit(resource as _, &mut r) })?;
+    Ok((r.rlim_cur as u64, r.rlim_max as u64))
+}
+
+/// `setrlimit(resource, soft, hard)`. Raising the hard limit needs CAP_SYS_RESOURCE.
+pub fn setrlimit(resource: i32, soft: u64, hard: u64) -> io::Result<()> {
+    let r = libc::rlimit { rlim_cur: soft as libc::rlim_t, rlim_max: hard as libc::rlim_t };
+    // SAFETY: `r` is a valid, initialised rlimit read by the kernel.
+    check(unsafe { libc::setrlimit(resource as _, &r) })?;
     Ok(())
 }
