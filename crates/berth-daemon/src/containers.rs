@@ -31,7 +31,7 @@ pub async fn create(state: &State, ctx: Ctx) -> Resp {
 }
 
 pub fn list(state: &State, ctx: &Ctx) -> Resp {
-    match state.engine.list(ctx.flag("all"), ctx.q("filters")) {
+    match state.engine.list(ctx.flag("all"), ctx.q("filters"), ctx.flag("size")) {
         Ok(mut v) => {
             if let Some(n) = ctx.q("limit").parse::<usize>().ok().filter(|n| *n > 0) {
                 v.truncate(n);
@@ -68,12 +68,7 @@ pub async fn stop(state: &State, ctx: &Ctx, id: &str) -> Resp {
 }
 
 pub async fn restart(state: &State, ctx: &Ctx, id: &str) -> Resp {
-    if let Err(e) = state.engine.stop(id, timeout(ctx)).await {
-        if e.kind() != berth_engine::ErrorKind::NotModified {
-            return from_error(&e);
-        }
-    }
-    match state.engine.start(id).await {
+    match state.engine.restart(id, timeout(ctx)).await {
         Ok(()) => status_only(StatusCode::NO_CONTENT),
         Err(e) => from_error(&e),
     }
@@ -283,20 +278,16 @@ pub fn logs(state: &State, ctx: &Ctx, id: &str) -> Resp {
     Response::new(body)
 }
 
-/// `POST /containers/prune`: removes every stopped container.
-pub async fn prune(state: &State, _ctx: &Ctx) -> Resp {
-    let mut deleted = Vec::new();
-    for c in state.engine.all_containers() {
-        if c.is_running() {
-            continue;
-        }
-        if state.engine.remove(&c.id, false).await.is_ok() {
-            deleted.push(c.id.clone());
-        }
+/// `POST /containers/prune`: removes stopped containers.
+pub async fn prune(state: &State, ctx: &Ctx) -> Resp {
+    match state.engine.prune_containers(ctx.q("filters")).await {
+        Ok((deleted, reclaimed)) => json(
+            StatusCode::OK,
+            &ContainersPruneResponse {
+                containers_deleted: (!deleted.is_empty()).then_some(deleted),
+                space_reclaimed: reclaimed,
+            },
+        ),
+        Err(e) => from_error(&e),
     }
-    let resp = ContainersPruneResponse {
-        containers_deleted: (!deleted.is_empty()).then_some(deleted),
-        space_reclaimed: 0,
-    };
-    json(StatusCode::OK, &resp)
 }

@@ -49,7 +49,7 @@ pub async fn start(state: &State, mut ctx: Ctx, id: &str) -> Resp {
         Err(e) if e.kind() == berth_engine::ErrorKind::InvalidArgument && !cfg.detach => {
             // The process could not be started (command not found, …): Docker hijacks
             // anyway and writes the runtime's message into the stream.
-            let msg = format!("OCI runtime exec failed: {}\r\n", e.message);
+            let msg = format!("{}\r\n", e.message);
             let tty = inspect.process_config.tty;
             let (a, b) = match std::os::unix::net::UnixStream::pair() {
                 Ok(p) => p,

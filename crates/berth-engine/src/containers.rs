@@ -721,6 +721,60 @@ impl Engine {
         Ok(())
     }
 
+    /// `POST /containers/{id}/restart`: stop (if running), then start.
+    pub async fn restart(&self, name_or_id: &str, t: Option<i64>) -> Result<()> {
+        if let Err(e) = self.stop(name_or_id, t).await {
+            if e.kind() != crate::ErrorKind::NotModified {
+                return Err(e);
+            }
+        }
+        self.start(name_or_id).await?;
+        let c = self.lookup(name_or_id)?;
+        self.container_event(&c.record(), "restart", &[]);
+        Ok(())
+    }
+
+    /// Bytes in the container's writable layer (`SizeRw`).
+    pub fn size_rw(&self, id: &str) -> u64 {
+        dir_size(&self.container_dir(id).join("fs/upper"))
+    }
+
+    /// `POST /containers/prune`: removes stopped containers matching `label`/`until`
+    /// filters; returns their ids and the space their writable layers took.
+    pub async fn prune_containers(&self, filters: &str) -> Result<(Vec<String>, u64)> {
+        let filters = parse_filters(filters).map_err(|e| Error::invalid(format!("invalid filter: {e}")))?;
+        let until = filters.get("until").and_then(|v| v.first()).map(|u| parse_until(u)).transpose()?;
+        let mut deleted = Vec::new();
+        let mut reclaimed = 0;
+        for c in self.all_containers() {
+            let r = c.record();
+            if r.state.running || r.state.restarting {
+                continue;
+            }
+            if let Some(labels) = filters.get("label") {
+                let mine = r.config.labels.clone().unwrap_or_default();
+                let ok = labels.iter().all(|v| match v.split_once('=') {
+                    Some((k, val)) => mine.get(k).is_some_and(|x| x == val),
+                    None => mine.contains_key(v.as_str()),
+                });
+                if !ok {
+                    continue;
+                }
+            }
+            if let Some(until) = until {
+                if timefmt::parse(&r.created).is_some_and(|t| t.timestamp() >= until) {
+                    continue;
+                }
+            }
+            let size = self.size_rw(&r.id) + std::fs::metadata(self.log_path(&r.id)).map_or(0, |m| m.len());
+            if self.remove(&r.id, false).await.is_ok() {
+                reclaimed += size;
+                deleted.push(r.id.clone());
+            }
+        }
+        Ok((deleted, reclaimed))
+    }
+
     /// `POST /containers/{id}/rename`.
     pub fn rename(&self, name_or_id: &str, new_name: &str) -> Result<()> {
         let c = self.lookup(name_or_id)?;
@@ -740,7 +794,7 @@ impl Engine {
     }
 
     /// `GET /containers/json`.
-    pub fn list(&self, all: bool, filters: &str) -> Result<Vec<ContainerSummary>> {
+    pub fn list(&self, all: bool, filters: &str, size: bool) -> Result<Vec<ContainerSummary>> {
         let filters = parse_filters(filters).map_err(|e| Error::invalid(format!("invalid filter: {e}")))?;
         let now = Utc::now();
         let mut out = Vec::new();
@@ -753,7 +807,14 @@ impl Engine {
             if !matches_filters(&r, &filters, &self.image_name(&r)) {
                 continue;
             }
-            out.push(self.summary(&r, now));
+            let mut sum = self.summary(&r, now);
+            if size {
+                let rw = self.size_rw(&r.id) as i64;
+                let image = self.inner.images.get(&r.image).map_or(0, |i| i.size as i64);
+                sum.size_rw = Some(rw);
+                sum.size_root_fs = Some(rw + image);
+            }
+            out.push(sum);
         }
         Ok(out)
     }
@@ -937,6 +998,43 @@ fn log_options(hc: &berth_api::HostConfig) -> Result<(Option<u64>, u32)> {
         None => DEFAULT_LOG_MAX_FILE,
     };
     Ok((size, files))
+}
+
+/// Sum of regular-file sizes under `dir` (never following symlinks).
+pub fn dir_size(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let Ok(m) = e.path().symlink_metadata() else { continue };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if m.is_file() {
+                total += m.len();
+            }
+        }
+    }
+    total
+}
+
+/// `until` filters: unix seconds, RFC 3339, or a Go duration like `10m` / `24h` ago.
+fn parse_until(v: &str) -> Result<i64> {
+    if let Ok(n) = v.parse::<f64>() {
+        return Ok(n as i64);
+    }
+    if let Some(t) = timefmt::parse(v) {
+        return Ok(t.timestamp());
+    }
+    let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+    let n: f64 = num.parse().map_err(|_| Error::invalid(format!("invalid filter 'until={v}'")))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(Error::invalid(format!("invalid filter 'until={v}'"))),
+    };
+    Ok(Utc::now().timestamp() - secs as i64)
 }
 
 fn start_error(e: berth_runtime::RuntimeError) -> Error {

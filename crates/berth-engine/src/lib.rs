@@ -10,6 +10,7 @@ pub mod api {
 mod containers;
 pub mod error;
 pub mod events;
+pub mod fsops;
 mod exec;
 mod lifecycle;
 mod images;

@@ -63,18 +63,6 @@ pub fn next_backoff(previous_ms: u64, ran: Duration) -> u64 {
     }
 }
 
-fn read_system_cpu_ns(proc_root: &std::path::Path) -> u64 {
-    // First line of /proc/stat: "cpu  user nice system idle iowait irq softirq steal ..." in USER_HZ.
-    let text = std::fs::read_to_string(proc_root.join("stat")).unwrap_or_default();
-    let ticks: u64 = text
-        .lines()
-        .next()
-        .map(|l| l.split_whitespace().skip(1).take(8).filter_map(|v| v.parse::<u64>().ok()).sum())
-        .unwrap_or(0);
-    // USER_HZ is 100 on every Linux ABI Berth runs on.
-    ticks * 10_000_000
-}
-
 impl Engine {
     pub(crate) fn cgroup_of(&self, id: &str) -> Option<Cgroup> {
         let root = &self.inner.cfg.cgroup_root;
@@ -180,23 +168,49 @@ impl Engine {
         let r = c.record();
         let now = timefmt::now();
         let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let (cpu, mem, pids) = if r.state.running {
+        let (cpu, mem, pids, blkio) = if r.state.running {
             let s = self.cgroup_of(&r.id).map(|cg| cg.stats()).unwrap_or_default();
+            let proc_root = std::path::Path::new("/proc");
+            let host = berth_runtime::cgroup::system_cpu_usage(proc_root).unwrap_or_default();
+            let host_mem = berth_runtime::cgroup::host_memory(proc_root).unwrap_or(u64::MAX);
+            let entries = |v: &[berth_runtime::cgroup::BlkioEntry]| -> Vec<Value> {
+                v.iter().map(|e| json!({"major": e.major, "minor": e.minor, "op": e.op, "value": e.value})).collect()
+            };
             (
                 json!({
-                    "cpu_usage": {"total_usage": s.cpu_usage_ns, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
-                    "system_cpu_usage": read_system_cpu_ns(std::path::Path::new("/proc")),
-                    "online_cpus": ncpu,
-                    "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0},
+                    "cpu_usage": {
+                        "total_usage": s.cpu.total_ns,
+                        "percpu_usage": if s.cpu.percpu_ns.is_empty() { Value::Null } else { json!(s.cpu.percpu_ns) },
+                        "usage_in_kernelmode": s.cpu.system_ns,
+                        "usage_in_usermode": s.cpu.user_ns,
+                    },
+                    "system_cpu_usage": host.system_usage_ns,
+                    "online_cpus": if host.online_cpus > 0 { host.online_cpus as usize } else { ncpu },
+                    "throttling_data": {
+                        "periods": s.cpu.periods,
+                        "throttled_periods": s.cpu.throttled_periods,
+                        "throttled_time": s.cpu.throttled_ns,
+                    },
                 }),
-                json!({"usage": s.memory_usage, "limit": s.memory_limit.min(host_mem()), "stats": {}}),
-                json!({"current": s.pids}),
+                json!({
+                    "usage": s.memory.usage,
+                    "max_usage": s.memory.max_usage,
+                    "failcnt": s.memory.failcnt,
+                    "limit": s.memory.limit.min(host_mem),
+                    "stats": s.memory.stats,
+                }),
+                json!({"current": s.pids.current, "limit": s.pids.limit}),
+                json!({
+                    "io_service_bytes_recursive": entries(&s.blkio.io_service_bytes_recursive),
+                    "io_serviced_recursive": entries(&s.blkio.io_serviced_recursive),
+                }),
             )
         } else {
             (
                 json!({"cpu_usage": {"total_usage": 0}, "throttling_data": {}}),
                 json!({}),
                 json!({}),
+                json!({"io_service_bytes_recursive": null}),
             )
         };
         let (preread, precpu) = match pre {
@@ -207,7 +221,7 @@ impl Engine {
             "read": now,
             "preread": preread,
             "pids_stats": pids,
-            "blkio_stats": {"io_service_bytes_recursive": null},
+            "blkio_stats": blkio,
             "num_procs": 0,
             "storage_stats": {},
             "cpu_stats": cpu,
@@ -268,13 +282,6 @@ impl Engine {
         self.container_event(&rec, "update", &[]);
         Ok(())
     }
-}
-
-fn host_mem() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
-        .map_or(u64::MAX, |kb| kb * 1024)
 }
 
 /// Keeps the header and the rows whose PID column is one of `pids`.

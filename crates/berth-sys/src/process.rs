@@ -246,19 +246,19 @@ pub fn rlimit_resource(name: &str) -> Option<i32> {
 }
 
 /// `RLIM_INFINITY` as a u64.
-pub const RLIM_INFINITY: u64 = libc::RLIM_INFINITY as u64;
+pub const RLIM_INFINITY: u64 = libc::RLIM_INFINITY;
 
 /// `getrlimit(resource)`: (soft, hard); `RLIM_INFINITY` for unlimited.
 pub fn getrlimit(resource: i32) -> io::Result<(u64, u64)> {
     let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: `r` is a valid rlimit for the kernel to fill.
     check(unsafe { libc::getrlimit(resource as _, &mut r) })?;
-    Ok((r.rlim_cur as u64, r.rlim_max as u64))
+    Ok((r.rlim_cur, r.rlim_max))
 }
 
 /// `setrlimit(resource, soft, hard)`. Raising the hard limit needs CAP_SYS_RESOURCE.
 pub fn setrlimit(resource: i32, soft: u64, hard: u64) -> io::Result<()> {
-    let r = libc::rlimit { rlim_cur: soft as libc::rlim_t, rlim_max: hard as libc::rlim_t };
+    let r = libc::rlimit { rlim_cur: soft, rlim_max: hard };
     // SAFETY: `r` is a valid, initialised rlimit read by the kernel.
     check(unsafe { libc::setrlimit(resource as _, &r) })?;
     Ok(())

@@ -434,16 +434,12 @@ pub fn compile(p: &ResolvedProfile) -> Result<Vec<BpfInsn>, SeccompError> {
 }
 
 fn compile_with(p: &ResolvedProfile, number: impl Fn(&str) -> Option<u32>, audit_arch: u32) -> Result<Vec<BpfInsn>, SeccompError> {
-    // Group by syscall number, keeping the profile's order of first appearance.
-    let mut order: Vec<u32> = Vec::new();
+    // Rules by syscall number; within one number the profile's order is kept.
     let mut groups: BTreeMap<u32, Vec<&Resolved>> = BTreeMap::new();
     for r in &p.rules {
-        let Some(nr) = number(&r.name) else { continue };
-        let g = groups.entry(nr).or_default();
-        if g.is_empty() {
-            order.push(nr);
+        if let Some(nr) = number(&r.name) {
+            groups.entry(nr).or_default().push(r);
         }
-        g.push(r);
     }
     let enosys = Action::errno(berth_sys::libc::ENOSYS as u32);
     let mut a = Asm::default();
@@ -453,46 +449,78 @@ fn compile_with(p: &ResolvedProfile, number: impl Fn(&str) -> Option<u32>, audit
     a.ld(OFF_NR);
     a.insn(JGE_K, 0, 1, X32_SYSCALL_BIT);
     a.ret(enosys);
-    for nr in &order {
-        let mut rules = groups[nr].clone();
-        // Conditional rules before unconditional ones: the more specific rule decides.
-        rules.sort_by_key(|r| r.conds.is_empty());
-        if let [only] = rules.as_slice() {
-            if only.conds.is_empty() {
-                a.insn(JEQ_K, 0, 1, *nr);
-                a.ret(only.action);
-                continue;
-            }
-        }
-        let next = a.label();
-        a.insn(JEQ_K, 1, 0, *nr);
-        a.ja(next);
-        for r in rules {
-            if r.conds.is_empty() {
-                a.ret(r.action);
-                break; // later rules are unreachable
-            }
-            let fail = a.label();
-            for c in &r.conds {
-                a.cond(c, fail);
-            }
-            a.ret(r.action);
-            a.mark(fail);
-        }
-        a.ret(p.default);
-        a.mark(next);
-    }
     let error_default = p.default != Action::ALLOW && p.default.0 != 0x7ffc_0000;
-    if let (true, Some(max)) = (error_default, order.iter().max()) {
-        a.insn(JGT_K, 0, 1, *max);
-        a.ret(enosys);
-    }
-    a.ret(p.default);
+    let tail = Tail { default: p.default, enosys_above: groups.keys().next_back().copied().filter(|_| error_default) };
+    let sorted: Vec<(u32, Vec<&Resolved>)> = groups.into_iter().collect();
+    emit_tree(&mut a, &sorted, p.default, &tail);
     let prog = a.finish();
     if prog.len() > BPF_MAXINSNS {
         return Err(SeccompError::TooLarge(prog.len()));
     }
     Ok(prog)
+}
+
+/// What happens to a syscall number no rule names.
+struct Tail {
+    default: Action,
+    /// Numbers above this get ENOSYS (see the module docs).
+    enosys_above: Option<u32>,
+}
+
+const LEAF: usize = 4;
+
+/// A binary search over the sorted syscall numbers (the accumulator holds the number
+/// throughout: every rule body ends in `ret`), so a syscall costs ~log2(n) compares
+/// instead of a walk through the whole list.
+fn emit_tree(a: &mut Asm, groups: &[(u32, Vec<&Resolved>)], default: Action, tail: &Tail) {
+    if groups.len() > LEAF {
+        let mid = groups.len() / 2;
+        let left = a.label();
+        a.insn(JGE_K, 1, 0, groups[mid].0);
+        a.ja(left);
+        emit_tree(a, &groups[mid..], default, tail);
+        a.mark(left);
+        emit_tree(a, &groups[..mid], default, tail);
+        return;
+    }
+    for (nr, rules) in groups {
+        emit_group(a, *nr, rules, default);
+    }
+    if let Some(max) = tail.enosys_above {
+        a.insn(JGT_K, 0, 1, max);
+        a.ret(Action::errno(berth_sys::libc::ENOSYS as u32));
+    }
+    a.ret(tail.default);
+}
+
+fn emit_group(a: &mut Asm, nr: u32, rules: &[&Resolved], default: Action) {
+    let mut rules = rules.to_vec();
+    // Conditional rules before unconditional ones: the more specific rule decides.
+    rules.sort_by_key(|r| r.conds.is_empty());
+    if let [only] = rules.as_slice() {
+        if only.conds.is_empty() {
+            a.insn(JEQ_K, 0, 1, nr);
+            a.ret(only.action);
+            return;
+        }
+    }
+    let next = a.label();
+    a.insn(JEQ_K, 1, 0, nr);
+    a.ja(next);
+    for r in rules {
+        if r.conds.is_empty() {
+            a.ret(r.action);
+            break; // later rules are unreachable
+        }
+        let fail = a.label();
+        for c in &r.conds {
+            a.cond(c, fail);
+        }
+        a.ret(r.action);
+        a.mark(fail);
+    }
+    a.ret(default);
+    a.mark(next);
 }
 
 #[cfg(test)]
@@ -655,6 +683,44 @@ mod tests {
         assert_eq!(parse_kernel("6.18.44-fc-v657"), (6, 18));
         assert_eq!(parse_kernel("4.8"), (4, 8));
         assert!((4, 10) > (4, 8) && (5, 0) > (4, 8));
+    }
+
+    /// What the compiled program must return, computed straight from the rules.
+    fn reference(p: &ResolvedProfile, nr: u32, args: [u64; 6], number: impl Fn(&str) -> Option<u32>) -> u32 {
+        let holds = |c: &Cond| {
+            let v = args[c.index as usize];
+            match c.op {
+                CmpOp::Eq => v == c.value,
+                CmpOp::Ne => v != c.value,
+                CmpOp::Lt => v < c.value,
+                CmpOp::Le => v <= c.value,
+                CmpOp::Gt => v > c.value,
+                CmpOp::Ge => v >= c.value,
+                CmpOp::MaskedEq => v & c.value == c.value_two,
+            }
+        };
+        let mine: Vec<&Resolved> = p.rules.iter().filter(|r| number(&r.name) == Some(nr)).collect();
+        if mine.is_empty() {
+            let max = p.rules.iter().filter_map(|r| number(&r.name)).max().unwrap_or(0);
+            return if nr > max && p.default != Action::ALLOW { enosys() } else { p.default.0 };
+        }
+        let cond_first = mine.iter().filter(|r| !r.conds.is_empty()).chain(mine.iter().filter(|r| r.conds.is_empty()));
+        cond_first.into_iter().find(|r| r.conds.iter().all(holds)).map_or(p.default.0, |r| r.action.0)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn tree_matches_reference_for_every_syscall() {
+        for caps in [&[][..], &["CAP_SYS_ADMIN", "CAP_SYS_PTRACE"][..]] {
+            let r = resolve(&default_profile(), caps, "amd64", (6, 1)).unwrap();
+            let prog = compile(&r).unwrap();
+            for nr in 0..520u32 {
+                for a0 in [0u64, 8, 40, 0x1000_0000, 0xffff_ffff, 1 << 35] {
+                    let args = [a0, a0, 0, 0, 0, 0];
+                    assert_eq!(run(&prog, ARCH, nr, args), reference(&r, nr, args, syscall_number), "nr {nr} a0 {a0:#x}");
+                }
+            }
+        }
     }
 
     #[cfg(target_arch = "x86_64")]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 const APPLETS: &[&str] = &[
     "sh", "ls", "echo", "cat", "sleep", "true", "tty", "hostname", "id", "stat", "ps", "env", "pwd", "head", "tail", "dd",
-    "touch", "grep", "stty", "kill", "wc", "printf", "mount", "df",
+    "touch", "grep", "stty", "kill", "wc", "printf", "mount", "df", "tr", "seq",
 ];
 
 pub fn shim_bin() -> PathBuf {
