@@ -72,3 +72,16 @@ pub async fn remove(state: &State, ctx: &Ctx, name: &str) -> Resp {
         Err(e) => from_error(&e),
     }
 }
+
+pub async fn prune(state: &State, ctx: &Ctx) -> Resp {
+    match state.engine.prune_images(ctx.q("filters")).await {
+        Ok((items, reclaimed)) => json(
+            StatusCode::OK,
+            &berth_api::ImagesPruneResponse {
+                images_deleted: (!items.is_empty()).then_some(items),
+                space_reclaimed: reclaimed,
+            },
+        ),
+        Err(e) => from_error(&e),
+    }
+}

@@ -4,6 +4,7 @@
 
 #![recursion_limit = "256"]
 
+mod archive;
 mod containers;
 mod exec;
 mod hijack;

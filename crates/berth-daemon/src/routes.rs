@@ -102,8 +102,22 @@ async fn dispatch(state: State, ctx: Ctx) -> Resp {
         (&Method::GET, ["exec", id, "json"]) => exec::inspect(&state, id),
         (&Method::GET, ["events"]) => system::events(&state, &ctx),
 
+        (&Method::GET | &Method::HEAD, ["containers", id, "archive"]) => {
+            let id = id.to_string();
+            crate::archive::get(&state, ctx, &id).await
+        }
+        (&Method::PUT, ["containers", id, "archive"]) => {
+            let id = id.to_string();
+            crate::archive::put(&state, ctx, &id).await
+        }
+        (&Method::GET, ["containers", id, "changes"]) => crate::archive::changes(&state, id).await,
+        (&Method::GET, ["containers", id, "export"]) => crate::archive::export(&state, id).await,
+        (&Method::POST, ["commit"]) => crate::archive::commit(&state, ctx).await,
+
         (&Method::GET, ["images", "json"]) => images::list(&state),
         (&Method::POST, ["images", "create"]) => images::create(&state, &ctx).await,
+        (&Method::POST, ["images", "prune"]) => images::prune(&state, &ctx).await,
+        (&Method::POST, ["networks", "prune"]) => system::networks_prune(),
         _ if path.starts_with("/images/") => image_route(state, ctx).await,
         _ => error(StatusCode::NOT_FOUND, "page not found"),
     }

@@ -154,6 +154,11 @@ pub fn info(state: &State) -> Resp {
     json(StatusCode::OK, &body)
 }
 
+/// Berth has no user-defined networks yet, so `system prune` finds none to delete.
+pub fn networks_prune() -> Resp {
+    json(StatusCode::OK, &json!({"NetworksDeleted": null}))
+}
+
 /// Berth has no build cache yet, so there is nothing to reclaim (`system prune` calls it).
 pub fn build_prune() -> Resp {
     json(StatusCode::OK, &json!({"CachesDeleted": null, "SpaceReclaimed": 0}))

@@ -209,6 +209,51 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// `POST /images/prune`: removes dangling images (untagged), or with
+    /// `dangling=false` every image no container uses. The space reclaimed is what the
+    /// freed layer directories held.
+    pub async fn prune_images(&self, filters: &str) -> Result<(Vec<ImageDeleteItem>, u64)> {
+        let filters = berth_api::parse_filters(filters).map_err(|e| Error::invalid(format!("invalid filter: {e}")))?;
+        let dangling_only = filters
+            .get("dangling")
+            .and_then(|v| v.first())
+            .is_none_or(|v| v == "true" || v == "1");
+        let mut items = Vec::new();
+        let mut reclaimed = 0;
+        for img in self.inner.images.list() {
+            if dangling_only && !img.repo_tags.is_empty() {
+                continue;
+            }
+            if self.image_users(&img.id).is_some() {
+                continue;
+            }
+            if let Some(labels) = filters.get("label") {
+                let mine = img.config.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
+                let ok = labels.iter().all(|v| match v.split_once('=') {
+                    Some((k, val)) => mine.get(k).is_some_and(|x| x == val),
+                    None => mine.contains_key(v.as_str()),
+                });
+                if !ok {
+                    continue;
+                }
+            }
+            let layers = self.inner.images.layer_dirs(&img).unwrap_or_default();
+            let sizes: Vec<(std::path::PathBuf, u64)> =
+                layers.into_iter().map(|d| { let s = crate::containers::dir_size(&d); (d, s) }).collect();
+            match self.remove_image(&img.id, true).await {
+                Ok(mut removed) => {
+                    reclaimed += sizes.iter().filter(|(d, _)| !d.exists()).map(|(_, s)| s).sum::<u64>();
+                    items.append(&mut removed);
+                }
+                Err(e) if e.kind() == crate::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((items, reclaimed))
+    }
+}
+
 fn from_image_err<E: std::fmt::Display>(kind: berth_image::ErrorKind, e: E) -> Error {
     from_image(kind, e)
 }

@@ -291,6 +291,12 @@ pub struct Plan {
 
 /// The pure plan for `spec` on a kernel whose highest capability is `last_cap`.
 pub fn plan(spec: &SecuritySpec, last_cap: u32) -> Result<Plan, SecurityError> {
+    plan_with(spec, last_cap, true)
+}
+
+/// [`plan`]; without `seccomp` the default profile is not built (steps that do not
+/// load a filter skip that work; a custom profile is still parsed, to fail early).
+fn plan_with(spec: &SecuritySpec, last_cap: u32, with_filter: bool) -> Result<Plan, SecurityError> {
     let set = effective_caps(spec, last_cap)?;
     let caps = CapSets { bounding: set, effective: set, permitted: set, inheritable: 0, ambient: 0 };
     let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -307,7 +313,8 @@ pub fn plan(spec: &SecuritySpec, last_cap: u32) -> Result<Plan, SecurityError> {
         });
     }
     let seccomp = match &spec.seccomp {
-        SeccompMode::Default => Some(seccomp::default_profile()),
+        SeccompMode::Default if with_filter => Some(seccomp::default_profile()),
+        SeccompMode::Default => None,
         SeccompMode::Unconfined => None,
         SeccompMode::Profile(json) => Some(seccomp::parse(json)?),
     };
@@ -363,7 +370,7 @@ pub fn apply_devices(cg: &Cgroup, spec: &SecuritySpec) -> Result<(), RuntimeErro
     if !dir.is_dir() {
         return Ok(());
     }
-    let p = plan(spec, FALLBACK_LAST_CAP).map_err(|e| RuntimeError::InvalidSpec(e.to_string()))?;
+    let p = plan_with(spec, FALLBACK_LAST_CAP, false).map_err(|e| RuntimeError::InvalidSpec(e.to_string()))?;
     for r in &p.devices {
         let file = dir.join(if r.allow { "devices.allow" } else { "devices.deny" });
         std::fs::write(&file, r.line()).map_err(|e| RuntimeError::io("write", file, e))?;
@@ -415,7 +422,7 @@ fn copy_host_devices(host: &Path, dst: &Path) -> Result<(), String> {
 /// After pivot_root (paths are the container's): masks and read-only paths, or for a
 /// privileged container a read-write /sys. Called by the init; errors are fatal.
 pub fn prepare(spec: &RunSpec) -> Result<(), String> {
-    let p = plan(&spec.security, FALLBACK_LAST_CAP).map_err(|e| e.to_string())?;
+    let p = plan_with(&spec.security, FALLBACK_LAST_CAP, false).map_err(|e| e.to_string())?;
     if p.privileged {
         let flags = libc::MS_REMOUNT | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
         return mount(None, Path::new("/sys"), None, flags, None).map_err(|e| ctx("remount /sys read-write", e));

@@ -380,7 +380,7 @@ impl Shim {
             for (i, c) in self.clients.iter().enumerate() {
                 let room = match c.kind {
                     Kind::Attach { stdin: true, .. } => self.stdin.room(),
-                    Kind::Exec(id) => self.execs.iter().find(|x| x.id == id).is_none_or(|x| x.stdin.room()),
+                    Kind::Exec(id) => !self.execs.iter().any(|x| x.id == id && !x.stdin.room()),
                     _ => true,
                 };
                 let mut ev = 0;
@@ -656,7 +656,7 @@ impl Shim {
     /// bounded, until it has exec'd or failed. Returns (exec id, host pid).
     fn start_exec(&mut self, json: &str) -> Result<(u64, i32), String> {
         let spec: ExecSpec = serde_json::from_str(json).map_err(|e| format!("invalid exec spec: {e}"))?;
-        if self.exit.is_some() || self.go.as_ref().is_none_or(|r| r.is_err()) {
+        if self.exit.is_some() || !matches!(self.go, Some(Ok(()))) {
             return Err(format!("container {} is not running", self.spec.id));
         }
         if self.cgroup.as_ref().is_some_and(|c| c.is_frozen()) {

@@ -1,0 +1,145 @@
+//! Routes over a container's filesystem: `docker cp` (`HEAD`/`GET`/`PUT
+//! /containers/{id}/archive`), `docker diff` (`/changes`), `docker export` and
+//! `docker commit` (`POST /commit`). The engine's `fsops` does the work in a jail; this
+//! file turns tars into streamed bodies and back, and the path stat into Docker's
+//! `X-Docker-Container-Path-Stat` header.
+
+use std::convert::Infallible;
+
+use base64::Engine as _;
+use berth_api::{ContainerConfig, IdResponse};
+use berth_engine::fsops::{ByteStream, CommitOptions, ExtractOptions, PathStat};
+use bytes::Bytes;
+use futures_util::stream;
+use http::{header, HeaderValue, Method, Response, StatusCode};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use tokio::sync::mpsc;
+
+use crate::http::{empty, error, from_error, json, Body, Resp};
+use crate::routes::Ctx;
+use crate::State;
+
+const STAT_HEADER: &str = "X-Docker-Container-Path-Stat";
+
+fn stream_body(rx: ByteStream) -> Body {
+    let s = stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+    });
+    StreamBody::new(s).boxed()
+}
+
+fn stat_header(stat: &PathStat) -> Option<HeaderValue> {
+    let json = serde_json::to_vec(stat).ok()?;
+    HeaderValue::from_str(&base64::engine::general_purpose::STANDARD.encode(json)).ok()
+}
+
+fn tar_response(body: Body, stat: Option<&PathStat>) -> Resp {
+    let mut r = Response::new(body);
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
+    if let Some(v) = stat.and_then(stat_header) {
+        r.headers_mut().insert(STAT_HEADER, v);
+    }
+    r
+}
+
+/// `HEAD` (stat only) and `GET` (stat + tar) `/containers/{id}/archive?path=`.
+pub async fn get(state: &State, ctx: Ctx, id: &str) -> Resp {
+    let path = ctx.q("path").to_string();
+    if path.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "Bad parameter: path cannot be empty");
+    }
+    if ctx.req.method() == Method::HEAD {
+        return match state.engine.stat_path(id, &path).await {
+            Ok(stat) => tar_response(empty(), Some(&stat)),
+            Err(e) => from_error(&e),
+        };
+    }
+    match state.engine.archive_path(id, &path).await {
+        Ok((stat, rx)) => tar_response(stream_body(rx), Some(&stat)),
+        Err(e) => from_error(&e),
+    }
+}
+
+/// `PUT /containers/{id}/archive?path=&noOverwriteDirNonDir=&copyUIDGID=`: the body is
+/// a tar (usually chunked), fed to the extraction as it arrives.
+pub async fn put(state: &State, ctx: Ctx, id: &str) -> Resp {
+    let path = ctx.q("path").to_string();
+    if path.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "Bad parameter: path cannot be empty");
+    }
+    let opts = ExtractOptions {
+        no_overwrite_dir_non_dir: ctx.flag("noOverwriteDirNonDir"),
+        copy_uid_gid: ctx.flag("copyUIDGID"),
+    };
+    let (tx, rx) = mpsc::channel::<Bytes>(8);
+    let mut body = ctx.req.into_body();
+    tokio::spawn(async move {
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { break };
+            if let Ok(data) = frame.into_data() {
+                if tx.send(data).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    match state.engine.extract_to_dir(id, &path, opts, rx).await {
+        Ok(()) => Response::new(empty()),
+        Err(e) => from_error(&e),
+    }
+}
+
+/// `GET /containers/{id}/changes`.
+pub async fn changes(state: &State, id: &str) -> Resp {
+    match state.engine.changes(id).await {
+        Ok(c) => json(StatusCode::OK, &c),
+        Err(e) => from_error(&e),
+    }
+}
+
+/// `GET /containers/{id}/export`.
+pub async fn export(state: &State, id: &str) -> Resp {
+    match state.engine.export(id).await {
+        Ok(rx) => tar_response(stream_body(rx), None),
+        Err(e) => from_error(&e),
+    }
+}
+
+/// `POST /commit?container=&repo=&tag=&comment=&author=&pause=&changes=…` with an
+/// optional container config as the body.
+pub async fn commit(state: &State, ctx: Ctx) -> Resp {
+    // `changes` repeats (one per --change): read it from the raw query.
+    let changes: Vec<String> = url::form_urlencoded::parse(ctx.req.uri().query().unwrap_or("").as_bytes())
+        .filter(|(k, _)| k == "changes")
+        .map(|(_, v)| v.into_owned())
+        .filter(|v| !v.is_empty())
+        .collect();
+    let pause = ctx.q("pause").is_empty() || ctx.flag("pause");
+    let mut opts = CommitOptions {
+        container: ctx.q("container").to_string(),
+        repo: ctx.q("repo").to_string(),
+        tag: ctx.q("tag").to_string(),
+        comment: ctx.q("comment").to_string(),
+        author: ctx.q("author").to_string(),
+        pause,
+        changes,
+        config: None,
+    };
+    let body = match ctx.req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let trimmed = String::from_utf8_lossy(&body);
+    let trimmed = trimmed.trim();
+    if !trimmed.is_empty() && trimmed != "null" {
+        match serde_json::from_str::<ContainerConfig>(trimmed) {
+            Ok(c) => opts.config = Some(c),
+            Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+        }
+    }
+    match state.engine.commit(opts).await {
+        Ok(id) => json(StatusCode::CREATED, &IdResponse { id }),
+        Err(e) => from_error(&e),
+    }
+}
