@@ -14,6 +14,7 @@ use berth_api::{
     SummaryHostConfig, SummaryNetworkSettings, WaitError, WaitResponse, ZERO_TIME,
 };
 use berth_runtime::client;
+use berth_runtime::security::{SeccompMode, SecuritySpec};
 use berth_runtime::spec::{CgroupSpec, Mount, MountKind, RunSpec, Rootfs};
 use chrono::Utc;
 use tokio::sync::oneshot;
@@ -186,6 +187,17 @@ impl Engine {
             parse_bind(b)?;
         }
         crate::lifecycle::validate_restart_policy(&host_config)?;
+        security_spec(&host_config)?;
+        // Docker shows the paths it masks in the inspect of unprivileged containers.
+        if !host_config.privileged {
+            let defaults = |d: &[&str]| Some(d.iter().map(|p| p.to_string()).collect::<Vec<_>>());
+            if host_config.masked_paths.is_none() {
+                host_config.masked_paths = defaults(berth_runtime::security::DEFAULT_MASKED_PATHS);
+            }
+            if host_config.readonly_paths.is_none() {
+                host_config.readonly_paths = defaults(berth_runtime::security::DEFAULT_READONLY_PATHS);
+            }
+        }
         let rec = Record {
             id: id.clone(),
             name: name.clone(),
@@ -321,6 +333,7 @@ impl Engine {
             init: if hc.init == Some(true) { Some(self.init_binary()?) } else { None },
             log_max_size: log_opts.0,
             log_max_file: log_opts.1,
+            security: security_spec(hc)?,
             ..Default::default()
         })
     }
@@ -959,6 +972,54 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// The hardening of a container from its HostConfig (`--privileged`, `--cap-add/drop`,
+/// `--security-opt`). Docker's CLI reads a seccomp profile file and sends its content.
+pub fn security_spec(hc: &berth_api::HostConfig) -> Result<SecuritySpec> {
+    let mut spec = SecuritySpec {
+        privileged: hc.privileged,
+        cap_add: hc.cap_add.clone().unwrap_or_default(),
+        cap_drop: hc.cap_drop.clone().unwrap_or_default(),
+        masked_paths: hc.masked_paths.clone(),
+        readonly_paths: hc.readonly_paths.clone(),
+        ..Default::default()
+    };
+    for opt in hc.security_opt.iter().flatten() {
+        let (key, value) = opt.split_once(['=', ':']).unwrap_or((opt.as_str(), ""));
+        match key {
+            "no-new-privileges" => {
+                spec.no_new_privileges = match value {
+                    "" | "true" => true,
+                    "false" => false,
+                    _ => return Err(Error::invalid(format!("invalid --security-opt 2: {opt:?}"))),
+                }
+            }
+            "seccomp" => {
+                spec.seccomp = match value {
+                    "unconfined" => SeccompMode::Unconfined,
+                    "" | "builtin" => SeccompMode::Default,
+                    json if json.trim_start().starts_with('{') => SeccompMode::Profile(json.to_string()),
+                    path => {
+                        let content = std::fs::read_to_string(path).map_err(|e| {
+                            Error::invalid(format!("opening seccomp profile ({path}) failed: {e}"))
+                        })?;
+                        SeccompMode::Profile(content)
+                    }
+                }
+            }
+            "systempaths" if value == "unconfined" => {
+                spec.masked_paths = Some(Vec::new());
+                spec.readonly_paths = Some(Vec::new());
+            }
+            // AppArmor and SELinux are not available on the hosts Berth targets yet;
+            // accepted as Docker accepts them where they are disabled.
+            "apparmor" | "label" => {}
+            _ => return Err(Error::invalid(format!("invalid --security-opt 1: {opt:?}"))),
+        }
+    }
+    berth_runtime::security::validate(&spec).map_err(|e| Error::invalid(e.to_string()))?;
+    Ok(spec)
 }
 
 /// Parses Docker's size strings: `10m`, `1g`, `512k`, `100` (bytes).

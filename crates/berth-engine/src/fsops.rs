@@ -395,6 +395,8 @@ struct TarOut<W: Write> {
     links: HashMap<(u64, u64), String>,
     /// Overlay whiteouts → AUFS/OCI form (a layer diff), else as they are.
     whiteouts: bool,
+    /// Tar names of mount-point stubs to leave out (see [`is_stub`]).
+    skip: HashSet<String>,
 }
 
 fn is_whiteout(md: &fs::Metadata) -> bool {
@@ -403,6 +405,25 @@ fn is_whiteout(md: &fs::Metadata) -> bool {
 
 fn is_opaque(p: &Path) -> bool {
     matches!(xattr::get(p, OPAQUE_XATTR), Ok(Some(v)) if v == b"y")
+}
+
+/// An empty file or directory: what the shim leaves in the upper dir where it mounts
+/// something (/etc/hosts, bind destinations) that the image lacks. Docker keeps those
+/// in a separate init layer, so they are neither changes nor part of a commit.
+fn is_stub(p: &Path, md: &fs::Metadata) -> bool {
+    (md.is_file() && md.len() == 0) || (md.is_dir() && fs::read_dir(p).map(|mut d| d.next().is_none()).unwrap_or(false))
+}
+
+/// Container paths the runtime mounts over (absolute, clean).
+fn mount_points(rec: &crate::record::Record) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> =
+        ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/proc", "/sys", "/dev"].iter().map(PathBuf::from).collect();
+    for b in rec.host_config.binds.iter().flatten() {
+        if let Some(dst) = b.split(':').nth(1) {
+            v.push(clean_abs(dst));
+        }
+    }
+    v
 }
 
 /// Pads or truncates a file being read to the size its header announced (a running
@@ -463,7 +484,7 @@ impl<W: Write> TarOut<W> {
     fn new(w: W, whiteouts: bool) -> TarOut<W> {
         let mut b = tar::Builder::new(w);
         b.follow_symlinks(false);
-        TarOut { b, links: HashMap::new(), whiteouts }
+        TarOut { b, links: HashMap::new(), whiteouts, skip: HashSet::new() }
     }
 
     fn finish(self) -> io::Result<W> {
@@ -474,6 +495,9 @@ impl<W: Write> TarOut<W> {
     /// written, its children are named without a prefix).
     fn add_tree(&mut self, host: &Path, name: &str) -> io::Result<()> {
         let md = fs::symlink_metadata(host)?;
+        if self.skip.contains(name) && is_stub(host, &md) {
+            return Ok(());
+        }
         if !name.is_empty() {
             self.add_entry(host, name, &md)?;
         }
@@ -810,20 +834,24 @@ fn same_dir_meta(a: &fs::Metadata, b: &fs::Metadata) -> bool {
 
 /// Docker's overlay `changes`: every path of `upper` (walked in lexical order) against
 /// what `lowers` hold; parents of added and deleted paths show as modified.
-pub fn compute_changes(upper: &Path, lowers: &[PathBuf]) -> io::Result<Vec<Change>> {
+/// Mount-point stubs (`stubs`, absolute container paths) are left out.
+pub fn compute_changes(upper: &Path, lowers: &[PathBuf], stubs: &[PathBuf]) -> io::Result<Vec<Change>> {
     let mut out = Vec::new();
     let mut changed_dirs: HashSet<PathBuf> = HashSet::new();
-    walk_changes(upper, Path::new("/"), lowers, &mut out, &mut changed_dirs)?;
+    let w = Walk { upper, lowers, stubs };
+    w.walk(Path::new("/"), &mut out, &mut changed_dirs)?;
     Ok(out)
 }
 
-fn walk_changes(
-    upper: &Path,
-    rel_dir: &Path,
-    lowers: &[PathBuf],
-    out: &mut Vec<Change>,
-    changed_dirs: &mut HashSet<PathBuf>,
-) -> io::Result<()> {
+struct Walk<'a> {
+    upper: &'a Path,
+    lowers: &'a [PathBuf],
+    stubs: &'a [PathBuf],
+}
+
+impl Walk<'_> {
+fn walk(&self, rel_dir: &Path, out: &mut Vec<Change>, changed_dirs: &mut HashSet<PathBuf>) -> io::Result<()> {
+    let (upper, lowers) = (self.upper, self.lowers);
     let host_dir = upper.join(rel_dir.strip_prefix("/").unwrap_or(rel_dir));
     let mut kids: Vec<std::ffi::OsString> = fs::read_dir(&host_dir)?.filter_map(|e| e.ok().map(|e| e.file_name())).collect();
     kids.sort();
@@ -831,6 +859,11 @@ fn walk_changes(
         let rel = rel_dir.join(&k);
         let host = host_dir.join(&k);
         let Ok(md) = fs::symlink_metadata(&host) else { continue };
+        let is_mount_point = self.stubs.contains(&rel);
+        if is_mount_point && is_stub(&host, &md) && lower_lookup(lowers, &rel).is_none() {
+            continue;
+        }
+        let holds_stub = self.stubs.iter().any(|s| s.parent() == Some(rel.as_path()));
         let deleted = is_whiteout(&md);
         let mut record = true;
         let kind = if deleted {
@@ -838,7 +871,9 @@ fn walk_changes(
         } else {
             match lower_lookup(lowers, &rel) {
                 Some(lmd) => {
-                    if md.is_dir() && lmd.is_dir() && same_dir_meta(&md, &lmd) && !is_opaque(&host) {
+                    // A directory only touched by the runtime's stub in it is unchanged.
+                    let same = same_dir_meta(&md, &lmd) || (holds_stub && md.mode() == lmd.mode());
+                    if md.is_dir() && lmd.is_dir() && same && !is_opaque(&host) {
                         record = false;
                     }
                     CHANGE_MODIFY
@@ -860,10 +895,11 @@ fn walk_changes(
             out.push(Change { path: rel.to_string_lossy().into_owned(), kind });
         }
         if md.is_dir() {
-            walk_changes(upper, &rel, lowers, out, changed_dirs)?;
+            self.walk(&rel, out, changed_dirs)?;
         }
     }
     Ok(())
+}
 }
 
 // ----- commit: --change instructions -----
@@ -1177,8 +1213,9 @@ impl Engine {
             dirs.push((format!("l{i}"), l));
         }
         let jail = Jail::Binds { dirs, at: self.container_dir(&rec.id).join("fs/merged") };
+        let stubs = mount_points(&rec);
         jailed(jail, move || {
-            compute_changes(Path::new("/u"), &names).map_err(|e| Error::internal(format!("computing changes: {e}")))
+            compute_changes(Path::new("/u"), &names, &stubs).map_err(|e| Error::internal(format!("computing changes: {e}")))
         })
         .await
     }
@@ -1239,7 +1276,9 @@ impl Engine {
             &timefmt::now(),
         );
         let paused_here = opts.pause && rec.state.running && !rec.state.paused && self.pause(&c.id).await.is_ok();
-        let result = self.commit_layer(&rec.id, parent, config, reference).await;
+        let stubs: HashSet<String> =
+            mount_points(&rec).iter().map(|p| p.to_string_lossy().trim_start_matches('/').to_string()).collect();
+        let result = self.commit_layer(&rec.id, parent, config, reference, stubs).await;
         if paused_here {
             if let Err(e) = self.unpause(&c.id).await {
                 tracing::warn!(container = %c.id, error = %e, "unpause after commit failed");
@@ -1257,10 +1296,12 @@ impl Engine {
         parent: berth_image::Image,
         config: serde_json::Value,
         reference: Option<Reference>,
+        stubs: HashSet<String>,
     ) -> Result<berth_image::Image> {
         let (tx, rx) = mpsc::channel(8);
         let writer = jailed(Jail::Chroot(self.upper_dir(id)), move || {
             let mut out = TarOut::new(ChanWriter::new(tx), true);
+            out.skip = stubs;
             out.add_tree(Path::new("/"), "")
                 .and_then(|()| out.finish())
                 .and_then(|mut w| w.flush())
@@ -1465,7 +1506,8 @@ mod tests {
                 nix::sys::stat::utimensat(None, &root.join(d), &tsp, &tsp, nix::sys::stat::UtimensatFlags::NoFollowSymlink).unwrap();
             }
         }
-        let ch = compute_changes(&upper, &lowers).unwrap();
+        fs::write(upper.join("etc/hosts"), "").unwrap(); // a mount-point stub
+        let ch = compute_changes(&upper, &lowers, &[PathBuf::from("/etc/hosts")]).unwrap();
         let got: Vec<String> = ch
             .iter()
             .map(|c| format!("{} {}", ["C", "A", "D"][c.kind as usize], c.path))
@@ -1473,6 +1515,7 @@ mod tests {
         assert!(got.contains(&"D /etc/motd".to_string()), "{got:?}");
         assert!(got.contains(&"A /etc/passwd".to_string()), "{got:?}");
         assert!(got.contains(&"A /tmp/x".to_string()), "{got:?}");
+        assert!(!got.iter().any(|g| g.contains("hosts")), "{got:?}");
         assert!(got.contains(&"A /var/lib/db".to_string()), "{got:?}");
         assert!(got.contains(&"C /var/lib".to_string()), "{got:?}");
         assert!(!got.contains(&"C /var".to_string()), "{got:?}");

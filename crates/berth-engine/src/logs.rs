@@ -68,6 +68,25 @@ fn select(opts: &LogOptions, stream: u8, time: &str, text: String) -> Option<Log
     Some(LogEntry { stream, data })
 }
 
+/// The rotated json-file logs, oldest first, concatenated.
+fn rotated_content(log: &std::path::Path) -> Vec<u8> {
+    let mut files = Vec::new();
+    for n in 1.. {
+        let p = std::path::PathBuf::from(format!("{}.{n}", log.display()));
+        if !p.exists() {
+            break;
+        }
+        files.push(p);
+    }
+    let mut out = Vec::new();
+    for p in files.iter().rev() {
+        if let Ok(mut data) = std::fs::read(p) {
+            out.append(&mut data);
+        }
+    }
+    out
+}
+
 /// Splits complete lines off `buf`, leaving a trailing partial line in it.
 fn take_lines(buf: &mut Vec<u8>) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
@@ -90,24 +109,31 @@ impl Engine {
         tokio::spawn(async move {
             let mut notice = c.subscribe();
             let mut offset = 0u64;
-            let mut partial = Vec::new();
+            // Rotated files (`<log>.N` … `<log>.1`, oldest first) come before the live one.
+            let p = path.clone();
+            let mut partial = tokio::task::spawn_blocking(move || rotated_content(&p)).await.unwrap_or_default();
             let mut first = true;
             loop {
                 let p = path.clone();
-                let chunk = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+                let chunk = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, Vec<u8>)> {
                     let mut f = match std::fs::File::open(&p) {
                         Ok(f) => f,
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((offset, Vec::new())),
                         Err(e) => return Err(e),
                     };
-                    f.seek(SeekFrom::Start(offset))?;
+                    // A file shorter than what we read was rotated: start it over.
+                    let start = if f.metadata()?.len() < offset { 0 } else { offset };
+                    f.seek(SeekFrom::Start(start))?;
                     let mut v = Vec::new();
                     f.read_to_end(&mut v)?;
-                    Ok(v)
+                    Ok((start, v))
                 })
                 .await;
                 let chunk = match chunk {
-                    Ok(Ok(v)) => v,
+                    Ok(Ok((start, v))) => {
+                        offset = start;
+                        v
+                    }
                     _ => return,
                 };
                 offset += chunk.len() as u64;

@@ -217,9 +217,18 @@ fn shim_memory() {
     client::go(&e.spec.socket_path).unwrap();
     let s = client::attach(&e.spec.socket_path, false, true, true).unwrap();
     let rollup = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", st.shim.id())).unwrap();
-    let pss = rollup.lines().find(|l| l.starts_with("Pss:")).unwrap_or("").to_string();
-    let rss = rollup.lines().find(|l| l.starts_with("Rss:")).unwrap_or("").to_string();
-    eprintln!("running shim ({}): {pss} / {rss}", shim_bin().display());
+    let field = |k: &str| rollup.lines().find(|l| l.starts_with(k)).map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string()).unwrap_or_default();
+    // Pss_File shrinks with every other shim sharing the binary's pages; Pss_Anon is
+    // what each shim really costs.
+    eprintln!(
+        "running shim ({}): Pss {} kB (Pss_Anon {} kB, Pss_File {} kB), Rss {} kB, Private_Dirty {} kB",
+        shim_bin().display(),
+        field("Pss:"),
+        field("Pss_Anon:"),
+        field("Pss_File:"),
+        field("Rss:"),
+        field("Private_Dirty:")
+    );
     client::kill(&e.spec.socket_path, 9).unwrap();
     let _ = collect(s);
     st.shim.wait().unwrap();
