@@ -24,7 +24,9 @@ const STAT_HEADER: &str = "X-Docker-Container-Path-Stat";
 
 fn stream_body(rx: ByteStream) -> Body {
     let s = stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
     });
     StreamBody::new(s).boxed()
 }
@@ -36,7 +38,10 @@ fn stat_header(stat: &PathStat) -> Option<HeaderValue> {
 
 fn tar_response(body: Body, stat: Option<&PathStat>) -> Resp {
     let mut r = Response::new(body);
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-tar"),
+    );
     if let Some(v) = stat.and_then(stat_header) {
         r.headers_mut().insert(STAT_HEADER, v);
     }
@@ -47,7 +52,10 @@ fn tar_response(body: Body, stat: Option<&PathStat>) -> Resp {
 pub async fn get(state: &State, ctx: Ctx, id: &str) -> Resp {
     let path = ctx.q("path").to_string();
     if path.is_empty() {
-        return error(StatusCode::BAD_REQUEST, "Bad parameter: path cannot be empty");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Bad parameter: path cannot be empty",
+        );
     }
     if ctx.req.method() == Method::HEAD {
         return match state.engine.stat_path(id, &path).await {
@@ -66,7 +74,10 @@ pub async fn get(state: &State, ctx: Ctx, id: &str) -> Resp {
 pub async fn put(state: &State, ctx: Ctx, id: &str) -> Resp {
     let path = ctx.q("path").to_string();
     if path.is_empty() {
-        return error(StatusCode::BAD_REQUEST, "Bad parameter: path cannot be empty");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Bad parameter: path cannot be empty",
+        );
     }
     let opts = ExtractOptions {
         no_overwrite_dir_non_dir: ctx.flag("noOverwriteDirNonDir"),
@@ -110,11 +121,12 @@ pub async fn export(state: &State, id: &str) -> Resp {
 /// optional container config as the body.
 pub async fn commit(state: &State, ctx: Ctx) -> Resp {
     // `changes` repeats (one per --change): read it from the raw query.
-    let changes: Vec<String> = url::form_urlencoded::parse(ctx.req.uri().query().unwrap_or("").as_bytes())
-        .filter(|(k, _)| k == "changes")
-        .map(|(_, v)| v.into_owned())
-        .filter(|v| !v.is_empty())
-        .collect();
+    let changes: Vec<String> =
+        url::form_urlencoded::parse(ctx.req.uri().query().unwrap_or("").as_bytes())
+            .filter(|(k, _)| k == "changes")
+            .map(|(_, v)| v.into_owned())
+            .filter(|v| !v.is_empty())
+            .collect();
     let pause = ctx.q("pause").is_empty() || ctx.flag("pause");
     let mut opts = CommitOptions {
         container: ctx.q("container").to_string(),

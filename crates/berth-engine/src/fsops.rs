@@ -83,7 +83,8 @@ pub fn go_file_mode(st_mode: u32) -> u32 {
 
 /// Go's `time.Time` JSON form (RFC 3339 with the nanoseconds, trailing zeros trimmed).
 fn go_time(secs: i64, nanos: i64) -> String {
-    let t = chrono::DateTime::from_timestamp(secs, nanos.clamp(0, 999_999_999) as u32).unwrap_or_default();
+    let t = chrono::DateTime::from_timestamp(secs, nanos.clamp(0, 999_999_999) as u32)
+        .unwrap_or_default();
     let mut s = t.format("%Y-%m-%dT%H:%M:%S").to_string();
     if nanos > 0 {
         let frac = format!("{nanos:09}");
@@ -149,10 +150,17 @@ enum Jail {
     Chroot(PathBuf),
     /// A private mount namespace with an overlay on `at`, then chroot into it.
     /// Without `upper` (upper, work) the overlay is read-only.
-    Overlay { lower: Vec<PathBuf>, upper: Option<(PathBuf, PathBuf)>, at: PathBuf },
+    Overlay {
+        lower: Vec<PathBuf>,
+        upper: Option<(PathBuf, PathBuf)>,
+        at: PathBuf,
+    },
     /// A private mount namespace with a tmpfs on `at` holding bind mounts of `dirs`
     /// (name → host directory), then chroot into it.
-    Binds { dirs: Vec<(String, PathBuf)>, at: PathBuf },
+    Binds {
+        dirs: Vec<(String, PathBuf)>,
+        at: PathBuf,
+    },
 }
 
 fn sys_err(what: &str, e: nix::Error) -> io::Error {
@@ -166,7 +174,11 @@ fn ctx_err(what: String, e: io::Error) -> io::Error {
 
 /// The overlay mount data; paths relative to `base` when given (the caller chdirs
 /// there) so that many layers fit in one page.
-fn overlay_data(lower: &[PathBuf], upper: Option<&(PathBuf, PathBuf)>, base: Option<&Path>) -> String {
+fn overlay_data(
+    lower: &[PathBuf],
+    upper: Option<&(PathBuf, PathBuf)>,
+    base: Option<&Path>,
+) -> String {
     let rel = |p: &Path| match base.and_then(|b| p.strip_prefix(b).ok()) {
         Some(r) => r.to_string_lossy().into_owned(),
         None => p.to_string_lossy().into_owned(),
@@ -182,8 +194,14 @@ fn overlay_data(lower: &[PathBuf], upper: Option<&(PathBuf, PathBuf)>, base: Opt
 fn private_mount_ns() -> io::Result<()> {
     use nix::sched::{unshare, CloneFlags};
     unshare(CloneFlags::CLONE_NEWNS).map_err(|e| sys_err("unshare mount namespace", e))?;
-    berth_sys::mount::mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None)
-        .map_err(|e| ctx_err("make / private".into(), e))
+    berth_sys::mount::mount(
+        None,
+        Path::new("/"),
+        None,
+        libc::MS_REC | libc::MS_PRIVATE,
+        None,
+    )
+    .map_err(|e| ctx_err("make / private".into(), e))
 }
 
 fn chroot_into(dir: &Path) -> io::Result<()> {
@@ -195,7 +213,8 @@ fn chroot_into(dir: &Path) -> io::Result<()> {
 fn enter(jail: &Jail) -> io::Result<()> {
     match jail {
         Jail::Chroot(dir) => {
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS).map_err(|e| sys_err("unshare fs", e))?;
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS)
+                .map_err(|e| sys_err("unshare fs", e))?;
             chroot_into(dir)
         }
         Jail::Overlay { lower, upper, at } => {
@@ -207,20 +226,33 @@ fn enter(jail: &Jail) -> io::Result<()> {
                     all.push(u);
                     all.push(w);
                 }
-                let base = berth_runtime::rootfs::common_dir(&all)
-                    .ok_or_else(|| io::Error::other("overlay: layer paths share no parent directory"))?;
+                let base = berth_runtime::rootfs::common_dir(&all).ok_or_else(|| {
+                    io::Error::other("overlay: layer paths share no parent directory")
+                })?;
                 nix::unistd::chdir(&base).map_err(|e| sys_err("chdir", e))?;
                 data = overlay_data(lower, upper.as_ref(), Some(&base));
             }
             let flags = if upper.is_none() { libc::MS_RDONLY } else { 0 };
-            berth_sys::mount::mount(Some(Path::new("overlay")), at, Some("overlay"), flags, Some(&data))
-                .map_err(|e| ctx_err(format!("mount overlay on {}", at.display()), e))?;
+            berth_sys::mount::mount(
+                Some(Path::new("overlay")),
+                at,
+                Some("overlay"),
+                flags,
+                Some(&data),
+            )
+            .map_err(|e| ctx_err(format!("mount overlay on {}", at.display()), e))?;
             chroot_into(at)
         }
         Jail::Binds { dirs, at } => {
             private_mount_ns()?;
-            berth_sys::mount::mount(Some(Path::new("tmpfs")), at, Some("tmpfs"), 0, Some("mode=0700"))
-                .map_err(|e| ctx_err(format!("mount tmpfs on {}", at.display()), e))?;
+            berth_sys::mount::mount(
+                Some(Path::new("tmpfs")),
+                at,
+                Some("tmpfs"),
+                0,
+                Some("mode=0700"),
+            )
+            .map_err(|e| ctx_err(format!("mount tmpfs on {}", at.display()), e))?;
             for (name, src) in dirs {
                 let dst = at.join(name);
                 fs::create_dir(&dst).map_err(|e| ctx_err(format!("mkdir {}", dst.display()), e))?;
@@ -244,12 +276,15 @@ where
         .spawn(move || {
             let r = match enter(&jail) {
                 Ok(()) => f(),
-                Err(e) => Err(Error::internal(format!("entering the container filesystem: {e}"))),
+                Err(e) => Err(Error::internal(format!(
+                    "entering the container filesystem: {e}"
+                ))),
             };
             let _ = tx.send(r);
         })
         .map_err(|e| Error::internal(format!("spawning a filesystem worker: {e}")))?;
-    rx.await.map_err(|_| Error::internal("the filesystem worker failed"))?
+    rx.await
+        .map_err(|_| Error::internal("the filesystem worker failed"))?
 }
 
 // ----- byte pipes between worker threads and async code -----
@@ -262,7 +297,10 @@ struct ChanWriter {
 
 impl ChanWriter {
     fn new(tx: mpsc::Sender<Bytes>) -> ChanWriter {
-        ChanWriter { tx, buf: Vec::with_capacity(CHUNK) }
+        ChanWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        }
     }
 }
 
@@ -280,7 +318,9 @@ impl Write for ChanWriter {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx.blocking_send(chunk).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "reader went away"))
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "reader went away"))
     }
 }
 
@@ -355,7 +395,9 @@ fn base_name(path: &str) -> String {
 }
 
 fn not_found(path: &str, container: &str) -> Error {
-    Error::not_found(format!("Could not find the file {path} in container {container}"))
+    Error::not_found(format!(
+        "Could not find the file {path} in container {container}"
+    ))
 }
 
 /// stat of `path` in the current jail.
@@ -411,13 +453,26 @@ fn is_opaque(p: &Path) -> bool {
 /// something (/etc/hosts, bind destinations) that the image lacks. Docker keeps those
 /// in a separate init layer, so they are neither changes nor part of a commit.
 fn is_stub(p: &Path, md: &fs::Metadata) -> bool {
-    (md.is_file() && md.len() == 0) || (md.is_dir() && fs::read_dir(p).map(|mut d| d.next().is_none()).unwrap_or(false))
+    (md.is_file() && md.len() == 0)
+        || (md.is_dir()
+            && fs::read_dir(p)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false))
 }
 
 /// Container paths the runtime mounts over (absolute, clean).
 fn mount_points(rec: &crate::record::Record) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> =
-        ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/proc", "/sys", "/dev"].iter().map(PathBuf::from).collect();
+    let mut v: Vec<PathBuf> = [
+        "/etc/hosts",
+        "/etc/hostname",
+        "/etc/resolv.conf",
+        "/proc",
+        "/sys",
+        "/dev",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .collect();
     for b in rec.host_config.binds.iter().flatten() {
         if let Some(dst) = b.split(':').nth(1) {
             v.push(clean_abs(dst));
@@ -438,7 +493,9 @@ impl<R: Read> Read for Exact<R> {
         if self.left == 0 {
             return Ok(0);
         }
-        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let mut n = self.inner.read(&mut buf[..want])?;
         if n == 0 {
             buf[..want].fill(0);
@@ -484,7 +541,12 @@ impl<W: Write> TarOut<W> {
     fn new(w: W, whiteouts: bool) -> TarOut<W> {
         let mut b = tar::Builder::new(w);
         b.follow_symlinks(false);
-        TarOut { b, links: HashMap::new(), whiteouts, skip: HashSet::new() }
+        TarOut {
+            b,
+            links: HashMap::new(),
+            whiteouts,
+            skip: HashSet::new(),
+        }
     }
 
     fn finish(self) -> io::Result<W> {
@@ -562,16 +624,28 @@ impl<W: Write> TarOut<W> {
             };
             let mut h = Self::header(md, tar::EntryType::Regular);
             h.set_mode(0o600);
-            return self.b.append_data(&mut h, format!("{dir}{WHITEOUT_PREFIX}{base}"), io::empty());
+            return self.b.append_data(
+                &mut h,
+                format!("{dir}{WHITEOUT_PREFIX}{base}"),
+                io::empty(),
+            );
         }
         if ft.is_dir() {
             self.pax(host)?;
             let mut h = Self::header(md, tar::EntryType::Directory);
-            self.b.append_data(&mut h, format!("{}/", name.trim_end_matches('/')), io::empty())?;
+            self.b.append_data(
+                &mut h,
+                format!("{}/", name.trim_end_matches('/')),
+                io::empty(),
+            )?;
             if self.whiteouts && is_opaque(host) {
                 let mut h = Self::header(md, tar::EntryType::Regular);
                 h.set_mode(md.mode() & 0o777);
-                self.b.append_data(&mut h, format!("{}/{WHITEOUT_OPAQUE}", name.trim_end_matches('/')), io::empty())?;
+                self.b.append_data(
+                    &mut h,
+                    format!("{}/{WHITEOUT_OPAQUE}", name.trim_end_matches('/')),
+                    io::empty(),
+                )?;
             }
             return Ok(());
         }
@@ -597,7 +671,14 @@ impl<W: Write> TarOut<W> {
             self.pax(host)?;
             let mut h = Self::header(md, tar::EntryType::Regular);
             h.set_size(size);
-            return self.b.append_data(&mut h, name, Exact { inner: f, left: size });
+            return self.b.append_data(
+                &mut h,
+                name,
+                Exact {
+                    inner: f,
+                    left: size,
+                },
+            );
         }
         let kind = if ft.is_char_device() {
             tar::EntryType::Char
@@ -626,31 +707,54 @@ fn tar_components(raw: &Path) -> Result<Vec<std::ffi::OsString>> {
         match c {
             Component::Normal(s) => out.push(s.to_os_string()),
             Component::CurDir | Component::RootDir => {}
-            _ => return Err(Error::invalid(format!("invalid archive entry {:?}: it leaves the destination", raw))),
+            _ => {
+                return Err(Error::invalid(format!(
+                    "invalid archive entry {:?}: it leaves the destination",
+                    raw
+                )))
+            }
         }
     }
     Ok(out)
 }
 
-fn extract_here<R: Read>(dir: &str, container: &str, r: R, opts: ExtractOptions, owner: Option<(u32, u32)>) -> Result<()> {
-    let dest = berth_runtime::rootfs::secure_join(Path::new("/"), &clean_abs(dir).to_string_lossy())
-        .map_err(|e| io_error(dir, container, e))?;
+fn extract_here<R: Read>(
+    dir: &str,
+    container: &str,
+    r: R,
+    opts: ExtractOptions,
+    owner: Option<(u32, u32)>,
+) -> Result<()> {
+    let dest =
+        berth_runtime::rootfs::secure_join(Path::new("/"), &clean_abs(dir).to_string_lossy())
+            .map_err(|e| io_error(dir, container, e))?;
     let md = fs::metadata(&dest).map_err(|e| io_error(dir, container, e))?;
     if !md.is_dir() {
         return Err(Error::invalid("extraction point is not a directory"));
     }
     let mut ar = tar::Archive::new(r);
     let mut dir_times: Vec<(PathBuf, i64)> = Vec::new();
-    let entries = ar.entries().map_err(|e| Error::invalid(format!("reading the archive: {e}")))?;
+    let entries = ar
+        .entries()
+        .map_err(|e| Error::invalid(format!("reading the archive: {e}")))?;
     for entry in entries {
         let mut e = entry.map_err(|e| Error::invalid(format!("reading the archive: {e}")))?;
-        let raw = e.path().map_err(|e| Error::invalid(format!("reading the archive: {e}")))?.into_owned();
+        let raw = e
+            .path()
+            .map_err(|e| Error::invalid(format!("reading the archive: {e}")))?
+            .into_owned();
         let comps = tar_components(&raw)?;
         if comps.is_empty() {
             continue;
         }
         let target: PathBuf = comps.iter().fold(dest.clone(), |p, c| p.join(c));
-        let werr = |what: &str, err: io::Error| Error::internal(format!("{what} {}: {}", target.display(), berth_sys::errno_text(&err)));
+        let werr = |what: &str, err: io::Error| {
+            Error::internal(format!(
+                "{what} {}: {}",
+                target.display(),
+                berth_sys::errno_text(&err)
+            ))
+        };
         let h = e.header().clone();
         let kind = h.entry_type();
         if !matches!(
@@ -669,7 +773,11 @@ fn extract_here<R: Read>(dir: &str, container: &str, r: R, opts: ExtractOptions,
         }
         if let Some(parent) = target.parent() {
             if fs::symlink_metadata(parent).is_err() {
-                fs::DirBuilder::new().recursive(true).mode(0o755).create(parent).map_err(|e| werr("mkdir", e))?;
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(parent)
+                    .map_err(|e| werr("mkdir", e))?;
             }
         }
         let is_dir = kind == tar::EntryType::Directory;
@@ -696,17 +804,28 @@ fn extract_here<R: Read>(dir: &str, container: &str, r: R, opts: ExtractOptions,
         }
         let mode = h.mode().unwrap_or(0o644) & 0o7777;
         let (uid, gid) = owner.unwrap_or((
-            h.uid().ok().and_then(|u| u32::try_from(u).ok()).unwrap_or(0),
-            h.gid().ok().and_then(|g| u32::try_from(g).ok()).unwrap_or(0),
+            h.uid()
+                .ok()
+                .and_then(|u| u32::try_from(u).ok())
+                .unwrap_or(0),
+            h.gid()
+                .ok()
+                .and_then(|g| u32::try_from(g).ok())
+                .unwrap_or(0),
         ));
         let mtime = h.mtime().unwrap_or(0) as i64;
         match kind {
             tar::EntryType::Directory => {
                 if fs::symlink_metadata(&target).is_err() {
-                    fs::DirBuilder::new().mode(0o755).create(&target).map_err(|e| werr("mkdir", e))?;
+                    fs::DirBuilder::new()
+                        .mode(0o755)
+                        .create(&target)
+                        .map_err(|e| werr("mkdir", e))?;
                 }
-                std::os::unix::fs::lchown(&target, Some(uid), Some(gid)).map_err(|e| werr("chown", e))?;
-                fs::set_permissions(&target, fs::Permissions::from_mode(mode)).map_err(|e| werr("chmod", e))?;
+                std::os::unix::fs::lchown(&target, Some(uid), Some(gid))
+                    .map_err(|e| werr("chown", e))?;
+                fs::set_permissions(&target, fs::Permissions::from_mode(mode))
+                    .map_err(|e| werr("chmod", e))?;
                 dir_times.push((target, mtime));
             }
             tar::EntryType::Symlink => {
@@ -714,10 +833,13 @@ fn extract_here<R: Read>(dir: &str, container: &str, r: R, opts: ExtractOptions,
                     .link_name()
                     .ok()
                     .flatten()
-                    .ok_or_else(|| Error::invalid(format!("symlink {} without a target", raw.display())))?
+                    .ok_or_else(|| {
+                        Error::invalid(format!("symlink {} without a target", raw.display()))
+                    })?
                     .into_owned();
                 std::os::unix::fs::symlink(&link, &target).map_err(|e| werr("symlink", e))?;
-                std::os::unix::fs::lchown(&target, Some(uid), Some(gid)).map_err(|e| werr("chown", e))?;
+                std::os::unix::fs::lchown(&target, Some(uid), Some(gid))
+                    .map_err(|e| werr("chown", e))?;
                 set_mtime(&target, mtime);
             }
             tar::EntryType::Link => {
@@ -725,9 +847,13 @@ fn extract_here<R: Read>(dir: &str, container: &str, r: R, opts: ExtractOptions,
                     .link_name()
                     .ok()
                     .flatten()
-                    .ok_or_else(|| Error::invalid(format!("hardlink {} without a target", raw.display())))?
+                    .ok_or_else(|| {
+                        Error::invalid(format!("hardlink {} without a target", raw.display()))
+                    })?
                     .into_owned();
-                let src: PathBuf = tar_components(&link)?.iter().fold(dest.clone(), |p, c| p.join(c));
+                let src: PathBuf = tar_components(&link)?
+                    .iter()
+                    .fold(dest.clone(), |p, c| p.join(c));
                 fs::hard_link(&src, &target).map_err(|e| werr("link", e))?;
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
@@ -739,10 +865,17 @@ fn extract_here<R: Read>(dir: &str, container: &str, r: R, opts: ExtractOptions,
                 };
                 let major = u64::from(h.device_major().ok().flatten().unwrap_or(0));
                 let minor = u64::from(h.device_minor().ok().flatten().unwrap_or(0));
-                mknod(&target, sflag, Mode::from_bits_truncate(mode), makedev(major, minor))
-                    .map_err(|e| werr("mknod", io::Error::from(e)))?;
-                std::os::unix::fs::lchown(&target, Some(uid), Some(gid)).map_err(|e| werr("chown", e))?;
-                fs::set_permissions(&target, fs::Permissions::from_mode(mode)).map_err(|e| werr("chmod", e))?;
+                mknod(
+                    &target,
+                    sflag,
+                    Mode::from_bits_truncate(mode),
+                    makedev(major, minor),
+                )
+                .map_err(|e| werr("mknod", io::Error::from(e)))?;
+                std::os::unix::fs::lchown(&target, Some(uid), Some(gid))
+                    .map_err(|e| werr("chown", e))?;
+                fs::set_permissions(&target, fs::Permissions::from_mode(mode))
+                    .map_err(|e| werr("chmod", e))?;
                 set_mtime(&target, mtime);
             }
             _ => {
@@ -754,9 +887,11 @@ fn extract_here<R: Read>(dir: &str, container: &str, r: R, opts: ExtractOptions,
                     .open(&target)
                     .map_err(|e| werr("create", e))?;
                 io::copy(&mut e, &mut f).map_err(|e| werr("write", e))?;
-                std::os::unix::fs::fchown(&f, Some(uid), Some(gid)).map_err(|e| werr("chown", e))?;
+                std::os::unix::fs::fchown(&f, Some(uid), Some(gid))
+                    .map_err(|e| werr("chown", e))?;
                 // After chown, which clears set-id bits.
-                f.set_permissions(fs::Permissions::from_mode(mode)).map_err(|e| werr("chmod", e))?;
+                f.set_permissions(fs::Permissions::from_mode(mode))
+                    .map_err(|e| werr("chmod", e))?;
                 drop(f);
                 set_mtime(&target, mtime);
             }
@@ -796,7 +931,9 @@ fn lower_lookup(lowers: &[PathBuf], rel: &Path) -> Option<fs::Metadata> {
         let mut next = Vec::new();
         for l in &active {
             let p = l.join(&sub);
-            let Ok(m) = fs::symlink_metadata(&p) else { continue };
+            let Ok(m) = fs::symlink_metadata(&p) else {
+                continue;
+            };
             if is_whiteout(&m) {
                 break;
             }
@@ -835,10 +972,18 @@ fn same_dir_meta(a: &fs::Metadata, b: &fs::Metadata) -> bool {
 /// Docker's overlay `changes`: every path of `upper` (walked in lexical order) against
 /// what `lowers` hold; parents of added and deleted paths show as modified.
 /// Mount-point stubs (`stubs`, absolute container paths) are left out.
-pub fn compute_changes(upper: &Path, lowers: &[PathBuf], stubs: &[PathBuf]) -> io::Result<Vec<Change>> {
+pub fn compute_changes(
+    upper: &Path,
+    lowers: &[PathBuf],
+    stubs: &[PathBuf],
+) -> io::Result<Vec<Change>> {
     let mut out = Vec::new();
     let mut changed_dirs: HashSet<PathBuf> = HashSet::new();
-    let w = Walk { upper, lowers, stubs };
+    let w = Walk {
+        upper,
+        lowers,
+        stubs,
+    };
     w.walk(Path::new("/"), &mut out, &mut changed_dirs)?;
     Ok(out)
 }
@@ -850,56 +995,72 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-fn walk(&self, rel_dir: &Path, out: &mut Vec<Change>, changed_dirs: &mut HashSet<PathBuf>) -> io::Result<()> {
-    let (upper, lowers) = (self.upper, self.lowers);
-    let host_dir = upper.join(rel_dir.strip_prefix("/").unwrap_or(rel_dir));
-    let mut kids: Vec<std::ffi::OsString> = fs::read_dir(&host_dir)?.filter_map(|e| e.ok().map(|e| e.file_name())).collect();
-    kids.sort();
-    for k in kids {
-        let rel = rel_dir.join(&k);
-        let host = host_dir.join(&k);
-        let Ok(md) = fs::symlink_metadata(&host) else { continue };
-        let is_mount_point = self.stubs.contains(&rel);
-        if is_mount_point && is_stub(&host, &md) && lower_lookup(lowers, &rel).is_none() {
-            continue;
-        }
-        let holds_stub = self.stubs.iter().any(|s| s.parent() == Some(rel.as_path()));
-        let deleted = is_whiteout(&md);
-        let mut record = true;
-        let kind = if deleted {
-            CHANGE_DELETE
-        } else {
-            match lower_lookup(lowers, &rel) {
-                Some(lmd) => {
-                    // A directory only touched by the runtime's stub in it is unchanged.
-                    let same = same_dir_meta(&md, &lmd) || (holds_stub && md.mode() == lmd.mode());
-                    if md.is_dir() && lmd.is_dir() && same && !is_opaque(&host) {
-                        record = false;
-                    }
-                    CHANGE_MODIFY
-                }
-                None => CHANGE_ADD,
+    fn walk(
+        &self,
+        rel_dir: &Path,
+        out: &mut Vec<Change>,
+        changed_dirs: &mut HashSet<PathBuf>,
+    ) -> io::Result<()> {
+        let (upper, lowers) = (self.upper, self.lowers);
+        let host_dir = upper.join(rel_dir.strip_prefix("/").unwrap_or(rel_dir));
+        let mut kids: Vec<std::ffi::OsString> = fs::read_dir(&host_dir)?
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect();
+        kids.sort();
+        for k in kids {
+            let rel = rel_dir.join(&k);
+            let host = host_dir.join(&k);
+            let Ok(md) = fs::symlink_metadata(&host) else {
+                continue;
+            };
+            let is_mount_point = self.stubs.contains(&rel);
+            if is_mount_point && is_stub(&host, &md) && lower_lookup(lowers, &rel).is_none() {
+                continue;
             }
-        };
-        if record {
+            let holds_stub = self.stubs.iter().any(|s| s.parent() == Some(rel.as_path()));
+            let deleted = is_whiteout(&md);
+            let mut record = true;
+            let kind = if deleted {
+                CHANGE_DELETE
+            } else {
+                match lower_lookup(lowers, &rel) {
+                    Some(lmd) => {
+                        // A directory only touched by the runtime's stub in it is unchanged.
+                        let same =
+                            same_dir_meta(&md, &lmd) || (holds_stub && md.mode() == lmd.mode());
+                        if md.is_dir() && lmd.is_dir() && same && !is_opaque(&host) {
+                            record = false;
+                        }
+                        CHANGE_MODIFY
+                    }
+                    None => CHANGE_ADD,
+                }
+            };
+            if record {
+                if md.is_dir() {
+                    changed_dirs.insert(rel.clone());
+                }
+                if kind != CHANGE_MODIFY {
+                    if let Some(parent) = rel.parent().filter(|p| *p != Path::new("/")) {
+                        if changed_dirs.insert(parent.to_path_buf()) {
+                            out.push(Change {
+                                path: parent.to_string_lossy().into_owned(),
+                                kind: CHANGE_MODIFY,
+                            });
+                        }
+                    }
+                }
+                out.push(Change {
+                    path: rel.to_string_lossy().into_owned(),
+                    kind,
+                });
+            }
             if md.is_dir() {
-                changed_dirs.insert(rel.clone());
+                self.walk(&rel, out, changed_dirs)?;
             }
-            if kind != CHANGE_MODIFY {
-                if let Some(parent) = rel.parent().filter(|p| *p != Path::new("/")) {
-                    if changed_dirs.insert(parent.to_path_buf()) {
-                        out.push(Change { path: parent.to_string_lossy().into_owned(), kind: CHANGE_MODIFY });
-                    }
-                }
-            }
-            out.push(Change { path: rel.to_string_lossy().into_owned(), kind });
         }
-        if md.is_dir() {
-            self.walk(&rel, out, changed_dirs)?;
-        }
+        Ok(())
     }
-    Ok(())
-}
 }
 
 // ----- commit: --change instructions -----
@@ -961,13 +1122,17 @@ fn key_values(rest: &str, what: &str) -> Result<Vec<(String, String)>, String> {
     }
     if !ws[0].contains('=') {
         let t = rest.trim();
-        let (k, v) = t.split_once(char::is_whitespace).ok_or_else(|| format!("{what} must have two arguments"))?;
+        let (k, v) = t
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| format!("{what} must have two arguments"))?;
         return Ok(vec![(k.to_string(), words(v.trim()).join(" "))]);
     }
     ws.iter()
         .map(|w| match w.split_once('=') {
             Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => Err(format!("Syntax error - can't find = in {w:?}. Must be of the form: name=value")),
+            _ => Err(format!(
+                "Syntax error - can't find = in {w:?}. Must be of the form: name=value"
+            )),
         })
         .collect()
 }
@@ -1000,7 +1165,10 @@ pub fn apply_changes(cfg: &mut ContainerConfig, changes: &[String]) -> Result<()
                 let env = cfg.env.get_or_insert_with(Vec::new);
                 for (k, v) in key_values(rest, "ENV")? {
                     let item = format!("{k}={v}");
-                    match env.iter_mut().find(|e| e.split_once('=').map_or(e.as_str(), |x| x.0) == k) {
+                    match env
+                        .iter_mut()
+                        .find(|e| e.split_once('=').map_or(e.as_str(), |x| x.0) == k)
+                    {
                         Some(e) => *e = item,
                         None => env.push(item),
                     }
@@ -1015,7 +1183,11 @@ pub fn apply_changes(cfg: &mut ContainerConfig, changes: &[String]) -> Result<()
             "EXPOSE" => {
                 let ports = cfg.exposed_ports.get_or_insert_with(BTreeMap::new);
                 for p in words(rest) {
-                    let p = if p.contains('/') { p.to_ascii_lowercase() } else { format!("{p}/tcp") };
+                    let p = if p.contains('/') {
+                        p.to_ascii_lowercase()
+                    } else {
+                        format!("{p}/tcp")
+                    };
                     let num = p.split('/').next().unwrap_or("");
                     if num.is_empty() || !num.split('-').all(|n| n.parse::<u16>().is_ok()) {
                         return Err(format!("invalid containerPort: {num}"));
@@ -1028,8 +1200,16 @@ pub fn apply_changes(cfg: &mut ContainerConfig, changes: &[String]) -> Result<()
                 if w.is_empty() {
                     return Err("WORKDIR requires exactly one argument".into());
                 }
-                let base = if cfg.working_dir.is_empty() { "/".to_string() } else { cfg.working_dir.clone() };
-                let joined = if w.starts_with('/') { w } else { format!("{}/{w}", base.trim_end_matches('/')) };
+                let base = if cfg.working_dir.is_empty() {
+                    "/".to_string()
+                } else {
+                    cfg.working_dir.clone()
+                };
+                let joined = if w.starts_with('/') {
+                    w
+                } else {
+                    format!("{}/{w}", base.trim_end_matches('/'))
+                };
                 cfg.working_dir = clean_abs(&joined).to_string_lossy().into_owned();
             }
             "USER" => {
@@ -1051,11 +1231,18 @@ pub fn apply_changes(cfg: &mut ContainerConfig, changes: &[String]) -> Result<()
                 }
             }
             "STOPSIGNAL" => cfg.stop_signal = Some(rest.to_string()),
-            "ONBUILD" => cfg.on_build.get_or_insert_with(Vec::new).push(rest.to_string()),
+            "ONBUILD" => cfg
+                .on_build
+                .get_or_insert_with(Vec::new)
+                .push(rest.to_string()),
             "ADD" | "ARG" | "COPY" | "FROM" | "HEALTHCHECK" | "MAINTAINER" | "RUN" | "SHELL" => {
                 return Err(format!("{instr} is not a valid change command"))
             }
-            other => return Err(format!("dockerfile parse error on line 1: unknown instruction: {other}")),
+            other => {
+                return Err(format!(
+                    "dockerfile parse error on line 1: unknown instruction: {other}"
+                ))
+            }
         }
     }
     Ok(())
@@ -1077,7 +1264,10 @@ fn commit_config(
         _ => serde_json::json!({}),
     };
     let created_by = container_cfg.cmd.clone().unwrap_or_default().join(" ");
-    let mut history = v.get("history").and_then(|h| h.as_array().cloned()).unwrap_or_default();
+    let mut history = v
+        .get("history")
+        .and_then(|h| h.as_array().cloned())
+        .unwrap_or_default();
     let mut entry = serde_json::json!({ "created": created, "created_by": created_by });
     if !author.is_empty() {
         entry["author"] = author.into();
@@ -1089,11 +1279,20 @@ fn commit_config(
     if let Some(m) = v.as_object_mut() {
         m.remove("parent");
         m.remove("id");
-        m.insert("config".into(), serde_json::to_value(cfg).unwrap_or_default());
+        m.insert(
+            "config".into(),
+            serde_json::to_value(cfg).unwrap_or_default(),
+        );
         m.insert("container".into(), container_id.into());
-        m.insert("container_config".into(), serde_json::to_value(container_cfg).unwrap_or_default());
+        m.insert(
+            "container_config".into(),
+            serde_json::to_value(container_cfg).unwrap_or_default(),
+        );
         m.insert("created".into(), created.into());
-        m.insert("docker_version".into(), concat!("berth-", env!("CARGO_PKG_VERSION")).into());
+        m.insert(
+            "docker_version".into(),
+            concat!("berth-", env!("CARGO_PKG_VERSION")).into(),
+        );
         m.insert("history".into(), serde_json::Value::Array(history));
         if author.is_empty() {
             m.remove("author");
@@ -1118,24 +1317,40 @@ impl Engine {
     }
 
     fn lower_dirs(&self, image_id: &str) -> Result<Vec<PathBuf>> {
-        let img = self.images().get(image_id).map_err(|e| from_image(e.kind(), e))?;
-        self.images().layer_dirs(&img).map_err(|e| from_image(e.kind(), e))
+        let img = self
+            .images()
+            .get(image_id)
+            .map_err(|e| from_image(e.kind(), e))?;
+        self.images()
+            .layer_dirs(&img)
+            .map_err(|e| from_image(e.kind(), e))
     }
 
     /// The jail in which a container's filesystem is seen as the container sees it.
     fn view_jail(&self, rec: &crate::record::Record, write: bool) -> Result<Jail> {
         if rec.state.running && rec.state.pid > 0 {
-            return Ok(Jail::Chroot(PathBuf::from(format!("/proc/{}/root", rec.state.pid))));
+            return Ok(Jail::Chroot(PathBuf::from(format!(
+                "/proc/{}/root",
+                rec.state.pid
+            ))));
         }
         let dir = self.container_dir(&rec.id);
         let lowers = self.lower_dirs(&rec.image)?;
         let at = dir.join("fs/merged");
         if write {
-            Ok(Jail::Overlay { lower: lowers, upper: Some((dir.join("fs/upper"), dir.join("fs/work"))), at })
+            Ok(Jail::Overlay {
+                lower: lowers,
+                upper: Some((dir.join("fs/upper"), dir.join("fs/work"))),
+                at,
+            })
         } else {
             let mut lower = vec![dir.join("fs/upper")];
             lower.extend(lowers);
-            Ok(Jail::Overlay { lower, upper: None, at })
+            Ok(Jail::Overlay {
+                lower,
+                upper: None,
+                at,
+            })
         }
     }
 
@@ -1165,7 +1380,9 @@ impl Engine {
             let _ = stat_tx.send(Ok(stat));
             let mut out = TarOut::new(ChanWriter::new(tx), false);
             let tar_name = base_name(&path);
-            let r = out.add_tree(&host, if tar_name == "/" { "." } else { &tar_name }).and_then(|()| out.finish().map(drop));
+            let r = out
+                .add_tree(&host, if tar_name == "/" { "." } else { &tar_name })
+                .and_then(|()| out.finish().map(drop));
             if let Err(e) = r {
                 tracing::warn!(path = %path, error = %e, "docker cp: archive cut short");
             }
@@ -1175,16 +1392,30 @@ impl Engine {
         match stat_rx.await {
             Ok(Ok(stat)) => Ok((stat, rx)),
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(handle.await.map_err(|e| Error::internal(e.to_string()))?.err().unwrap_or_else(|| Error::internal("archive failed"))),
+            Err(_) => Err(handle
+                .await
+                .map_err(|e| Error::internal(e.to_string()))?
+                .err()
+                .unwrap_or_else(|| Error::internal("archive failed"))),
         }
     }
 
     /// `PUT /containers/{id}/archive?path=`: extracts the tar `body` into the directory
     /// `path` of the container.
-    pub async fn extract_to_dir(&self, name: &str, path: &str, opts: ExtractOptions, body: ByteStream) -> Result<()> {
+    pub async fn extract_to_dir(
+        &self,
+        name: &str,
+        path: &str,
+        opts: ExtractOptions,
+        body: ByteStream,
+    ) -> Result<()> {
         let c = self.lookup(name)?;
         // A stopped container's overlay is mounted here: keep it from starting meanwhile.
-        let _op = if c.is_running() { None } else { Some(c.op.lock().await) };
+        let _op = if c.is_running() {
+            None
+        } else {
+            Some(c.op.lock().await)
+        };
         let rec = c.record();
         if rec.host_config.readonly_rootfs {
             return Err(Error::invalid("container rootfs is marked read-only"));
@@ -1193,7 +1424,10 @@ impl Engine {
         let owner = opts.copy_uid_gid.then(|| numeric_user(&rec.config.user));
         let (path, name) = (path.to_string(), name.to_string());
         jailed(jail, move || {
-            let mut reader = ChanReader { rx: body, cur: Bytes::new() };
+            let mut reader = ChanReader {
+                rx: body,
+                cur: Bytes::new(),
+            };
             let r = extract_here(&path, &name, &mut reader, opts, owner);
             // Drain what is left so the client sees an answer, not a reset.
             let _ = io::copy(&mut reader, &mut io::sink());
@@ -1208,14 +1442,20 @@ impl Engine {
         let rec = c.record();
         let lowers = self.lower_dirs(&rec.image)?;
         let mut dirs = vec![("u".to_string(), self.upper_dir(&rec.id))];
-        let names: Vec<PathBuf> = (0..lowers.len()).map(|i| PathBuf::from(format!("/l{i}"))).collect();
+        let names: Vec<PathBuf> = (0..lowers.len())
+            .map(|i| PathBuf::from(format!("/l{i}")))
+            .collect();
         for (i, l) in lowers.into_iter().enumerate() {
             dirs.push((format!("l{i}"), l));
         }
-        let jail = Jail::Binds { dirs, at: self.container_dir(&rec.id).join("fs/merged") };
+        let jail = Jail::Binds {
+            dirs,
+            at: self.container_dir(&rec.id).join("fs/merged"),
+        };
         let stubs = mount_points(&rec);
         jailed(jail, move || {
-            compute_changes(Path::new("/u"), &names, &stubs).map_err(|e| Error::internal(format!("computing changes: {e}")))
+            compute_changes(Path::new("/u"), &names, &stubs)
+                .map_err(|e| Error::internal(format!("computing changes: {e}")))
         })
         .await
     }
@@ -1228,20 +1468,31 @@ impl Engine {
         let dir = self.container_dir(&rec.id);
         let mut lower = vec![dir.join("fs/upper")];
         lower.extend(self.lower_dirs(&rec.image)?);
-        let jail = Jail::Overlay { lower, upper: None, at: dir.join("fs/merged") };
+        let jail = Jail::Overlay {
+            lower,
+            upper: None,
+            at: dir.join("fs/merged"),
+        };
         let (tx, rx) = mpsc::channel(8);
         let (ready_tx, ready_rx) = oneshot::channel::<()>();
         let worker = jailed(jail, move || {
             let _ = ready_tx.send(());
             let mut out = TarOut::new(ChanWriter::new(tx), false);
-            if let Err(e) = out.add_tree(Path::new("/"), "").and_then(|()| out.finish().map(drop)) {
+            if let Err(e) = out
+                .add_tree(Path::new("/"), "")
+                .and_then(|()| out.finish().map(drop))
+            {
                 tracing::warn!(error = %e, "export cut short");
             }
             Ok(())
         });
         let handle = tokio::spawn(worker);
         if ready_rx.await.is_err() {
-            return Err(handle.await.map_err(|e| Error::internal(e.to_string()))?.err().unwrap_or_else(|| Error::internal("export failed")));
+            return Err(handle
+                .await
+                .map_err(|e| Error::internal(e.to_string()))?
+                .err()
+                .unwrap_or_else(|| Error::internal("export failed")));
         }
         Ok(rx)
     }
@@ -1265,7 +1516,10 @@ impl Engine {
         };
         apply_changes(&mut cfg, &opts.changes).map_err(Error::invalid)?;
         merge::merge(&mut cfg, &rec.config);
-        let parent = self.images().get(&rec.image).map_err(|e| from_image(e.kind(), e))?;
+        let parent = self
+            .images()
+            .get(&rec.image)
+            .map_err(|e| from_image(e.kind(), e))?;
         let config = commit_config(
             &parent.config_raw,
             &cfg,
@@ -1275,10 +1529,15 @@ impl Engine {
             &opts.comment,
             &timefmt::now(),
         );
-        let paused_here = opts.pause && rec.state.running && !rec.state.paused && self.pause(&c.id).await.is_ok();
-        let stubs: HashSet<String> =
-            mount_points(&rec).iter().map(|p| p.to_string_lossy().trim_start_matches('/').to_string()).collect();
-        let result = self.commit_layer(&rec.id, parent, config, reference, stubs).await;
+        let paused_here =
+            opts.pause && rec.state.running && !rec.state.paused && self.pause(&c.id).await.is_ok();
+        let stubs: HashSet<String> = mount_points(&rec)
+            .iter()
+            .map(|p| p.to_string_lossy().trim_start_matches('/').to_string())
+            .collect();
+        let result = self
+            .commit_layer(&rec.id, parent, config, reference, stubs)
+            .await;
         if paused_here {
             if let Err(e) = self.unpause(&c.id).await {
                 tracing::warn!(container = %c.id, error = %e, "unpause after commit failed");
@@ -1309,12 +1568,16 @@ impl Engine {
         });
         let store = self.images().clone();
         let reader = tokio::task::spawn_blocking(move || {
-            let r = ChanReader { rx, cur: Bytes::new() };
+            let r = ChanReader {
+                rx,
+                cur: Bytes::new(),
+            };
             store.commit(Some(&parent), r, config, reference.as_ref())
         });
         let (w, r) = tokio::join!(writer, reader);
         w?;
-        r.map_err(|e| Error::internal(e.to_string()))?.map_err(|e| from_image(e.kind(), e))
+        r.map_err(|e| Error::internal(e.to_string()))?
+            .map_err(|e| from_image(e.kind(), e))
     }
 }
 
@@ -1336,11 +1599,17 @@ mod tests {
         assert_eq!(go_file_mode(libc::S_IFDIR | 0o755), 2147484141); // from the trace
         assert_eq!(go_file_mode(libc::S_IFREG | 0o644), 420);
         assert_eq!(go_file_mode(libc::S_IFLNK | 0o777), MODE_SYMLINK | 0o777);
-        assert_eq!(go_file_mode(libc::S_IFCHR | 0o666), MODE_DEVICE | MODE_CHAR_DEVICE | 0o666);
+        assert_eq!(
+            go_file_mode(libc::S_IFCHR | 0o666),
+            MODE_DEVICE | MODE_CHAR_DEVICE | 0o666
+        );
         assert_eq!(go_file_mode(libc::S_IFBLK | 0o660), MODE_DEVICE | 0o660);
         assert_eq!(go_file_mode(libc::S_IFIFO | 0o600), MODE_NAMED_PIPE | 0o600);
         assert_eq!(go_file_mode(libc::S_IFSOCK | 0o755), MODE_SOCKET | 0o755);
-        assert_eq!(go_file_mode(libc::S_IFDIR | 0o1777), MODE_DIR | MODE_STICKY | 0o777);
+        assert_eq!(
+            go_file_mode(libc::S_IFDIR | 0o1777),
+            MODE_DIR | MODE_STICKY | 0o777
+        );
         assert_eq!(go_file_mode(libc::S_IFREG | 0o4755), MODE_SETUID | 0o755);
         assert_eq!(go_file_mode(libc::S_IFREG | 0o2755), MODE_SETGID | 0o755);
     }
@@ -1348,12 +1617,27 @@ mod tests {
     #[test]
     fn times_and_names_like_go() {
         assert_eq!(go_time(1_795_433_610, 0), "2026-11-23T11:33:30Z");
-        assert_eq!(go_time(1_795_433_610, 120_000_000), "2026-11-23T11:33:30.12Z");
-        for (p, want) in [("/tmp/cpfile", "cpfile"), ("/tmp/", "tmp"), ("/tmp/.", "."), ("/", "/"), ("/a/../b", "b")] {
+        assert_eq!(
+            go_time(1_795_433_610, 120_000_000),
+            "2026-11-23T11:33:30.12Z"
+        );
+        for (p, want) in [
+            ("/tmp/cpfile", "cpfile"),
+            ("/tmp/", "tmp"),
+            ("/tmp/.", "."),
+            ("/", "/"),
+            ("/a/../b", "b"),
+        ] {
             assert_eq!(base_name(p), want, "{p}");
         }
         assert_eq!(clean_abs("/a/../../etc//x/."), PathBuf::from("/etc/x"));
-        let stat = PathStat { name: "cpfile".into(), size: 9, mode: 420, mtime: go_time(1_795_433_610, 0), link_target: String::new() };
+        let stat = PathStat {
+            name: "cpfile".into(),
+            size: 9,
+            mode: 420,
+            mtime: go_time(1_795_433_610, 0),
+            link_target: String::new(),
+        };
         assert_eq!(
             serde_json::to_string(&stat).unwrap(),
             r#"{"name":"cpfile","size":9,"mode":420,"mtime":"2026-11-23T11:33:30Z","linkTarget":""}"#
@@ -1367,7 +1651,15 @@ mod tests {
         let (len, _) = s.split_once(' ').unwrap();
         assert_eq!(len.parse::<usize>().unwrap(), r.len());
         let long = pax_record("k", &[b'x'; 95]);
-        assert_eq!(String::from_utf8_lossy(&long).split_once(' ').unwrap().0.parse::<usize>().unwrap(), long.len());
+        assert_eq!(
+            String::from_utf8_lossy(&long)
+                .split_once(' ')
+                .unwrap()
+                .0
+                .parse::<usize>()
+                .unwrap(),
+            long.len()
+        );
     }
 
     fn cfg() -> ContainerConfig {
@@ -1400,7 +1692,12 @@ mod tests {
         assert_eq!(c.cmd, Some(vec!["cat".to_string(), "/newfile".to_string()]));
         assert_eq!(
             c.env,
-            Some(vec!["PATH=/bin".into(), "A=2".into(), "B=two words".into(), "LEGACY=some value".into()])
+            Some(vec![
+                "PATH=/bin".into(),
+                "A=2".into(),
+                "B=two words".into(),
+                "LEGACY=some value".into()
+            ])
         );
         assert_eq!(c.working_dir, "/srv/app");
         let ports: Vec<&String> = c.exposed_ports.as_ref().unwrap().keys().collect();
@@ -1415,7 +1712,14 @@ mod tests {
         // Shell form; ENTRYPOINT alone clears Cmd; with a CMD in the batch it does not.
         let mut c = cfg();
         apply_changes(&mut c, &["ENTRYPOINT echo hi".into()]).unwrap();
-        assert_eq!(c.entrypoint, Some(vec!["/bin/sh".to_string(), "-c".to_string(), "echo hi".to_string()]));
+        assert_eq!(
+            c.entrypoint,
+            Some(vec![
+                "/bin/sh".to_string(),
+                "-c".to_string(),
+                "echo hi".to_string()
+            ])
+        );
         assert_eq!(c.cmd, None);
         let mut c = cfg();
         apply_changes(&mut c, &["CMD [\"x\"]\nENTRYPOINT [\"/e\"]".into()]).unwrap();
@@ -1442,7 +1746,15 @@ mod tests {
         });
         let mut c = cfg();
         c.cmd = Some(vec!["cat".into(), "/x".into()]);
-        let v = commit_config(&parent, &c, "abc", &cfg(), "me", "why", "2025-01-01T00:00:00Z");
+        let v = commit_config(
+            &parent,
+            &c,
+            "abc",
+            &cfg(),
+            "me",
+            "why",
+            "2025-01-01T00:00:00Z",
+        );
         assert_eq!(v["author"], "me");
         assert_eq!(v["comment"], "why");
         assert_eq!(v["container"], "abc");
@@ -1503,7 +1815,14 @@ mod tests {
             let m = fs::metadata(upper.join(d)).unwrap();
             let tsp = nix::sys::time::TimeSpec::new(m.mtime(), 0);
             for root in [&upper, &lower] {
-                nix::sys::stat::utimensat(None, &root.join(d), &tsp, &tsp, nix::sys::stat::UtimensatFlags::NoFollowSymlink).unwrap();
+                nix::sys::stat::utimensat(
+                    None,
+                    &root.join(d),
+                    &tsp,
+                    &tsp,
+                    nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+                )
+                .unwrap();
             }
         }
         fs::write(upper.join("etc/hosts"), "").unwrap(); // a mount-point stub
@@ -1522,12 +1841,25 @@ mod tests {
         // Parents come before their children, once.
         let pos = |s: &str| got.iter().position(|g| g == s).unwrap();
         assert!(pos("C /var/lib") < pos("A /var/lib/db"));
-        assert_eq!(got.iter().filter(|g| g.ends_with(" /etc")).count(), 1, "{got:?}");
+        assert_eq!(
+            got.iter().filter(|g| g.ends_with(" /etc")).count(),
+            1,
+            "{got:?}"
+        );
 
         assert!(lower_lookup(&lowers, Path::new("/etc/motd")).is_some());
-        assert!(lower_lookup(&lowers, Path::new("/etc/passwd")).is_none(), "whited out by lower2");
-        assert!(lower_lookup(&lowers, Path::new("/bin/sh")).is_none(), "through a symlink");
-        assert!(lower_lookup(&lowers, Path::new("/bin")).unwrap().file_type().is_symlink());
+        assert!(
+            lower_lookup(&lowers, Path::new("/etc/passwd")).is_none(),
+            "whited out by lower2"
+        );
+        assert!(
+            lower_lookup(&lowers, Path::new("/bin/sh")).is_none(),
+            "through a symlink"
+        );
+        assert!(lower_lookup(&lowers, Path::new("/bin"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
     }
 
     #[test]
@@ -1555,10 +1887,18 @@ mod tests {
             let e = e.unwrap();
             let kind = e.header().entry_type();
             let name = e.path().unwrap().to_string_lossy().into_owned();
-            let link = e.link_name().unwrap().map(|l| l.to_string_lossy().into_owned());
+            let link = e
+                .link_name()
+                .unwrap()
+                .map(|l| l.to_string_lossy().into_owned());
             names.push((name, kind, link));
         }
-        let find = |n: &str| names.iter().find(|x| x.0 == n).unwrap_or_else(|| panic!("{n} in {names:?}"));
+        let find = |n: &str| {
+            names
+                .iter()
+                .find(|x| x.0 == n)
+                .unwrap_or_else(|| panic!("{n} in {names:?}"))
+        };
         assert_eq!(find("etc/").1, tar::EntryType::Directory);
         assert_eq!(find("etc/.wh.gone").1, tar::EntryType::Regular);
         assert_eq!(find("etc/link").2.as_deref(), Some("/etc/passwd"));
@@ -1578,9 +1918,18 @@ mod tests {
 
     #[test]
     fn words_and_key_values() {
-        assert_eq!(words(r#"a "b c" 'd e' f\ g"#), vec!["a", "b c", "d e", "f g"]);
-        assert_eq!(key_values("A=1 B=\"x y\"", "ENV").unwrap(), vec![("A".into(), "1".into()), ("B".into(), "x y".into())]);
-        assert_eq!(key_values("A hello world", "ENV").unwrap(), vec![("A".into(), "hello world".into())]);
+        assert_eq!(
+            words(r#"a "b c" 'd e' f\ g"#),
+            vec!["a", "b c", "d e", "f g"]
+        );
+        assert_eq!(
+            key_values("A=1 B=\"x y\"", "ENV").unwrap(),
+            vec![("A".into(), "1".into()), ("B".into(), "x y".into())]
+        );
+        assert_eq!(
+            key_values("A hello world", "ENV").unwrap(),
+            vec![("A".into(), "hello world".into())]
+        );
         assert_eq!(numeric_user("1000:50"), (1000, 50));
         assert_eq!(numeric_user("7"), (7, 7));
         assert_eq!(numeric_user("nobody"), (0, 0));
