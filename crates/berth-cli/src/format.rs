@@ -346,23 +346,6 @@ pub fn go_time_string(secs: i64) -> String {
     }
 }
 
-/// Go's `time.RFC3339Nano` of a nanosecond timestamp in the local zone.
-pub fn rfc3339_nano(nanos: i64) -> String {
-    use chrono::{Local, SecondsFormat, TimeZone};
-    let t = Local.timestamp_nanos(nanos);
-    let s = t.to_rfc3339_opts(SecondsFormat::Nanos, true);
-    // Go trims trailing zeros of the fraction (".999999999" layout).
-    match s.find('.') {
-        Some(dot) => {
-            let end = s[dot..].find(|c: char| !c.is_ascii_digit() && c != '.').map(|i| i + dot).unwrap_or(s.len());
-            let frac = s[dot + 1..end].trim_end_matches('0');
-            let frac = if frac.is_empty() { String::new() } else { format!(".{frac}") };
-            format!("{}{frac}{}", &s[..dot], &s[end..])
-        }
-        None => s,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
