@@ -60,6 +60,9 @@ struct Flags {
     /// The berth-shim binary (default: next to berthd)
     #[arg(long = "shim-path")]
     shim_path: Option<PathBuf>,
+    /// Register an additional OCI compatible runtime, NAME=PATH (repeatable)
+    #[arg(long = "add-runtime")]
+    add_runtimes: Vec<String>,
 }
 
 /// daemon.json, with dockerd's key names.
@@ -73,6 +76,45 @@ struct FileConfig {
     insecure_registries: Vec<String>,
     log_level: Option<String>,
     cgroup_parent: Option<String>,
+    runtimes: std::collections::BTreeMap<String, RuntimeEntry>,
+}
+
+/// One daemon.json `runtimes` entry (`runtimeArgs` is not supported).
+#[derive(Debug, Default, Deserialize)]
+struct RuntimeEntry {
+    path: PathBuf,
+}
+
+/// daemon.json `runtimes` plus `--add-runtime NAME=PATH` (the flag wins). A bare
+/// command name is looked up in PATH, as dockerd does; `berth` is the built-in one.
+fn runtimes(file: &FileConfig, flags: &Flags) -> Result<std::collections::BTreeMap<String, PathBuf>> {
+    let mut out: std::collections::BTreeMap<String, PathBuf> =
+        file.runtimes.iter().map(|(n, r)| (n.clone(), r.path.clone())).collect();
+    for a in &flags.add_runtimes {
+        match a.split_once('=') {
+            Some((n, p)) if !n.is_empty() && !p.is_empty() => {
+                out.insert(n.to_string(), PathBuf::from(p));
+            }
+            _ => bail!("invalid runtime {a:?}: expected NAME=PATH"),
+        }
+    }
+    for (name, path) in out.iter_mut() {
+        if name == berth_engine::DEFAULT_RUNTIME {
+            bail!("runtime name '{name}' is reserved");
+        }
+        if path.as_os_str().is_empty() {
+            bail!("runtime {name}: no path given");
+        }
+        if path.components().count() == 1 && !path.is_absolute() {
+            let found = std::env::var_os("PATH")
+                .map(|v| std::env::split_paths(&v).map(|d| d.join(&*path)).find(|c| c.is_file()))
+                .unwrap_or_default();
+            if let Some(f) = found {
+                *path = f;
+            }
+        }
+    }
+    Ok(out)
 }
 
 const DEFAULT_CONFIG: &str = "/etc/berth/daemon.json";
@@ -193,6 +235,7 @@ fn main() -> Result<()> {
         cgroup_parent: flags.cgroup_parent.clone().or(file.cgroup_parent.clone()).unwrap_or_else(|| "berth".into()),
         registry: RegistryConfig { mirrors, insecure },
         init_path: flags.init_path.clone(),
+        runtimes: runtimes(&file, &flags)?,
     };
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -139,8 +139,8 @@ pub fn info(state: &State) -> Resp {
         "Labels": [],
         "ExperimentalBuild": false,
         "ServerVersion": VERSION,
-        "Runtimes": {"berth-shim": {"path": cfg.shim_bin}},
-        "DefaultRuntime": "berth-shim",
+        "Runtimes": runtimes_json(cfg),
+        "DefaultRuntime": berth_engine::DEFAULT_RUNTIME,
         "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
         "LiveRestoreEnabled": true,
         "Isolation": "",
@@ -152,6 +152,16 @@ pub fn info(state: &State) -> Resp {
         "Warnings": null,
     });
     json(StatusCode::OK, &body)
+}
+
+/// `Runtimes` of `/info`: the built-in one (the shim) and every `--add-runtime`.
+fn runtimes_json(cfg: &berth_engine::EngineConfig) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    m.insert(berth_engine::DEFAULT_RUNTIME.into(), json!({"path": cfg.shim_bin}));
+    for (name, path) in &cfg.runtimes {
+        m.insert(name.clone(), json!({"path": path}));
+    }
+    serde_json::Value::Object(m)
 }
 
 /// Berth has no user-defined networks yet, so `system prune` finds none to delete.

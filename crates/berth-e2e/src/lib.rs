@@ -85,6 +85,17 @@ impl Run {
         self
     }
 
+    /// Like `stderr_has`, ignoring ASCII case (Docker's own messages changed case
+    /// between releases: "Container x is not running" / "container x is not running").
+    #[track_caller]
+    pub fn stderr_has_ci(self, needle: &str) -> Self {
+        assert!(
+            self.stderr.to_ascii_lowercase().contains(&needle.to_ascii_lowercase()),
+            "stderr should contain {needle:?} (any case):\n{self:?}"
+        );
+        self
+    }
+
     #[track_caller]
     pub fn stderr_lacks(self, needle: &str) -> Self {
         assert!(!self.stderr.contains(needle), "stderr should not contain {needle:?}:\n{self:?}");
@@ -256,11 +267,18 @@ pub struct Daemon {
     pub log: PathBuf,
     docker_config: PathBuf,
     starts: u32,
+    /// Extra `berthd` arguments ([`Daemon::start_with_args`]), kept across restarts.
+    extra_args: Vec<String>,
 }
 
 impl Daemon {
     /// Starts a fresh daemon on a new `/tmp/bt-XXXXXX` and waits for `/_ping`.
     pub fn start() -> Daemon {
+        Daemon::start_with_args(&[])
+    }
+
+    /// [`Daemon::start`] with extra `berthd` arguments (e.g. `--add-runtime`).
+    pub fn start_with_args(extra_args: &[&str]) -> Daemon {
         require_root();
         let _ = registry();
         let _ = bins();
@@ -280,6 +298,7 @@ impl Daemon {
             dir,
             child: None,
             starts: 0,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         };
         assert!(
             d.sock.as_os_str().len() < 100,
@@ -321,6 +340,7 @@ impl Daemon {
             .arg(self.host())
             .arg("--registry-mirror")
             .arg(format!("http://{}", registry()))
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log fd"))
             .stderr(log);
@@ -423,6 +443,32 @@ impl Daemon {
 
     /// Runs `args` through the chosen client against this daemon.
     pub fn cli(&self, cli: Cli, args: &[&str]) -> Run {
+        let (cmd, shown) = self.cli_command(cli, args);
+        run_with_timeout(cmd, shown, command_timeout())
+    }
+
+    /// Runs `args` through the chosen client with `input` on its stdin (then EOF).
+    pub fn cli_input(&self, cli: Cli, args: &[&str], input: &[u8]) -> Run {
+        let (cmd, shown) = self.cli_command(cli, args);
+        run_with_input(cmd, format!("{shown} <<< {:?}", String::from_utf8_lossy(input)), input, command_timeout())
+    }
+
+    /// Starts `args` through the chosen client in the background (stdin null, stdout
+    /// and stderr to files under the daemon's dir); see [`Background`].
+    pub fn cli_background(&self, cli: Cli, args: &[&str]) -> Background {
+        let (cmd, shown) = self.cli_command(cli, args);
+        Background::spawn(cmd, shown, self.dir())
+    }
+
+    /// Starts `args` through the chosen client on a new pseudo-terminal of `rows`×`cols`
+    /// (the client is a session leader with the pty as its controlling terminal).
+    pub fn cli_pty(&self, cli: Cli, args: &[&str], rows: u16, cols: u16) -> PtySession {
+        let (cmd, shown) = self.cli_command(cli, args);
+        PtySession::spawn(cmd, shown, rows, cols)
+    }
+
+    /// The `Command` (and its shell-quoted form) that runs `args` through `cli`.
+    pub fn cli_command(&self, cli: Cli, args: &[&str]) -> (Command, String) {
         let program = match cli {
             Cli::Berth => bins().berth.clone(),
             Cli::Docker => docker_cli().to_path_buf(),
@@ -442,7 +488,40 @@ impl Daemon {
             Cli::Docker => "docker",
         };
         let shown = format!("{name} {}", shell_words(&full));
-        run_with_timeout(cmd, shown, command_timeout())
+        (cmd, shown)
+    }
+
+    /// The inspect document of one container (`GET /containers/<name>/json`).
+    #[track_caller]
+    pub fn inspect(&self, name: &str) -> serde_json::Value {
+        let r = self.request("GET", &format!("/containers/{name}/json"), None);
+        assert_eq!(r.status, 200, "inspect {name}: {r:?}");
+        r.json()
+    }
+
+    /// Polls the inspect document of `name` until `pred` holds; panics after `timeout`
+    /// with the last document.
+    #[track_caller]
+    pub fn wait_inspect(&self, name: &str, timeout: Duration, what: &str, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let r = self.try_request("GET", &format!("/containers/{name}/json"), None);
+            if let Ok(r) = &r {
+                if r.status == 200 {
+                    let v = r.json();
+                    if pred(&v) {
+                        return v;
+                    }
+                    if Instant::now() >= deadline {
+                        panic!("{name}: not {what} within {timeout:?}; last inspect State: {}", v["State"]);
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                panic!("{name}: not {what} within {timeout:?}; last answer: {r:?}");
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// One HTTP/1.1 request over the daemon's Unix socket (`Connection: close`).
@@ -452,10 +531,24 @@ impl Daemon {
             .unwrap_or_else(|e| panic!("{method} {path} over {}: {e}", self.sock.display()))
     }
 
+    /// Sends one request from a new thread (for calls that block, such as
+    /// `POST /containers/<id>/wait`); join the handle for the response.
+    pub fn request_in_background(&self, method: &str, path: &str) -> thread::JoinHandle<std::io::Result<HttpResponse>> {
+        let sock = self.sock.clone();
+        let (method, path) = (method.to_string(), path.to_string());
+        thread::spawn(move || request_on(&sock, &method, &path, None, Duration::from_secs(120)))
+    }
+
     fn try_request(&self, method: &str, path: &str, body: Option<&str>) -> std::io::Result<HttpResponse> {
-        let mut s = UnixStream::connect(&self.sock)?;
-        s.set_read_timeout(Some(Duration::from_secs(30)))?;
-        s.set_write_timeout(Some(Duration::from_secs(30)))?;
+        request_on(&self.sock, method, path, body, Duration::from_secs(30))
+    }
+}
+
+fn request_on(sock: &Path, method: &str, path: &str, body: Option<&str>, timeout: Duration) -> std::io::Result<HttpResponse> {
+    {
+        let mut s = UnixStream::connect(sock)?;
+        s.set_read_timeout(Some(timeout))?;
+        s.set_write_timeout(Some(timeout))?;
         let mut req = format!("{method} {path} HTTP/1.1\r\nHost: api.moby.localhost\r\nUser-Agent: berth-e2e\r\nConnection: close\r\n");
         match body {
             Some(b) => {
@@ -592,6 +685,331 @@ pub fn run_with_timeout(mut cmd: Command, shown: String, timeout: Duration) -> R
         None => panic!(
             "`{shown}` did not finish within {timeout:?} (BERTH_E2E_TIMEOUT); killed.\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
         ),
+    }
+}
+
+/// Like [`run_with_timeout`], with `input` written to the command's stdin, then EOF.
+pub fn run_with_input(mut cmd: Command, shown: String, input: &[u8], timeout: Duration) -> Run {
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn `{shown}`: {e}"));
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let input = input.to_vec();
+    let t_in = thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let r = collect(child, shown, timeout);
+    let _ = t_in.join();
+    r
+}
+
+fn collect(mut child: Child, shown: String, timeout: Duration) -> Run {
+    let mut out = child.stdout.take().expect("piped stdout");
+    let mut err = child.stderr.take().expect("piped stderr");
+    let t_out = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let t_err = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break Some(s),
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    let stdout = String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();
+    let stderr = String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned();
+    match status {
+        Some(s) => Run { cmd: shown, code: s.code().unwrap_or(-1), stdout, stderr },
+        None => panic!(
+            "`{shown}` did not finish within {timeout:?}; killed.\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
+        ),
+    }
+}
+
+/// Polls `f` every 50 ms until it returns `Some`; panics with `what` after `timeout`.
+#[track_caller]
+pub fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Command lines (`argv` joined by spaces) of every process on the host, by pid.
+pub fn host_processes() -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    if let Ok(entries) = fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let cmdline = fs::read(e.path().join("cmdline"))
+                .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim_end().to_string())
+                .unwrap_or_default();
+            out.push((pid, cmdline));
+        }
+    }
+    out
+}
+
+/// A client command running in the background, its stdout/stderr going to files, so a
+/// test can look at what it printed so far (`logs -f`, `events`, `attach`, ...).
+pub struct Background {
+    child: Option<Child>,
+    pub cmd: String,
+    out_path: PathBuf,
+    err_path: PathBuf,
+}
+
+impl Background {
+    fn spawn(mut cmd: Command, shown: String, dir: &Path) -> Background {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let out_path = dir.join(format!("bg{n}.out"));
+        let err_path = dir.join(format!("bg{n}.err"));
+        let out = fs::File::create(&out_path).expect("create background stdout file");
+        let err = fs::File::create(&err_path).expect("create background stderr file");
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn `{shown}`: {e}"));
+        Background { child: Some(child), cmd: shown, out_path, err_path }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&fs::read(&self.out_path).unwrap_or_default()).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&fs::read(&self.err_path).unwrap_or_default()).into_owned()
+    }
+
+    /// Waits until stdout contains `needle`; panics (showing the output) after `timeout`.
+    #[track_caller]
+    pub fn expect_stdout(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let out = self.stdout();
+            if out.contains(needle) {
+                return out;
+            }
+            if Instant::now() >= deadline {
+                panic!("`{}`: no {needle:?} on stdout within {timeout:?}\n--- stdout ---\n{out}\n--- stderr ---\n{}", self.cmd, self.stderr());
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends `signal` (e.g. "INT") to the client process.
+    pub fn signal(&self, signal: &str) {
+        let _ = Command::new("kill").args([&format!("-{signal}"), &self.pid().to_string()]).status();
+    }
+
+    /// Waits for the client to exit; `None` if it is still running after `timeout`.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<Run> {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut()?;
+        loop {
+            match child.try_wait() {
+                Ok(Some(s)) => {
+                    self.child = None;
+                    return Some(Run { cmd: self.cmd.clone(), code: s.code().unwrap_or(-1), stdout: self.stdout(), stderr: self.stderr() });
+                }
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Waits for the client to exit; panics after `timeout`.
+    #[track_caller]
+    pub fn wait(mut self, timeout: Duration) -> Run {
+        match self.wait_timeout(timeout) {
+            Some(r) => r,
+            None => panic!("`{}` still running after {timeout:?}\n--- stdout ---\n{}\n--- stderr ---\n{}", self.cmd, self.stdout(), self.stderr()),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A client running on a real pseudo-terminal: the test types into the master and
+/// reads everything the client writes to its terminal.
+pub struct PtySession {
+    child: Option<Child>,
+    pub cmd: String,
+    master: fs::File,
+    buf: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    /// Bytes of `buf` already consumed by `expect`.
+    pos: usize,
+}
+
+fn set_winsize(fd: i32, rows: u16, cols: u16) -> std::io::Result<()> {
+    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCSWINSZ reads one `winsize` from a valid pointer; `fd` is an open pty.
+    let rc = unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+impl PtySession {
+    /// Opens a pty of `rows`×`cols` and runs `cmd` with the slave as stdin/stdout/stderr
+    /// under `setsid -c` (new session, the pty as controlling terminal), as a terminal
+    /// emulator would.
+    pub fn spawn(cmd: Command, shown: String, rows: u16, cols: u16) -> PtySession {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        let mut master: i32 = -1;
+        let mut slave: i32 = -1;
+        let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        // SAFETY: openpty writes two fds into valid pointers; name/termios may be null and
+        // the winsize pointer is valid for the call.
+        let rc = unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), &ws) };
+        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: openpty succeeded, so both fds are open and owned by nobody else.
+        let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        let mut wrapped = Command::new("setsid");
+        wrapped.arg("-c").arg(cmd.get_program()).args(cmd.get_args());
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => wrapped.env(k, v),
+                None => wrapped.env_remove(k),
+            };
+        }
+        wrapped.env("TERM", "xterm");
+        let s1 = slave.try_clone().expect("dup pty slave");
+        let s2 = slave.try_clone().expect("dup pty slave");
+        wrapped.stdin(Stdio::from(slave)).stdout(Stdio::from(s1)).stderr(Stdio::from(s2));
+        let child = wrapped.spawn().unwrap_or_else(|e| panic!("spawn `{shown}` on a pty: {e}"));
+        drop(wrapped); // closes our copies of the slave, so EOF/EIO shows the client is gone
+        let master = fs::File::from(master);
+        let mut reader = master.try_clone().expect("dup pty master");
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let b2 = buf.clone();
+        thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            loop {
+                match reader.read(&mut chunk) {
+                    Ok(0) | Err(_) => break, // EIO once every slave fd is closed
+                    Ok(n) => {
+                        if let Ok(mut b) = b2.lock() {
+                            b.extend_from_slice(&chunk[..n]);
+                        }
+                    }
+                }
+            }
+        });
+        PtySession { child: Some(child), cmd: shown, master, buf, pos: 0 }
+    }
+
+    /// Everything the client wrote to its terminal so far.
+    pub fn transcript(&self) -> String {
+        let b = self.buf.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&b).into_owned()
+    }
+
+    /// Types `bytes` (raw: use `\r` for Enter, `\x04` for Ctrl-D).
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.master.write_all(bytes).expect("write to pty master");
+        let _ = self.master.flush();
+    }
+
+    /// Waits until `needle` appears in output not yet consumed; returns the output up to
+    /// and including it and consumes it. Panics with the transcript after `timeout`.
+    #[track_caller]
+    pub fn expect(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = {
+                let b = self.buf.lock().map(|b| b[self.pos.min(b.len())..].to_vec()).unwrap_or_default();
+                b
+            };
+            if let Some(i) = text.windows(needle.len().max(1)).position(|w| w == needle.as_bytes()) {
+                let end = i + needle.len();
+                self.pos += end;
+                return String::from_utf8_lossy(&text[..end]).into_owned();
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "`{}`: no {needle:?} on the terminal within {timeout:?}\n--- unconsumed output ---\n{:?}\n--- whole transcript ---\n{:?}",
+                    self.cmd,
+                    String::from_utf8_lossy(&text),
+                    self.transcript()
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Changes the terminal size (TIOCSWINSZ on the master; the kernel then sends
+    /// SIGWINCH to the client, which is the terminal's foreground process group).
+    pub fn resize(&mut self, rows: u16, cols: u16) {
+        use std::os::fd::AsRawFd;
+        set_winsize(self.master.as_raw_fd(), rows, cols).expect("TIOCSWINSZ on the pty master");
+        let _ = Command::new("kill").args(["-WINCH", &self.pid().to_string()]).status();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Waits for the client to exit and returns its exit code; panics after `timeout`.
+    #[track_caller]
+    pub fn wait(&mut self, timeout: Duration) -> i32 {
+        let deadline = Instant::now() + timeout;
+        let Some(child) = self.child.as_mut() else { panic!("`{}` already waited for", self.cmd) };
+        loop {
+            match child.try_wait() {
+                Ok(Some(s)) => {
+                    self.child = None;
+                    return s.code().unwrap_or(-1);
+                }
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+                _ => panic!("`{}` still running after {timeout:?}\n--- transcript ---\n{:?}", self.cmd, self.transcript()),
+            }
+        }
+    }
+
+    /// True while the client has not exited.
+    pub fn running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+}
+
+impl Drop for PtySession {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 

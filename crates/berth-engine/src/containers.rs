@@ -188,6 +188,10 @@ impl Engine {
         }
         crate::lifecycle::validate_restart_policy(&host_config)?;
         security_spec(&host_config)?;
+        // Docker records the runtime's name, the default one too.
+        let runtime = host_config.runtime.take().filter(|r| !r.is_empty()).unwrap_or_else(|| crate::DEFAULT_RUNTIME.into());
+        self.inner.cfg.runtime_path(&runtime)?;
+        host_config.runtime = Some(runtime);
         // Docker shows the paths it masks in the inspect of unprivileged containers.
         if !host_config.privileged {
             let defaults = |d: &[&str]| Some(d.iter().map(|p| p.to_string()).collect::<Vec<_>>());
@@ -213,10 +217,11 @@ impl Engine {
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let hostname = rec.config.hostname.clone();
         let data = serde_json::to_vec(&rec).map_err(|e| Error::internal(e.to_string()))?;
-        let dir2 = dir.clone();
+        // Build in a temp dir, rename into place: a crash never leaves half a container.
+        let tmp = dir.with_file_name(format!(".creating-{id}"));
+        let tmp2 = tmp.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
-            // Build in a temp dir, rename into place: a crash never leaves half a container.
-            let tmp = dir2.with_file_name(format!(".creating-{}", &dir2.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default()));
+            let tmp = tmp2;
             let _ = std::fs::remove_dir_all(&tmp);
             for sub in ["fs/upper", "fs/work", "fs/merged"] {
                 let p = tmp.join(sub);
@@ -232,8 +237,7 @@ impl Engine {
                 std::fs::write(&p, content).map_err(|e| Error::io("write", &p, e))?;
             }
             let p = tmp.join("config.v2.json");
-            std::fs::write(&p, &data).map_err(|e| Error::io("write", &p, e))?;
-            std::fs::rename(&tmp, &dir2).map_err(|e| Error::io("rename", &dir2, e))
+            std::fs::write(&p, &data).map_err(|e| Error::io("write", &p, e))
         })
         .await
         .map_err(|e| Error::internal(e.to_string()))??;
@@ -246,8 +250,16 @@ impl Engine {
                     other.id
                 );
                 drop(map);
-                let _ = std::fs::remove_dir_all(&dir);
+                let _ = std::fs::remove_dir_all(&tmp);
                 return Err(Error::conflict(msg));
+            }
+            // The rename happens under the map lock, after the name check: were the
+            // record renamed into place first, a SIGKILL before a losing create
+            // removed it again would bring back two containers with one name.
+            if let Err(e) = std::fs::rename(&tmp, &dir) {
+                drop(map);
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(Error::io("rename", &dir, e));
             }
             map.insert(id.clone(), c.clone());
         }
@@ -334,6 +346,7 @@ impl Engine {
             log_max_size: log_opts.0,
             log_max_file: log_opts.1,
             security: security_spec(hc)?,
+            runtime: self.inner.cfg.runtime_path(hc.runtime.as_deref().unwrap_or(""))?,
             ..Default::default()
         })
     }
@@ -923,6 +936,7 @@ impl Engine {
         let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("read", &dir, e))?;
         let mut running = Vec::new();
         let mut to_restart = Vec::new();
+        let mut unrecorded = Vec::new();
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with('.') {
@@ -941,6 +955,8 @@ impl Engine {
             let c = Arc::new(Container::new(rec));
             if c.is_running() || c.record().state.restarting {
                 running.push(c.clone());
+            } else if UnixStream::connect(self.socket_path(&c.id)).is_ok() {
+                unrecorded.push(c.clone());
             } else {
                 let r = c.record();
                 let p = r.host_config.restart_policy.name.as_str();
@@ -959,6 +975,20 @@ impl Engine {
                 let info = client::read_exit(&self.container_dir(&c.id).join("exit.json"));
                 self.on_exit(&c, info).await;
             }
+        }
+        // A shim alive for a container whose record is not running: the daemon was
+        // killed inside `start`, after spawning the shim but before recording the
+        // start. The start never happened as far as the record (and the client, which
+        // got an error) knows, so undo it rather than leave an untracked process.
+        for c in unrecorded {
+            tracing::warn!(container = %c.id, "killing the shim of a start interrupted by a daemon crash");
+            let socket = self.socket_path(&c.id);
+            let undo = tokio::task::spawn_blocking(move || {
+                let _ = client::kill(&socket, 9);
+                let _ = client::wait(&socket);
+            });
+            let _ = tokio::time::timeout(Duration::from_secs(10), undo).await;
+            let _ = std::fs::remove_file(self.spec_path(&c.id));
         }
         // Docker starts `always` (and not manually stopped `unless-stopped`)
         // containers when the daemon starts.

@@ -47,6 +47,27 @@ pub struct EngineConfig {
     pub registry: RegistryConfig,
     /// The static init binary for `--init` (Docker's docker-init; tini-static here).
     pub init_path: PathBuf,
+    /// OCI runtimes by name (`--add-runtime NAME=PATH`, daemon.json `runtimes`) for
+    /// `HostConfig.Runtime`; the built-in [`DEFAULT_RUNTIME`] (the shim's own path) is
+    /// not listed.
+    pub runtimes: std::collections::BTreeMap<String, PathBuf>,
+}
+
+/// The name of the built-in runtime: the shim creates the container itself.
+pub const DEFAULT_RUNTIME: &str = "berth";
+
+impl EngineConfig {
+    /// The OCI runtime binary for `HostConfig.Runtime` `name`: `None` for the built-in
+    /// one (`""` or [`DEFAULT_RUNTIME`]); unknown names are Docker's 400.
+    pub fn runtime_path(&self, name: &str) -> Result<Option<PathBuf>> {
+        if name.is_empty() || name == DEFAULT_RUNTIME {
+            return Ok(None);
+        }
+        match self.runtimes.get(name) {
+            Some(p) => Ok(Some(p.clone())),
+            None => Err(Error::invalid(format!("unknown or invalid runtime name: {name}"))),
+        }
+    }
 }
 
 /// The engine: one per daemon; cheap to clone.

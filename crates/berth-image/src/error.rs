@@ -156,8 +156,16 @@ pub enum PullError {
     Unsupported(String),
     #[error("unauthorized: {0}")]
     Unauthorized(String),
-    #[error("digest mismatch for {what}: expected {expected}, got {actual}")]
+    /// Docker's words (distribution/pull_v2.go): `filesystem layer verification failed
+    /// for digest sha256:…`, `image config verification failed …`, `manifest
+    /// verification failed …`. `what` is the part before "verification"; the digest
+    /// actually received is kept for the daemon log only.
+    #[error("{what} verification failed for digest {expected}")]
     DigestMismatch { what: String, expected: String, actual: String },
+    /// Docker's errRootFSMismatch: the uncompressed layers do not hash to the config's
+    /// diff ids.
+    #[error("layers from manifest don't match image configuration")]
+    RootFsMismatch { expected: String, actual: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -186,7 +194,7 @@ impl PullError {
                 ErrorKind::Unavailable
             }
             PullError::Unsupported(_) => ErrorKind::InvalidArgument,
-            PullError::DigestMismatch { .. } => ErrorKind::Unavailable,
+            PullError::DigestMismatch { .. } | PullError::RootFsMismatch { .. } => ErrorKind::Unavailable,
             PullError::Store(e) => e.kind(),
             PullError::Unpack(e) => e.kind(),
             PullError::Reference(e) => e.kind(),

@@ -97,7 +97,7 @@ pub async fn pull(
     if let Some(want) = &reference.digest {
         if *want != top_digest {
             return Err(PullError::DigestMismatch {
-                what: format!("manifest {}", reference.familiar()),
+                what: "manifest".into(),
                 expected: want.clone(),
                 actual: top_digest,
             });
@@ -118,7 +118,7 @@ pub async fn pull(
             let got = sha256_digest(&body);
             if got != desc.digest {
                 return Err(PullError::DigestMismatch {
-                    what: "platform manifest".into(),
+                    what: "manifest".into(),
                     expected: desc.digest.clone(),
                     actual: got,
                 });
@@ -249,7 +249,7 @@ async fn fetch_small_blob(client: &Client, digest: &str, reference: &Reference) 
         .map_err(|e| PullError::Unreachable(format!("Get \"{url}\": {e}")))?;
     let got = sha256_digest(&body);
     if got != digest {
-        return Err(PullError::DigestMismatch { what: format!("blob {digest}"), expected: digest.into(), actual: got });
+        return Err(PullError::DigestMismatch { what: "image config".into(), expected: digest.into(), actual: got });
     }
     Ok(body.to_vec())
 }
@@ -277,7 +277,10 @@ async fn pull_layers(
     for &i in &needed {
         unique.entry(layers[i].digest.clone()).or_insert_with(|| layers[i].clone());
     }
-    let downloaded: Vec<(String, PathBuf)> = stream::iter(unique.into_values().map(Ok::<_, PullError>))
+    // Each download is a `Scratch` guard: when one download fails, try_collect drops
+    // the others mid-flight and the finished ones with it, and every ingest file and
+    // committed compressed blob is deleted right there, not left until the next start.
+    let downloaded: Vec<(String, Scratch)> = stream::iter(unique.into_values().map(Ok::<_, PullError>))
         .map_ok(|d| async move {
             let p = download_blob(store, client, rep, &d, reference).await?;
             Ok::<_, PullError>((d.digest.clone(), p))
@@ -285,7 +288,7 @@ async fn pull_layers(
         .try_buffer_unordered(CONCURRENT_DOWNLOADS)
         .try_collect()
         .await?;
-    let blobs: BTreeMap<String, PathBuf> = downloaded.into_iter().collect();
+    let blobs: BTreeMap<String, Scratch> = downloaded.into_iter().collect();
 
     let result = async {
         for &i in &needed {
@@ -297,16 +300,14 @@ async fn pull_layers(
             let blob = blobs
                 .get(&layers[i].digest)
                 .ok_or_else(|| PullError::Internal(format!("blob {} was not downloaded", layers[i].digest)))?;
-            extract(store, rep, &layers[i], blob, &diff_ids[i], &chains[i]).await?;
+            extract(store, rep, &layers[i], &blob.0, &diff_ids[i], &chains[i]).await?;
             rep.layer(&short_id(&layers[i].digest), "Pull complete");
         }
         Ok::<(), PullError>(())
     }
     .await;
-    // Compressed layer blobs are not kept once unpacked.
-    for p in blobs.values() {
-        let _ = remove_any(p);
-    }
+    // Compressed layer blobs are not kept once unpacked (dropping the guards deletes them).
+    drop(blobs);
     result
 }
 
@@ -316,11 +317,12 @@ async fn download_blob(
     rep: &Reporter<'_>,
     desc: &Descriptor,
     reference: &Reference,
-) -> Result<PathBuf, PullError> {
+) -> Result<Scratch, PullError> {
     let id = short_id(&desc.digest);
     let (resp, url) = client.blob(&desc.digest).await.map_err(|e| registry_error(e, reference))?;
     let total = if desc.size > 0 { Some(desc.size) } else { resp.content_length() };
     let ingest = store.ingest_path();
+    let mut scratch = Scratch(ingest.clone());
     let result = async {
         let mut file = tokio::fs::File::create(&ingest)
             .await
@@ -345,7 +347,12 @@ async fn download_blob(
         rep.layer(&id, "Verifying Checksum");
         let got = format!("sha256:{}", hex::encode(hasher.finalize()));
         if got != desc.digest {
-            return Err(PullError::DigestMismatch { what: format!("layer {id}"), expected: desc.digest.clone(), actual: got });
+            tracing::warn!(expected = %desc.digest, actual = %got, "layer blob does not match its digest");
+            return Err(PullError::DigestMismatch {
+                what: "filesystem layer".into(),
+                expected: desc.digest.clone(),
+                actual: got,
+            });
         }
         file.sync_all().await.map_err(|e| crate::error::StoreError::io("fsync", &ingest, e))?;
         drop(file);
@@ -354,10 +361,19 @@ async fn download_blob(
         Ok(path)
     }
     .await;
-    if result.is_err() {
-        let _ = remove_any(&ingest);
+    scratch.0 = result?;
+    Ok(scratch)
+}
+
+/// A file the pull created and must not outlive it: an `ingest/` download, then the
+/// compressed blob it was renamed to. Deleted on drop — also when the pull future is
+/// dropped mid-download (a sibling download failed, or the client went away).
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = remove_any(&self.0);
     }
-    result
 }
 
 async fn extract(
@@ -396,11 +412,8 @@ async fn extract(
     };
     if stats.diff_id != diff_id {
         let _ = remove_any(&tmp);
-        return Err(PullError::DigestMismatch {
-            what: format!("uncompressed layer {id}"),
-            expected: diff_id.to_string(),
-            actual: stats.diff_id,
-        });
+        tracing::warn!(expected = %diff_id, actual = %stats.diff_id, "uncompressed layer {id} does not match the config's diff id");
+        return Err(PullError::RootFsMismatch { expected: diff_id.to_string(), actual: stats.diff_id });
     }
     if let Err(e) = store.commit_layer(&tmp, chain, stats.size) {
         let _ = remove_any(&tmp);

@@ -13,6 +13,7 @@ pub mod client;
 pub mod frame;
 pub mod jsonlog;
 pub mod lookup;
+pub mod oci;
 pub mod rootfs;
 pub mod seccomp;
 pub mod security;
@@ -24,6 +25,7 @@ pub mod user;
 
 mod exec;
 mod init;
+mod runc;
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;

@@ -160,7 +160,7 @@ fn do_mount(src: Option<&Path>, target: &Path, fstype: Option<&str>, flags: libc
 }
 
 /// Mounts the overlay on `merged` (long option strings via relative paths).
-fn mount_overlay(r: &Rootfs) -> Result<(), String> {
+pub(crate) fn mount_overlay(r: &Rootfs) -> Result<(), String> {
     let data = overlay_data(r, None);
     if data.len() < 4000 {
         return do_mount(Some(Path::new("overlay")), &r.merged, Some("overlay"), 0, Some(&data));

@@ -90,11 +90,12 @@ impl Stdin {
         self.flush();
     }
 
-    /// Stdin EOF: closes the pipe once drained; a pty cannot be half-closed, so it
-    /// gets ^D (EOF for the line discipline) instead.
+    /// Stdin EOF: closes the pipe once drained. A pty is left open, as Docker does
+    /// (`CloseStdin && !TTY`): a TTY client that goes away — the detach keys, a closed
+    /// terminal — must not end the session's shell; Ctrl-D typed by the user reaches
+    /// the line discipline as a byte instead.
     fn close(&mut self) {
         if self.pty {
-            self.feed(&[4]);
             return;
         }
         self.close_pending = true;
@@ -160,6 +161,18 @@ enum Tag {
     ExecStdin(usize),
 }
 
+/// What [`Shim::start`] set up before the init existed, handed to [`Shim::ready`].
+struct Started {
+    devnull: File,
+    sigfd: OwnedFd,
+    listener: UnixListener,
+    outputs: Vec<Output>,
+    stdin: Option<File>,
+    log: Option<LogFile>,
+    cgroup: Option<Cgroup>,
+    rlimits: Vec<Rlimit>,
+}
+
 struct Shim {
     spec: RunSpec,
     pid: i32,
@@ -177,6 +190,8 @@ struct Shim {
     execs: Vec<Exec>,
     next_exec: u64,
     sync: Option<OwnedFd>,
+    /// Set when an OCI runtime created the container (`RunSpec::runtime`).
+    runc: Option<crate::runc::Runc>,
     go: Option<Result<(), String>>,
     exit: Option<ExitInfo>,
     drain_deadline: Option<Instant>,
@@ -208,7 +223,8 @@ impl Shim {
             eprintln!("berth-shim: warning: {w}");
         }
         let cgroup = Cgroup::from_spec(&spec.cgroup);
-        if let Some(cg) = &cgroup {
+        // With an OCI runtime, the runtime creates the cgroup (same path) and its limits.
+        if let Some(cg) = cgroup.as_ref().filter(|_| spec.runtime.is_none()) {
             cg.create()
                 .and_then(|_| cg.apply(&spec.cgroup))
                 .and_then(|_| crate::security::apply_devices(cg, &spec.security))
@@ -252,6 +268,15 @@ impl Shim {
                     .map_err(|e| fail(&cgroup, errno(&format!("open log {}", spec.log_path.display()), e)))?,
             )
         };
+        if let Some(bin) = &spec.runtime {
+            let runc = crate::runc::Runc::new(&spec, bin);
+            let (pid, master) = runc.create(&spec, child_io).map_err(|m| {
+                let _ = std::fs::remove_file(&spec.socket_path);
+                fail(&cgroup, m)
+            })?;
+            let sync = None;
+            return Shim::ready(spec, pid, master, sync, Some(runc), Started { devnull, sigfd, listener, outputs, stdin, log, cgroup, rlimits });
+        }
         let (sync, child_sync) = berth_sys::fd::seqpacket_pair().map_err(|e| fail(&cgroup, errno("socketpair", e)))?;
 
         let flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWNET;
@@ -294,17 +319,45 @@ impl Shim {
             }
             _ => return Err(abort(start_error_message("container init exited during setup"))),
         }
-        let mut pty = None;
-        if spec.tty {
-            let Some(master) = master else {
-                return Err(abort(start_error_message("init did not send the pty master")));
-            };
-            let master = File::from(master);
-            nonblock(&master)?;
-            let dup = master.try_clone().map_err(|e| abort(errno("dup pty", e)))?;
-            if spec.open_stdin {
-                stdin = Some(master.try_clone().map_err(|e| abort(errno("dup pty", e)))?);
+        if spec.tty && master.is_none() {
+            return Err(abort(start_error_message("init did not send the pty master")));
+        }
+        let master = master.map(File::from);
+        Shim::ready(spec, pid, master, Some(sync), None, Started { devnull, sigfd, listener, outputs, stdin, log, cgroup, rlimits })
+    }
+
+    /// The init exists and waits for `go`: wires the pty master (TTY) into the relay.
+    fn ready(
+        spec: RunSpec,
+        pid: i32,
+        master: Option<File>,
+        sync: Option<OwnedFd>,
+        runc: Option<crate::runc::Runc>,
+        st: Started,
+    ) -> Result<Shim, String> {
+        let Started { devnull, sigfd, listener, mut outputs, mut stdin, log, cgroup, rlimits } = st;
+        let abort = |msg: String| {
+            let _ = berth_sys::process::kill(pid, libc::SIGKILL);
+            let _ = berth_sys::process::waitpid_blocking(pid);
+            if let Some(r) = &runc {
+                r.delete();
             }
+            let _ = std::fs::remove_file(&spec.socket_path);
+            if let Some(cg) = &cgroup {
+                let _ = cg.remove();
+            }
+            msg
+        };
+        let mut pty = None;
+        if let Some(master) = master.filter(|_| spec.tty) {
+            let r = nonblock(&master).and_then(|_| {
+                let dup = master.try_clone().map_err(|e| errno("dup pty", e))?;
+                if spec.open_stdin {
+                    stdin = Some(master.try_clone().map_err(|e| errno("dup pty", e))?);
+                }
+                Ok(dup)
+            });
+            let dup = r.map_err(abort)?;
             outputs.push(Output { file: dup, stream: frame::STDOUT, name: "stdout", split: LineSplitter::default(), open: true });
             pty = Some(master);
         }
@@ -325,7 +378,8 @@ impl Shim {
             rlimits,
             execs: Vec::new(),
             next_exec: 1,
-            sync: Some(sync),
+            sync,
+            runc,
             go: None,
             exit: None,
             drain_deadline: None,
@@ -754,6 +808,14 @@ impl Shim {
         if let Some(r) = &self.go {
             return r.clone();
         }
+        if let Some(runc) = &self.runc {
+            let r = match self.exit {
+                Some(_) => Err(start_error_message("container init exited before start")),
+                None => runc.start(),
+            };
+            self.go = Some(r.clone());
+            return r;
+        }
         let Some(sync) = self.sync.take() else { return Err("no init".into()) };
         let r = (|| {
             if self.exit.is_some() {
@@ -848,6 +910,9 @@ impl Shim {
             let _ = c.sock.shutdown(std::net::Shutdown::Both);
         }
         self.clients.clear();
+        if let Some(runc) = &self.runc {
+            runc.delete();
+        }
         if let Some(cg) = &self.cgroup {
             if let Err(e) = cg.remove() {
                 eprintln!("berth-shim: {e}");

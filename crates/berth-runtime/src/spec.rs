@@ -46,6 +46,12 @@ pub struct RunSpec {
     /// Capabilities, seccomp, no_new_privs, masked paths, devices: see `security`.
     #[serde(default)]
     pub security: crate::security::SecuritySpec,
+    /// An OCI runtime binary (`docker run --runtime`, e.g. `/usr/sbin/runc`) that
+    /// creates the container from a bundle instead of the shim's own clone; `None` =
+    /// the native path. The shim keeps its other roles (see `crate::oci` and
+    /// docs/process-tree.md, "Other OCI runtimes").
+    #[serde(default)]
+    pub runtime: Option<PathBuf>,
 }
 
 /// Where `--init`'s binary appears inside the container.

@@ -203,6 +203,15 @@ pub fn setns(fd: BorrowedFd<'_>, nstype: libc::c_int) -> io::Result<()> {
     Ok(())
 }
 
+/// `unshare(flags)` (`CLONE_NEW*`): moves the caller into new namespaces. The shim
+/// uses `CLONE_NEWNS` to mount a runtime container's rootfs where only it (and the OCI
+/// runtime it starts) can see it.
+pub fn unshare(flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: integer argument only; no memory effects.
+    check(unsafe { libc::unshare(flags) })?;
+    Ok(())
+}
+
 /// Never returns normally; helper for `Result<Infallible, _>` flows.
 pub fn unreachable_ok(x: Infallible) -> ! {
     match x {}
