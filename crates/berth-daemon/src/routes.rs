@@ -63,6 +63,7 @@ async fn dispatch(state: State, ctx: Ctx) -> Resp {
         (&Method::GET | &Method::HEAD, ["_ping"]) => system::ping(&ctx),
         (&Method::GET, ["version"]) => system::version(&state),
         (&Method::GET, ["info"]) => system::info(&state),
+        (&Method::GET, ["system", "df"]) => system::disk_usage(&state),
         (&Method::POST, ["build", "prune"]) => system::build_prune(),
 
         (&Method::GET, ["containers", "json"]) => containers::list(&state, &ctx),

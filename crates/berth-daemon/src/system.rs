@@ -225,3 +225,25 @@ pub fn events(state: &State, ctx: &Ctx) -> Resp {
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
+
+/// `GET /system/df`: images (with how many containers use each), containers with their
+/// writable-layer sizes, and the total unpacked layer size. No volumes or build cache
+/// exist in Berth yet, so those lists are empty.
+pub fn disk_usage(state: &State) -> Resp {
+    let containers = state.engine.list(true, "", true).unwrap_or_default();
+    let mut images = state.engine.list_images();
+    for img in &mut images {
+        img.containers = containers.iter().filter(|c| c.image_id == img.id).count() as i64;
+    }
+    let layers_size = berth_engine::dir_size(&state.engine.config().data_root.join("image").join("layers"));
+    json(
+        StatusCode::OK,
+        &json!({
+            "LayersSize": layers_size,
+            "Images": images,
+            "Containers": containers,
+            "Volumes": [],
+            "BuildCache": [],
+        }),
+    )
+}

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 
 use berth_image::{ImageStore, RegistryConfig};
 
-pub use containers::{AttachOpts, AttachTicket, WaitCondition};
+pub use containers::{dir_size, AttachOpts, AttachTicket, WaitCondition};
 pub use exec::{Exec, ExecStream};
 pub use error::{Error, ErrorKind, Result};
 pub use logs::{LogEntry, LogOptions};
