@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread;
 
 use berth_api::{
@@ -19,6 +20,7 @@ use crate::cli::{AttachArgs, ExecArgs, KillArgs, LogsArgs, Names, PsArgs, RmArgs
 use crate::format::{display_ports, ellipsis, go_time_string, human_size, tabwrite, tabwrite_with, truncate_id};
 use crate::refs::Ref;
 use crate::template::{go_quote, Template};
+use crate::detach::{self, Escape, Scan};
 use crate::{term, CmdResult, Ctx, Fail};
 
 /// Go's `url.Values.Encode`: keys sorted, values escaped.
@@ -422,22 +424,69 @@ fn spawn_wait(resp: berth_client::Response) -> mpsc::Receiver<Result<WaitRespons
 }
 
 /// Streams a hijacked attach to the local stdout/stderr, pumping stdin when asked.
-fn stream_hijacked(h: Hijacked, tty: bool, stdin: bool) -> io::Result<()> {
+/// With `escape`, stdin passes through the detach-key detector; returns `true` when the
+/// user detached (the connection is then dropped at once, as docker does).
+fn stream_hijacked(h: Hijacked, tty: bool, stdin: bool, escape: Option<Vec<u8>>) -> io::Result<bool> {
+    let detached = Arc::new(AtomicBool::new(false));
     if stdin {
         let w = h.writer.try_clone()?;
+        let flag = detached.clone();
         thread::spawn(move || {
-            let _ = berth_client::pump_stdin(io::stdin().lock(), w);
+            let _ = pump_stdin_escaped(io::stdin().lock(), w, escape, &flag);
         });
     } else {
         let _ = h.close_write();
     }
     let mut out = io::stdout().lock();
-    if tty {
+    let r = if tty {
         stream::copy_raw(h.reader, &mut out)
     } else {
         let mut err = io::stderr();
         stream::demux(h.reader, &mut out, &mut err)
+    };
+    if detached.load(Ordering::SeqCst) {
+        return Ok(true);
     }
+    r.map(|_| false)
+}
+
+/// Copies stdin to the hijacked connection until EOF (then half-closes) or until the
+/// detach sequence (then shuts the whole connection down and raises `detached`).
+fn pump_stdin_escaped<R: Read>(mut from: R, mut to: std::os::unix::net::UnixStream, escape: Option<Vec<u8>>, detached: &AtomicBool) -> io::Result<()> {
+    let mut esc = escape.map(Escape::new);
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        match esc.as_mut().map(|e| e.feed(&buf[..n])) {
+            None => to.write_all(&buf[..n])?,
+            Some(Scan::Forward(b)) => to.write_all(&b)?,
+            Some(Scan::Detach(b)) => {
+                let _ = to.write_all(&b);
+                detached.store(true, Ordering::SeqCst);
+                return to.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+    if let Some(e) = esc.as_mut() {
+        to.write_all(&e.flush())?;
+    }
+    to.shutdown(std::net::Shutdown::Write)
+}
+
+/// The detach keys of a TTY session: the sequence to watch for and the value to send in
+/// the attach query (only when given by flag or config, like docker).
+fn detach_setup(flag: Option<&str>, tty: bool, stdin: bool) -> Result<(Option<Vec<u8>>, Option<String>), Fail> {
+    let keys = detach::effective(flag);
+    if !(tty && stdin) {
+        return Ok((None, keys));
+    }
+    let bytes = detach::keys_bytes(keys.as_deref()).map_err(|e| Fail::new(1, e))?;
+    Ok((Some(bytes), keys))
 }
 
 /// Forwards signals as `kill?signal=` (sig-proxy) and turns SIGWINCH into a resize.
@@ -476,9 +525,13 @@ pub fn run(ctx: &mut Ctx, o: RunArgs, create_only: bool) -> CmdResult {
     }
     let stdin = o.interactive && !o.detach;
     let attach = !o.detach;
+    let (escape, detach_keys) = detach_setup(o.detach_keys.as_deref(), tty, stdin).map_err(|f| Fail::new(125, f.msg).with_help("run"))?;
     // Attach first (own connection), then the wait on the first connection, then start.
     let hijacked = if attach {
         let mut params = vec![("stream", "1".to_string())];
+        if let Some(k) = &detach_keys {
+            params.push(("detachKeys", k.clone()));
+        }
         let has = |s: &str| o.attach.is_empty() || o.attach.iter().any(|a| a.eq_ignore_ascii_case(s));
         if stdin {
             params.push(("stdin", "1".into()));
@@ -520,7 +573,11 @@ pub fn run(ctx: &mut Ctx, o: RunArgs, create_only: bool) -> CmdResult {
     forward_signals(&ctx.client, &id, resize_path, o.sig_proxy);
     let waited = spawn_wait(wait);
     if let Some(h) = hijacked {
-        let _ = stream_hijacked(h, tty, stdin);
+        if let Ok(true) = stream_hijacked(h, tty, stdin, escape) {
+            // Detached: the container keeps running; docker returns without waiting.
+            term::restore();
+            return Ok(0);
+        }
     }
     let res = waited.recv();
     term::restore();
@@ -552,9 +609,13 @@ pub fn start(ctx: &mut Ctx, o: StartArgs) -> CmdResult {
         let id = c.id.clone();
         let tty = c.config.tty;
         let stdin = o.interactive && c.config.open_stdin;
+        let (escape, detach_keys) = detach_setup(o.detach_keys.as_deref(), tty, stdin)?;
         let mut params = vec![("stream", "1".to_string()), ("stdout", "1".into()), ("stderr", "1".into())];
         if stdin {
             params.push(("stdin", "1".into()));
+        }
+        if let Some(k) = &detach_keys {
+            params.push(("detachKeys", k.clone()));
         }
         let h = ctx.client.hijack("POST", &query(&format!("/containers/{id}/attach"), &params), Body::None)?;
         let wait = ctx.client.send("POST", &format!("/containers/{id}/wait?condition=next-exit"), &[], Body::Empty)?;
@@ -573,8 +634,11 @@ pub fn start(ctx: &mut Ctx, o: StartArgs) -> CmdResult {
         }
         forward_signals(&ctx.client, &id, resize_path, true);
         let waited = spawn_wait(wait);
-        let _ = stream_hijacked(h, tty, stdin);
+        let detached = matches!(stream_hijacked(h, tty, stdin, escape), Ok(true));
         term::restore();
+        if detached {
+            return Ok(0);
+        }
         return match waited.recv() {
             Ok(Ok(w)) => Ok(w.status_code as i32),
             Ok(Err(e)) => Err(Fail::new(1, e)),
@@ -601,11 +665,17 @@ pub fn start(ctx: &mut Ctx, o: StartArgs) -> CmdResult {
 pub fn attach(ctx: &mut Ctx, o: AttachArgs) -> CmdResult {
     ctx.require("attach", o.names.len(), 1, Some(1))?;
     let name = &o.names[0];
-    let c = inspect_container(&mut ctx.client, name)?;
+    // Docker's order (trace §4.9): `/wait` first, then inspect, then the attach itself.
+    let wait = ctx.client.send("POST", &format!("/containers/{name}/wait"), &[], Body::Empty);
+    let mut inspector = ctx.client.fork();
+    let c = inspect_container(&mut inspector, name)?;
+    let wait = wait?;
     if !c.state.running {
+        wait.close();
         return Err(Fail::new(1, "You cannot attach to a stopped container, start it first"));
     }
     if c.state.paused {
+        wait.close();
         return Err(Fail::new(1, "You cannot attach to a paused container, unpause it first"));
     }
     let tty = c.config.tty;
@@ -613,28 +683,46 @@ pub fn attach(ctx: &mut Ctx, o: AttachArgs) -> CmdResult {
     if tty && stdin && !term::isatty(0) {
         return Err(Fail::new(1, "the input device is not a TTY"));
     }
-    let wait = ctx.client.send("POST", &format!("/containers/{name}/wait"), &[], Body::Empty)?;
+    let (escape, detach_keys) = detach_setup(o.detach_keys.as_deref(), tty, stdin)?;
     let mut params = vec![("stream", "1".to_string()), ("stdout", "1".into()), ("stderr", "1".into())];
     if stdin {
         params.push(("stdin", "1".into()));
     }
-    let h = ctx.client.hijack("POST", &query(&format!("/containers/{name}/attach"), &params), Body::None)?;
+    if let Some(k) = &detach_keys {
+        params.push(("detachKeys", k.clone()));
+    }
+    let h = inspector.fork().hijack("POST", &query(&format!("/containers/{name}/attach"), &params), Body::None)?;
+    let _ = inspect_container(&mut inspector, name);
     if tty && stdin {
         let _ = term::set_raw();
     }
     let resize_path = if tty { Some(format!("/containers/{name}/resize")) } else { None };
     if let (Some(p), Some((hh, w))) = (&resize_path, term::tty_size()) {
-        let _ = ctx.client.post(&query(p, &[("h", hh.to_string()), ("w", w.to_string())]));
+        let _ = inspector.post(&query(p, &[("h", hh.to_string()), ("w", w.to_string())]));
     }
-    forward_signals(&ctx.client, name, resize_path, o.sig_proxy);
+    forward_signals(&inspector, name, resize_path, o.sig_proxy);
     let waited = spawn_wait(wait);
-    let _ = stream_hijacked(h, tty, stdin);
+    let detached = matches!(stream_hijacked(h, tty, stdin, escape), Ok(true));
     term::restore();
+    if detached {
+        return Err(Fail::new(1, "read escape sequence"));
+    }
     match waited.recv() {
         Ok(Ok(w)) => Ok(w.status_code as i32),
         Ok(Err(e)) => Err(Fail::new(1, e)),
         Err(_) => Ok(0),
     }
+}
+
+/// `ConsoleSize` of an exec create: sent from API 1.42 on, only with a TTY.
+fn exec_console_size(client: &mut Client, tty: bool) -> Option<Vec<u32>> {
+    let v = client.negotiate().ok()?;
+    let newer = berth_api::version::ApiVersion::parse(&v)? >= berth_api::version::ApiVersion::parse("1.42")?;
+    if !(tty && newer) {
+        return None;
+    }
+    let (h, w) = term::tty_size().unwrap_or((0, 0));
+    Some(vec![h as u32, w as u32])
 }
 
 pub fn exec(ctx: &mut Ctx, o: ExecArgs) -> CmdResult {
@@ -651,12 +739,12 @@ pub fn exec(ctx: &mut Ctx, o: ExecArgs) -> CmdResult {
         user: o.user.clone().unwrap_or_default(),
         privileged: o.privileged,
         tty: o.tty,
-        console_size: None,
+        console_size: exec_console_size(&mut ctx.client, o.tty),
         attach_stdin: o.interactive && !o.detach,
         attach_stderr: !o.detach,
         attach_stdout: !o.detach,
         detach: o.detach,
-        detach_keys: o.detach_keys.clone().unwrap_or_default(),
+        detach_keys: detach::effective(o.detach_keys.as_deref()).unwrap_or_default(),
         env: if env.is_empty() { None } else { Some(env) },
         working_dir: o.workdir.clone().unwrap_or_default(),
         cmd: Some(o.args[1..].to_vec()),
@@ -677,8 +765,12 @@ pub fn exec(ctx: &mut Ctx, o: ExecArgs) -> CmdResult {
         let _ = term::set_raw();
     }
     forward_signals(&ctx.client, container, resize_path, false);
-    let _ = stream_hijacked(h, o.tty, o.interactive);
+    let (escape, _) = detach_setup(o.detach_keys.as_deref(), o.tty, o.interactive)?;
+    let detached = matches!(stream_hijacked(h, o.tty, o.interactive, escape), Ok(true));
     term::restore();
+    if detached {
+        return Err(Fail::new(1, "read escape sequence"));
+    }
     let ins: ExecInspect = ctx.client.get_json(&format!("/exec/{eid}/json"))?;
     Ok(ins.exit_code.unwrap_or(0) as i32)
 }

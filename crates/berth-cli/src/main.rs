@@ -4,6 +4,7 @@
 
 mod cli;
 mod container;
+mod detach;
 mod format;
 mod image;
 mod refs;
@@ -210,6 +211,7 @@ fn main() {
         let _ = cli::Cli::command().print_help();
         return;
     };
+    detach::set_config_dir(parsed.config.clone());
     let host = Client::resolve_host(parsed.host.as_deref());
     let client = match Client::new(&host) {
         Ok(c) => c,

@@ -21,9 +21,12 @@ fn docker_run_with_runc() {
         let r = d.cli(cli, &["run", "--runtime", "runc", "--rm", "alpine", "sh", "-c", "echo $$; exit 3"]).code(3);
         assert_eq!(r.stdout, "1\n", "{r:?}");
         d.cli(cli, &["run", "--runtime", "runc", "--rm", "-u", "nobody", "alpine", "id", "-u"]).ok().stdout_has("65534\n");
-        // A missing command: runc's words, Docker's wrapping, exit 127.
-        let r = d.cli(cli, &["run", "--runtime", "runc", "--rm", "alpine", "nosuchcmd"]).code(127);
+        // A missing command: runc's words, Docker's wrapping, exit 127. (Without --rm:
+        // a start error of an auto-remove container leaves `docker run` waiting, on
+        // the native path too.)
+        let r = d.cli(cli, &["run", "--runtime", "runc", "--name", "missing", "alpine", "nosuchcmd"]).code(127);
         r.stderr_has("OCI runtime create failed").stderr_has("executable file not found in $PATH");
+        d.docker(&["rm", "missing"]).ok();
     }
     // Logs and exit code survive for a kept container; exec works in a runc container.
     d.docker(&["run", "--runtime", "runc", "--name", "kept", "alpine", "sh", "-c", "echo out; echo err >&2"]).ok();

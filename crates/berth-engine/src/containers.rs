@@ -375,9 +375,20 @@ impl Engine {
         self.container_dir(id).join(format!("{id}-json.log"))
     }
 
-    /// `POST /containers/{id}/start`.
+    /// `POST /containers/{id}/start`. A `--rm` container whose start fails is removed,
+    /// as Docker does (a client waiting for `condition=removed` would hang otherwise).
     pub async fn start(&self, name_or_id: &str) -> Result<()> {
         let c = self.lookup(name_or_id)?;
+        let r = self.start_container(&c).await;
+        if let Err(e) = &r {
+            if e.kind() != crate::ErrorKind::NotModified && c.record().host_config.auto_remove {
+                let _ = self.remove(&c.id, true).await;
+            }
+        }
+        r
+    }
+
+    async fn start_container(&self, c: &Arc<Container>) -> Result<()> {
         let _op = c.op.lock().await;
         let rec = c.record();
         if rec.state.running {
