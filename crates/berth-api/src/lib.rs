@@ -36,6 +36,12 @@ fn str_or_vec<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D:
     })
 }
 
+/// Reads `null` as the empty value: Docker sends `"RepoTags": null`, `"Ports": null`, …
+/// in list answers, and Go clients treat that as empty.
+fn null_default<'de, D: Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 /// `Config` of a container as created and as shown by inspect (also an image's config).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]
@@ -334,22 +340,28 @@ pub struct SummaryNetworkSettings {
 #[serde(rename_all = "PascalCase", default)]
 pub struct ContainerSummary {
     pub id: String,
+    #[serde(deserialize_with = "null_default")]
     pub names: Vec<String>,
     pub image: String,
     #[serde(rename = "ImageID")]
     pub image_id: String,
     pub command: String,
     pub created: i64,
+    #[serde(deserialize_with = "null_default")]
     pub ports: Vec<Port>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size_rw: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size_root_fs: Option<i64>,
+    #[serde(deserialize_with = "null_default")]
     pub labels: Map,
     pub state: String,
     pub status: String,
+    #[serde(deserialize_with = "null_default")]
     pub host_config: SummaryHostConfig,
+    #[serde(deserialize_with = "null_default")]
     pub network_settings: SummaryNetworkSettings,
+    #[serde(deserialize_with = "null_default")]
     pub mounts: Vec<MountPoint>,
 }
 
@@ -484,7 +496,9 @@ pub struct ImageSummary {
     pub id: String,
     pub labels: Option<Map>,
     pub parent_id: String,
+    #[serde(deserialize_with = "null_default")]
     pub repo_digests: Vec<String>,
+    #[serde(deserialize_with = "null_default")]
     pub repo_tags: Vec<String>,
     pub shared_size: i64,
     pub size: i64,
@@ -747,6 +761,14 @@ pub fn parse_filters(raw: &str) -> Result<BTreeMap<String, Vec<String>>, serde_j
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn summaries_accept_null_lists() {
+        let c: ContainerSummary = serde_json::from_str(r#"{"Id":"a","Names":null,"Ports":null,"Labels":null,"Mounts":null,"HostConfig":null,"NetworkSettings":null}"#).expect("container");
+        assert!(c.names.is_empty() && c.ports.is_empty() && c.labels.is_empty() && c.mounts.is_empty());
+        let i: ImageSummary = serde_json::from_str(r#"{"Id":"sha256:x","RepoTags":null,"RepoDigests":null}"#).expect("image");
+        assert!(i.repo_tags.is_empty() && i.repo_digests.is_empty());
+    }
+
     use super::*;
 
     #[test]

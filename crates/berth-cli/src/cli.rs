@@ -82,6 +82,16 @@ pub enum Cmd {
     Events(EventsArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(Names),
+    /// Export a container's filesystem as a tar archive
+    Export(ExportArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
+    /// Update configuration of one or more containers
+    Update(UpdateArgs),
     /// Manage containers
     Container {
         #[command(subcommand)]
@@ -118,6 +128,11 @@ pub enum ContainerCmd {
     Pause(Names),
     Unpause(Names),
     Attach(AttachArgs),
+    Cp(CpArgs),
+    Diff(Names),
+    Export(ExportArgs),
+    Commit(CommitArgs),
+    Update(UpdateArgs),
     Exec(ExecArgs),
     Top(TopArgs),
     Port(Names),
@@ -140,6 +155,7 @@ pub enum ImageCmd {
 #[derive(Subcommand, Debug)]
 pub enum SystemCmd {
     Prune(PruneArgs),
+    Df(DfArgs),
     Info(FormatArgs),
     Events(EventsArgs),
 }
@@ -179,6 +195,12 @@ pub struct RunArgs {
     /// Set meta data on a container
     #[arg(short = 'l', long = "label")]
     pub label: Vec<String>,
+    /// Read in a line delimited file of labels
+    #[arg(long = "label-file")]
+    pub label_file: Vec<String>,
+    /// Disable OOM Killer
+    #[arg(long = "oom-kill-disable")]
+    pub oom_kill_disable: bool,
     /// Publish a container's port(s) to the host
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
@@ -612,5 +634,97 @@ pub struct PruneArgs {
     /// Prune anonymous volumes
     #[arg(long)]
     pub volumes: bool,
+    pub rest: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CpArgs {
+    /// Archive mode (copy all uid/gid information)
+    #[arg(short = 'a', long)]
+    pub archive: bool,
+    /// Always follow symbol link in SRC_PATH
+    #[arg(short = 'L', long = "follow-link")]
+    pub follow_link: bool,
+    /// Suppress progress output during copy. Progress output is automatically suppressed if no terminal is attached
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    #[arg(allow_hyphen_values = true)]
+    pub paths: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short = 'o', long)]
+    pub output: Option<String>,
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CommitArgs {
+    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+    #[arg(short = 'a', long)]
+    pub author: Option<String>,
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short = 'c', long)]
+    pub change: Vec<String>,
+    /// Commit message
+    #[arg(short = 'm', long)]
+    pub message: Option<String>,
+    /// Pause container during commit
+    #[arg(short = 'p', long, default_value = "true", action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub pause: bool,
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota")]
+    pub cpu_quota: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<i64>,
+    /// Number of CPUs
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
+    #[arg(long = "memory-swap")]
+    pub memory_swap: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", allow_negative_numbers = true)]
+    pub pids_limit: Option<i64>,
+    /// Restart policy to apply when a container exits
+    #[arg(long)]
+    pub restart: Option<String>,
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DfArgs {
+    /// Format output using a custom template
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Show detailed information on space usage
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
     pub rest: Vec<String>,
 }

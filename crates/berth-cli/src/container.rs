@@ -154,13 +154,64 @@ pub fn read_env_files(files: &[String]) -> Result<Vec<String>, Fail> {
     Ok(out)
 }
 
+/// Docker 28 sends capabilities upper-cased with a `CAP_` prefix (`ALL` stays).
+pub fn normalize_caps(caps: &[String]) -> Vec<String> {
+    caps.iter()
+        .map(|c| {
+            let u = c.to_uppercase();
+            if u == "ALL" || u.starts_with("CAP_") {
+                u
+            } else {
+                format!("CAP_{u}")
+            }
+        })
+        .collect()
+}
+
+/// `--label-file`: one label per line, `#` comments and blank lines skipped.
+pub fn read_label_files(files: &[String]) -> Result<Vec<String>, Fail> {
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).map_err(|e| Fail::new(125, format!("open {f}: {}", crate::system::io_text(&e))))?;
+        out.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned));
+    }
+    Ok(out)
+}
+
+/// `--security-opt`: docker sends the *content* of a `seccomp=<file>` profile
+/// (`seccomp=unconfined` passes as is) and accepts `:` as the old separator.
+pub fn security_opts(opts: &[String]) -> Result<Vec<String>, Fail> {
+    let mut out = Vec::new();
+    for o in opts {
+        let (k, v) = match o.split_once('=').or_else(|| o.split_once(':')) {
+            Some(kv) => kv,
+            None => {
+                out.push(o.clone());
+                continue;
+            }
+        };
+        if k == "seccomp" && v != "unconfined" && v != "builtin" {
+            let data = std::fs::read(v).map_err(|e| Fail::new(125, format!("opening seccomp profile ({v}) failed: open {v}: {}", crate::system::io_text(&e))))?;
+            let mut compact = Vec::new();
+            let parsed: Value = serde_json::from_slice(&data).map_err(|e| Fail::new(125, format!("compacting json for seccomp profile ({v}) failed: {e}")))?;
+            serde_json::to_writer(&mut compact, &parsed).map_err(|e| Fail::new(125, e.to_string()))?;
+            out.push(format!("seccomp={}", String::from_utf8_lossy(&compact)));
+        } else {
+            out.push(o.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// Builds the `/containers/create` body exactly as docker does for these flags.
 pub fn build_create(o: &RunArgs, image: &str, cmd: &[String], console: Option<(u16, u16)>) -> Result<ContainerCreateRequest, Fail> {
     let bad = |m: String| Fail::new(125, m);
     let mut env = read_env_files(&o.env_file)?;
     env.extend(o.env.iter().filter_map(|e| env_lookup(e)));
     let mut labels = BTreeMap::new();
-    for l in &o.label {
+    let mut all_labels = read_label_files(&o.label_file)?;
+    all_labels.extend(o.label.iter().cloned());
+    for l in &all_labels {
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
         labels.insert(k.to_string(), v.to_string());
     }
@@ -275,8 +326,9 @@ pub fn build_create(o: &RunArgs, image: &str, cmd: &[String], console: Option<(u
             (true, Some((r, c))) => vec![r as u32, c as u32],
             _ => vec![0, 0],
         }),
-        cap_add: opt_vec(&o.cap_add),
-        cap_drop: opt_vec(&o.cap_drop),
+        cap_add: opt_vec(&normalize_caps(&o.cap_add)),
+        cap_drop: opt_vec(&normalize_caps(&o.cap_drop)),
+        container_id_file: o.cidfile.clone().unwrap_or_default(),
         cgroupns_mode: o.cgroupns.clone().unwrap_or_default(),
         dns: Some(o.dns.clone()),
         dns_options: Some(o.dns_option.clone()),
@@ -288,7 +340,7 @@ pub fn build_create(o: &RunArgs, image: &str, cmd: &[String], console: Option<(u
         privileged: o.privileged,
         publish_all_ports: o.publish_all,
         readonly_rootfs: o.read_only,
-        security_opt: opt_vec(&o.security_opt),
+        security_opt: if o.security_opt.is_empty() { None } else { Some(security_opts(&o.security_opt)?) },
         uts_mode: o.uts.clone().unwrap_or_default(),
         shm_size: o.shm_size.as_deref().map(ram_in_bytes).transpose().map_err(bad)?.unwrap_or(0),
         runtime: o.runtime.clone(),
@@ -307,7 +359,7 @@ pub fn build_create(o: &RunArgs, image: &str, cmd: &[String], console: Option<(u
         memory_reservation: o.memory_reservation.as_deref().map(ram_in_bytes).transpose().map_err(bad)?.unwrap_or(0),
         memory_swap,
         memory_swappiness: Some(-1),
-        oom_kill_disable: Some(false),
+        oom_kill_disable: Some(o.oom_kill_disable),
         pids_limit: Some(o.pids_limit.unwrap_or(0)),
         ulimits: Some(ulimits),
         init: if o.init { Some(true) } else { None },
@@ -1271,6 +1323,37 @@ mod tests {
         assert_eq!(b["StopTimeout"], json!(5));
         assert_eq!(b["HostConfig"]["NetworkMode"], json!("host"));
         assert!(b["NetworkingConfig"]["EndpointsConfig"]["host"].is_object());
+    }
+
+    #[test]
+    fn run_flags_sent_like_docker_28() {
+        let dir = std::env::temp_dir().join(format!("berth-cli-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let (sec, envf, labf) = (dir.join("sec.json"), dir.join("envf"), dir.join("labf"));
+        std::fs::write(&sec, "{\"defaultAction\": \"SCMP_ACT_ALLOW\"}\n").expect("sec");
+        std::fs::write(&envf, "A=1\n# c\n\nB=2\n").expect("env");
+        std::fs::write(&labf, "l1=x\n# c\n").expect("lab");
+        let b = body(&format!(
+            "--cap-add net_admin --cap-drop CAP_MKNOD --cap-add ALL --security-opt seccomp={} --security-opt no-new-privileges \
+             --env-file {} --label-file {} -l l2=y --oom-kill-disable --cidfile /tmp/cid --entrypoint '' --tmpfs /run:rw,size=64m \
+             --ulimit nofile=1024:2048 --memory-swap -1 --shm-size 128m --init --read-only busybox",
+            sec.display(), envf.display(), labf.display()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let h = &b["HostConfig"];
+        assert_eq!(h["CapAdd"], json!(["CAP_NET_ADMIN", "ALL"]));
+        assert_eq!(h["CapDrop"], json!(["CAP_MKNOD"]));
+        assert_eq!(h["SecurityOpt"], json!(["seccomp={\"defaultAction\":\"SCMP_ACT_ALLOW\"}", "no-new-privileges"]));
+        assert_eq!(b["Env"], json!(["A=1", "B=2"]));
+        assert_eq!(b["Labels"], json!({"l1": "x", "l2": "y"}));
+        assert_eq!(h["OomKillDisable"], json!(true));
+        assert_eq!(h["ContainerIDFile"], json!("/tmp/cid"));
+        assert_eq!(b["Entrypoint"], json!([""]));
+        assert_eq!(h["Tmpfs"], json!({"/run": "rw,size=64m"}));
+        assert_eq!(h["Ulimits"], json!([{"Name": "nofile", "Soft": 1024, "Hard": 2048}]));
+        assert_eq!(h["MemorySwap"], json!(-1));
+        assert_eq!(h["ShmSize"], json!(134217728));
+        assert_eq!((h["Init"].clone(), h["ReadonlyRootfs"].clone()), (json!(true), json!(true)));
     }
 
     #[test]

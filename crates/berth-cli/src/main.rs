@@ -6,6 +6,7 @@ mod cli;
 mod container;
 mod detach;
 mod format;
+mod fsops;
 mod image;
 mod refs;
 mod system;
@@ -82,9 +83,14 @@ impl Ctx {
             "tag" => "SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
             "rmi" => "[OPTIONS] IMAGE [IMAGE...]",
             "stats" => "[OPTIONS] [CONTAINER...]",
+            "cp" => "[OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n\tberth cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH",
+            "diff" => "CONTAINER",
+            "export" => "[OPTIONS] CONTAINER",
+            "commit" => "[OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
+            "update" => "[OPTIONS] CONTAINER [CONTAINER...]",
             _ => "[OPTIONS]",
         };
-        format!("{} {path} {rest}", self.prog)
+        format!("{} {path} {}", self.prog, rest.replace("\tberth ", &format!("\t{} ", self.prog)))
     }
 
     /// Docker's positional-argument errors (`"berth run" requires at least 1 argument`).
@@ -267,6 +273,12 @@ fn dispatch(ctx: &mut Ctx, cmd: cli::Cmd) -> CmdResult {
         Cmd::Info(a) | Cmd::System { cmd: S::Info(a) } => system::info(ctx, a),
         Cmd::Events(a) | Cmd::System { cmd: S::Events(a) } => system::events(ctx, a),
         Cmd::System { cmd: S::Prune(a) } => system::system_prune(ctx, a),
+        Cmd::System { cmd: S::Df(a) } => fsops::system_df(ctx, a),
+        Cmd::Cp(a) | Cmd::Container { cmd: C::Cp(a) } => fsops::cp(ctx, a),
+        Cmd::Diff(a) | Cmd::Container { cmd: C::Diff(a) } => fsops::diff(ctx, a),
+        Cmd::Export(a) | Cmd::Container { cmd: C::Export(a) } => fsops::export(ctx, a),
+        Cmd::Commit(a) | Cmd::Container { cmd: C::Commit(a) } => fsops::commit(ctx, a),
+        Cmd::Update(a) | Cmd::Container { cmd: C::Update(a) } => fsops::update(ctx, a),
     }
 }
 

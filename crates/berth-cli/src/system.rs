@@ -2,6 +2,9 @@
 //! the prune family.
 
 use std::io::{self, BufRead, Write};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::Duration;
 
 use berth_api::version::MAX_API_VERSION;
 use berth_api::{ContainerSummary, ContainersPruneResponse, EventMessage, ImagesPruneResponse};
@@ -487,30 +490,183 @@ pub fn stats_row(container: &str, s: &Value, trunc: bool) -> Value {
     })
 }
 
+/// One container followed by `stats`: the name or short ID it is known by, and the
+/// latest computed row (or the error that ended its stream).
+struct StatsEntry {
+    container: String,
+    row: Option<Value>,
+    err: Option<String>,
+}
+
+type StatsTable = Arc<Mutex<Vec<StatsEntry>>>;
+
+/// The row docker shows for a container without valid data.
+fn invalid_stats_row(container: &str) -> Value {
+    json!({
+        "__type": "formatter.containerStatsContext",
+        "Container": container, "ID": container, "Name": "--", "CPUPerc": "--", "MemUsage": "-- / --",
+        "MemPerc": "--", "NetIO": "--", "BlockIO": "--", "PIDs": "--",
+    })
+}
+
+/// Adds a container and starts its collector thread; false if already followed.
+fn stats_add(table: &StatsTable, client: &berth_client::Client, container: &str, stream: bool, trunc: bool, first: &mpsc::Sender<()>) -> bool {
+    {
+        let Ok(mut t) = table.lock() else { return false };
+        if t.iter().any(|e| e.container == container) {
+            return false;
+        }
+        t.push(StatsEntry { container: container.to_string(), row: None, err: None });
+    }
+    let mut client = client.fork();
+    let table = table.clone();
+    let first = first.clone();
+    let name = container.to_string();
+    thread::spawn(move || {
+        let update = |row: Option<Value>, err: Option<String>| -> bool {
+            let Ok(mut t) = table.lock() else { return false };
+            match t.iter_mut().find(|e| e.container == name) {
+                Some(e) => {
+                    if row.is_some() {
+                        e.row = row;
+                    }
+                    e.err = err;
+                    true
+                }
+                None => false,
+            }
+        };
+        let mut sent_first = false;
+        let path = format!("/containers/{name}/stats?stream={}", if stream { 1 } else { 0 });
+        match client.send("GET", &path, &[], Body::None) {
+            Ok(resp) => {
+                for v in serde_json::Deserializer::from_reader(resp).into_iter::<Value>() {
+                    let Ok(v) = v else { break };
+                    if !update(Some(stats_row(&name, &v, trunc)), None) {
+                        break;
+                    }
+                    if !sent_first {
+                        sent_first = true;
+                        let _ = first.send(());
+                    }
+                    if !stream {
+                        break;
+                    }
+                }
+            }
+            Err(e) => {
+                update(None, Some(e.to_string()));
+            }
+        }
+        if !sent_first {
+            let _ = first.send(());
+        }
+    });
+    true
+}
+
+fn stats_remove(table: &StatsTable, container: &str) {
+    if let Ok(mut t) = table.lock() {
+        t.retain(|e| e.container != container);
+    }
+}
+
+/// Renders the current rows with `format`.
+fn stats_render(table: &StatsTable, format: &str) -> Result<String, Fail> {
+    let rows: Vec<Value> = match table.lock() {
+        Ok(t) => t.iter().map(|e| e.row.clone().filter(|_| e.err.is_none()).unwrap_or_else(|| invalid_stats_row(&e.container))).collect(),
+        Err(_) => Vec::new(),
+    };
+    render_rows(format, &rows, STATS_HEADERS)
+}
+
+/// One streaming frame exactly as docker 28 writes it: the table after `ESC[H`, then
+/// again with every line (and the empty tail) ending in ` ESC[K`, then `ESC[J`.
+pub fn stats_frame(text: &str) -> String {
+    let mut out = format!("\x1b[H{text}\x1b[H");
+    for line in text.split('\n') {
+        out.push_str(line);
+        out.push_str(" \x1b[K\n");
+    }
+    out.push_str("\x1b[J");
+    out
+}
+
 pub fn stats(ctx: &mut Ctx, o: StatsArgs) -> CmdResult {
-    let mut names = o.containers.clone();
-    if names.is_empty() {
+    let stream = !o.no_stream;
+    let trunc = !o.no_trunc;
+    let show_all = o.containers.is_empty();
+    let table: StatsTable = Arc::new(Mutex::new(Vec::new()));
+    let (first_tx, first_rx) = mpsc::channel::<()>();
+    let mut expected = 0usize;
+    if show_all {
+        // Docker subscribes to container events before listing (trace §4.15), so
+        // containers started meanwhile are not missed.
+        let events = ctx.client.fork().send("GET", &query("/events", &[("filters", r#"{"type":{"container":true}}"#.to_string())]), &[], Body::None)?;
         let q = if o.all { "/containers/json?all=1" } else { "/containers/json" };
         let list: Vec<ContainerSummary> = crate::container::decode_list(ctx.client.get_json(q)?)?;
-        names = list.iter().map(|c| truncate_id(&c.id)).collect();
+        for c in &list {
+            if stats_add(&table, &ctx.client, &truncate_id(&c.id), stream, trunc, &first_tx) {
+                expected += 1;
+            }
+        }
+        let (client, table, first_tx, all) = (ctx.client.fork(), table.clone(), first_tx.clone(), o.all);
+        thread::spawn(move || {
+            for ev in serde_json::Deserializer::from_reader(events).into_iter::<EventMessage>() {
+                let Ok(ev) = ev else { break };
+                let id = truncate_id(&ev.actor.id);
+                match ev.action.as_str() {
+                    "create" if all => {
+                        stats_add(&table, &client, &id, stream, trunc, &first_tx);
+                    }
+                    "start" => {
+                        stats_add(&table, &client, &id, stream, trunc, &first_tx);
+                    }
+                    "die" if !all => stats_remove(&table, &id),
+                    "destroy" => stats_remove(&table, &id),
+                    _ => {}
+                }
+            }
+        });
+    } else {
+        for n in &o.containers {
+            if stats_add(&table, &ctx.client, n, stream, trunc, &first_tx) {
+                expected += 1;
+            }
+        }
     }
-    let mut rows = Vec::new();
-    let mut errs = Vec::new();
-    for n in &names {
-        match ctx.client.get_json::<Value>(&format!("/containers/{n}/stats?stream=0")) {
-            Ok(s) => rows.push(stats_row(n, &s, !o.no_trunc)),
-            Err(e) => errs.push(e.to_string()),
+    // Every container gets at least one sample (or an error) before the first frame.
+    for _ in 0..expected {
+        if first_rx.recv().is_err() {
+            break;
+        }
+    }
+    if !show_all {
+        let errs: Vec<String> = table.lock().map(|t| t.iter().filter_map(|e| e.err.clone()).collect()).unwrap_or_default();
+        if !errs.is_empty() {
+            return Err(Fail::new(1, errs.join("\n")));
         }
     }
     let format = match o.format.as_deref() {
         None | Some("") | Some("table") => "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}".to_string(),
         Some(f) => f.to_string(),
     };
-    print!("{}", render_rows(&format, &rows, STATS_HEADERS)?);
-    if errs.is_empty() {
-        Ok(0)
-    } else {
-        Err(Fail::new(1, errs.join("\n")))
+    let mut out = io::stdout();
+    loop {
+        thread::sleep(Duration::from_millis(500));
+        let text = stats_render(&table, &format)?;
+        if !stream {
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+            return Ok(0);
+        }
+        if out.write_all(stats_frame(&text).as_bytes()).and_then(|_| out.flush()).is_err() {
+            return Ok(0);
+        }
+        let empty = table.lock().map(|t| t.is_empty()).unwrap_or(true);
+        if empty && !show_all {
+            return Ok(0);
+        }
     }
 }
 
@@ -600,6 +756,38 @@ fn prune_build(ctx: &mut Ctx, all: bool, filters: &[String]) -> Result<(u64, Str
     Ok((v.get("SpaceReclaimed").and_then(Value::as_u64).unwrap_or(0), out))
 }
 
+/// The filter list `system prune` adds to its warning (sorted like docker).
+pub fn filter_notice(filters: &[String]) -> String {
+    if filters.is_empty() {
+        return String::new();
+    }
+    let mut f = filters.to_vec();
+    f.sort();
+    let mut s = String::from("\n  Items to be pruned will be filtered with:\n");
+    for x in f {
+        s.push_str(&format!("  - {x}\n"));
+    }
+    s
+}
+
+fn prune_volumes(ctx: &mut Ctx, filters: &[String]) -> Result<(u64, String), Fail> {
+    let mut params = Vec::new();
+    if let Some(f) = filters_json(filters)? {
+        params.push(("filters", f));
+    }
+    let (_, data) = ctx.client.call("POST", &query("/volumes/prune", &params), &[], Body::Empty)?;
+    let v: Value = berth_client::decode(&data)?;
+    let mut out = String::new();
+    if let Some(n) = v.get("VolumesDeleted").and_then(Value::as_array).filter(|a| !a.is_empty()) {
+        out.push_str("Deleted Volumes:\n");
+        for x in n {
+            out.push_str(&go_print(x));
+            out.push('\n');
+        }
+    }
+    Ok((v.get("SpaceReclaimed").and_then(Value::as_u64).unwrap_or(0), out))
+}
+
 fn print_report(sections: &[String], total: u64) {
     for s in sections {
         if !s.is_empty() {
@@ -646,6 +834,7 @@ pub fn system_prune(ctx: &mut Ctx, o: PruneArgs) -> CmdResult {
         } else {
             w.push_str("  - all dangling images\n  - unused build cache\n");
         }
+        w.push_str(&filter_notice(&o.filter));
         if !confirm(&w) {
             return Ok(0);
         }
@@ -658,6 +847,11 @@ pub fn system_prune(ctx: &mut Ctx, o: PruneArgs) -> CmdResult {
     let (s, out) = prune_networks(ctx, &o.filter)?;
     total += s;
     sections.push(out);
+    if o.volumes {
+        let (s, out) = prune_volumes(ctx, &o.filter)?;
+        total += s;
+        sections.push(out);
+    }
     let (s, out) = prune_images(ctx, o.all, &o.filter)?;
     total += s;
     sections.push(out);
@@ -696,6 +890,22 @@ mod tests {
         let row = stats_row("c1", &s, true);
         let out = render_rows("{{.ID}} {{.Name}} {{.CPUPerc}} {{.MemUsage}} {{.MemPerc}} {{.NetIO}} {{.BlockIO}} {{.PIDs}}", &[row], STATS_HEADERS).expect("render");
         assert_eq!(out, "0123456789ab c1 20.00% 1MiB / 1GiB 0.10% 0B / 0B 0B / 0B 3\n");
+    }
+
+    #[test]
+    fn prune_filter_notice() {
+        assert_eq!(filter_notice(&[]), "");
+        let got = filter_notice(&["until=1h".into(), "label=b=2".into(), "label=a".into(), "label!=c".into()]);
+        assert_eq!(got, "\n  Items to be pruned will be filtered with:\n  - label!=c\n  - label=a\n  - label=b=2\n  - until=1h\n");
+    }
+
+    #[test]
+    fn stats_frames_like_docker_28() {
+        let t = "A   B\n1   2\n";
+        assert_eq!(stats_frame(t), "\x1b[HA   B\n1   2\n\x1b[HA   B \x1b[K\n1   2 \x1b[K\n \x1b[K\n\x1b[J");
+        let row = invalid_stats_row("abc");
+        let out = render_rows("{{.Container}} {{.Name}} {{.CPUPerc}} {{.MemUsage}} {{.PIDs}}", &[row], STATS_HEADERS).expect("render");
+        assert_eq!(out, "abc -- -- -- / -- --\n");
     }
 
     #[test]
