@@ -169,6 +169,11 @@ pub fn networks_prune() -> Resp {
     json(StatusCode::OK, &json!({"NetworksDeleted": null}))
 }
 
+/// Berth has no volumes yet, so `system prune --volumes` finds none to delete.
+pub fn volumes_prune() -> Resp {
+    json(StatusCode::OK, &json!({"VolumesDeleted": null, "SpaceReclaimed": 0}))
+}
+
 /// Berth has no build cache yet, so there is nothing to reclaim (`system prune` calls it).
 pub fn build_prune() -> Resp {
     json(StatusCode::OK, &json!({"CachesDeleted": null, "SpaceReclaimed": 0}))

@@ -615,6 +615,37 @@ impl<W: Write> TarOut<W> {
         self.b.append(&h, &data[..])
     }
 
+    /// Appends an entry under `name` exactly as given. The tar crate normalises paths
+    /// and would drop a leading `./`, but Docker's archive of `dir/.` names its entries
+    /// `./…` and the CLI rebases on that prefix (`docker cp c:/d/. dst`).
+    fn append_named<P: AsRef<str>, R: io::Read>(&mut self, h: &mut tar::Header, name: P, data: R) -> io::Result<()> {
+        let name = name.as_ref();
+        if !name.starts_with("./") {
+            return self.b.append_data(h, name, data);
+        }
+        let bytes = name.as_bytes();
+        let field_len = h.as_old().name.len();
+        if bytes.len() > field_len {
+            // GNU long name: a `././@LongLink` entry carrying the full name first.
+            let mut long = tar::Header::new_gnu();
+            long.set_entry_type(tar::EntryType::GNULongName);
+            long.set_mode(0o644);
+            long.set_size(bytes.len() as u64 + 1);
+            let tag = b"././@LongLink";
+            long.as_old_mut().name[..tag.len()].copy_from_slice(tag);
+            long.set_cksum();
+            let mut payload = bytes.to_vec();
+            payload.push(0);
+            self.b.append(&long, &payload[..])?;
+        }
+        let field = &mut h.as_old_mut().name;
+        field.fill(0);
+        let n = bytes.len().min(field.len());
+        field[..n].copy_from_slice(&bytes[..n]);
+        h.set_cksum();
+        self.b.append(h, data)
+    }
+
     fn add_entry(&mut self, host: &Path, name: &str, md: &fs::Metadata) -> io::Result<()> {
         let ft = md.file_type();
         if self.whiteouts && is_whiteout(md) {
@@ -624,7 +655,7 @@ impl<W: Write> TarOut<W> {
             };
             let mut h = Self::header(md, tar::EntryType::Regular);
             h.set_mode(0o600);
-            return self.b.append_data(
+            return self.append_named(
                 &mut h,
                 format!("{dir}{WHITEOUT_PREFIX}{base}"),
                 io::empty(),
@@ -633,7 +664,7 @@ impl<W: Write> TarOut<W> {
         if ft.is_dir() {
             self.pax(host)?;
             let mut h = Self::header(md, tar::EntryType::Directory);
-            self.b.append_data(
+            self.append_named(
                 &mut h,
                 format!("{}/", name.trim_end_matches('/')),
                 io::empty(),
@@ -641,7 +672,7 @@ impl<W: Write> TarOut<W> {
             if self.whiteouts && is_opaque(host) {
                 let mut h = Self::header(md, tar::EntryType::Regular);
                 h.set_mode(md.mode() & 0o777);
-                self.b.append_data(
+                self.append_named(
                     &mut h,
                     format!("{}/{WHITEOUT_OPAQUE}", name.trim_end_matches('/')),
                     io::empty(),
@@ -652,6 +683,10 @@ impl<W: Write> TarOut<W> {
         if ft.is_symlink() {
             let target = fs::read_link(host)?;
             let mut h = Self::header(md, tar::EntryType::Symlink);
+            if name.starts_with("./") {
+                h.set_link_name(&target)?;
+                return self.append_named(&mut h, name, io::empty());
+            }
             return self.b.append_link(&mut h, name, target);
         }
         if ft.is_file() {
@@ -659,6 +694,10 @@ impl<W: Write> TarOut<W> {
                 if let Some(first) = self.links.get(&(md.dev(), md.ino())) {
                     let mut h = Self::header(md, tar::EntryType::Link);
                     let first = first.clone();
+                    if name.starts_with("./") {
+                        h.set_link_name(&first)?;
+                        return self.append_named(&mut h, name, io::empty());
+                    }
                     return self.b.append_link(&mut h, name, first);
                 }
                 self.links.insert((md.dev(), md.ino()), name.to_string());
@@ -671,7 +710,7 @@ impl<W: Write> TarOut<W> {
             self.pax(host)?;
             let mut h = Self::header(md, tar::EntryType::Regular);
             h.set_size(size);
-            return self.b.append_data(
+            return self.append_named(
                 &mut h,
                 name,
                 Exact {
@@ -694,7 +733,7 @@ impl<W: Write> TarOut<W> {
             h.set_device_major(nix::sys::stat::major(md.rdev()) as u32)?;
             h.set_device_minor(nix::sys::stat::minor(md.rdev()) as u32)?;
         }
-        self.b.append_data(&mut h, name, io::empty())
+        self.append_named(&mut h, name, io::empty())
     }
 }
 
