@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
+pub mod units;
 pub mod version;
 
 /// Labels, env maps and similar string maps keep a stable order.

@@ -2,44 +2,7 @@
 //! `stringid.TruncateID`, ellipsis, the PORTS column, and `json.Indent`.
 
 use berth_api::Port;
-
-/// go-units `HumanDuration` for a duration in seconds (fractional).
-pub fn human_duration(secs: f64) -> String {
-    let seconds = secs as i64;
-    if seconds < 1 {
-        return "Less than a second".into();
-    }
-    if seconds == 1 {
-        return "1 second".into();
-    }
-    if seconds < 60 {
-        return format!("{seconds} seconds");
-    }
-    let minutes = (secs / 60.0) as i64;
-    if minutes == 1 {
-        return "About a minute".into();
-    }
-    if minutes < 60 {
-        return format!("{minutes} minutes");
-    }
-    let hours = (secs / 3600.0 + 0.5) as i64;
-    if hours == 1 {
-        return "About an hour".into();
-    }
-    if hours < 48 {
-        return format!("{hours} hours");
-    }
-    if hours < 24 * 7 * 2 {
-        return format!("{} days", hours / 24);
-    }
-    if hours < 24 * 30 * 2 {
-        return format!("{} weeks", hours / 24 / 7);
-    }
-    if hours < 24 * 365 * 2 {
-        return format!("{} months", hours / 24 / 30);
-    }
-    format!("{} years", (secs / 3600.0) as i64 / 24 / 365)
-}
+pub use berth_api::units::{bytes_size, human_duration, human_size, human_size_prec};
 
 pub fn now_secs_f64() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
@@ -48,60 +11,6 @@ pub fn now_secs_f64() -> f64 {
 /// "5 seconds ago" for a unix timestamp.
 pub fn since(created: i64) -> String {
     human_duration(now_secs_f64() - created as f64) + " ago"
-}
-
-/// Go's `%.{prec}g`.
-pub fn go_g(f: f64, prec: usize) -> String {
-    if f == 0.0 {
-        return "0".into();
-    }
-    let prec = prec.max(1);
-    let e = format!("{:.*e}", prec - 1, f);
-    let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let trim = |s: &str| -> String {
-        if s.contains('.') {
-            s.trim_end_matches('0').trim_end_matches('.').to_string()
-        } else {
-            s.to_string()
-        }
-    };
-    if exp < -4 || exp >= prec as i32 {
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{}e{sign}{:02}", trim(mant), exp.abs())
-    } else {
-        let decimals = (prec as i32 - 1 - exp).max(0) as usize;
-        trim(&format!("{:.*}", decimals, f))
-    }
-}
-
-const DECIMAL: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
-const BINARY: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
-
-fn size_and_unit(mut size: f64, base: f64, units: &[&'static str]) -> (f64, &'static str) {
-    let mut i = 0;
-    while size >= base && i < units.len() - 1 {
-        size /= base;
-        i += 1;
-    }
-    (size, units[i])
-}
-
-/// go-units `HumanSizeWithPrecision(size, prec)`: decimal units ("1.98MB").
-pub fn human_size_prec(size: f64, prec: usize) -> String {
-    let (s, u) = size_and_unit(size, 1000.0, &DECIMAL);
-    format!("{}{u}", go_g(s, prec))
-}
-
-/// `HumanSizeWithPrecision(x, 3)`, what `images`/`ps -s` show.
-pub fn human_size(size: i64) -> String {
-    human_size_prec(size as f64, 3)
-}
-
-/// go-units `BytesSize`: binary units, 4 significant digits ("1MiB").
-pub fn bytes_size(size: f64) -> String {
-    let (s, u) = size_and_unit(size, 1024.0, &BINARY);
-    format!("{}{u}", go_g(s, 4))
 }
 
 /// `stringid.TruncateID`: drop an algorithm prefix, keep 12 characters.
@@ -465,13 +374,5 @@ mod tests {
         let src = br#"{"Id":"abc","Args":[],"Cfg":{},"List":[1,{"a":"x,\"y"}],"S":"a:b"}"#;
         let want = "{\n    \"Id\": \"abc\",\n    \"Args\": [],\n    \"Cfg\": {},\n    \"List\": [\n        1,\n        {\n            \"a\": \"x,\\\"y\"\n        }\n    ],\n    \"S\": \"a:b\"\n}";
         assert_eq!(String::from_utf8_lossy(&json_indent(src, "    ")), want);
-    }
-
-    #[test]
-    fn go_g_table() {
-        let cases: &[(f64, usize, &str)] = &[(1.984172, 3, "1.98"), (999.999, 3, "1e+03"), (12.0, 3, "12"), (100.0, 3, "100"), (0.5, 3, "0.5"), (1.5, 4, "1.5")];
-        for (f, p, want) in cases {
-            assert_eq!(go_g(*f, *p), *want);
-        }
     }
 }

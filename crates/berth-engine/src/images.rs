@@ -27,24 +27,9 @@ fn progress_bar(current: u64, total: u64) -> String {
     format!("{bar} {:>8}/{}", human_size(current), human_size(total))
 }
 
-/// Decimal sizes as Docker prints them (`units.HumanSize`): 3.073MB, 36.45kB.
-pub fn human_size(n: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i < units.len() - 1 {
-        v /= 1000.0;
-        i += 1;
-    }
-    let s = format!("{v:.4}");
-    // four significant digits, trailing zeros trimmed (Go's %.4g)
-    let digits_before = s.find('.').unwrap_or(s.len());
-    let decimals = 4usize.saturating_sub(digits_before);
-    let mut s = format!("{v:.decimals$}");
-    if s.contains('.') {
-        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
-    }
-    format!("{s}{}", units[i])
+/// Decimal sizes with four significant digits, as Docker's progress bars print them.
+fn human_size(n: u64) -> String {
+    berth_api::units::human_size_prec(n as f64, 4)
 }
 
 fn to_message(p: Progress) -> JsonMessage {

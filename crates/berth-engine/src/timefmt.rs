@@ -15,42 +15,9 @@ pub fn parse(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
 }
 
-/// Docker's `units.HumanDuration`.
+/// Docker's `units.HumanDuration` of a chrono duration.
 pub fn human_duration(d: chrono::Duration) -> String {
-    let secs = d.num_seconds();
-    if secs < 1 {
-        return "Less than a second".into();
-    }
-    if secs == 1 {
-        return "1 second".into();
-    }
-    if secs < 60 {
-        return format!("{secs} seconds");
-    }
-    let minutes = d.num_minutes();
-    if minutes == 1 {
-        return "About a minute".into();
-    }
-    if minutes < 60 {
-        return format!("{minutes} minutes");
-    }
-    let hours = (d.num_milliseconds() as f64 / 3_600_000.0 + 0.5) as i64;
-    if hours == 1 {
-        return "About an hour".into();
-    }
-    if hours < 48 {
-        return format!("{hours} hours");
-    }
-    if hours < 24 * 7 * 2 {
-        return format!("{} days", hours / 24);
-    }
-    if hours < 24 * 30 * 2 {
-        return format!("{} weeks", hours / 24 / 7);
-    }
-    if hours < 24 * 365 * 2 {
-        return format!("{} months", hours / 24 / 30);
-    }
-    format!("{} years", d.num_hours() / 24 / 365)
+    berth_api::units::human_duration(d.num_milliseconds() as f64 / 1000.0)
 }
 
 /// The `Status` column of `ps`, which the CLI prints verbatim.
