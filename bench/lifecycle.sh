@@ -193,7 +193,7 @@ mem_run() {
     [ "$(wc -l <<<"$ids")" = "$NCONT" ] || { echo "only $(wc -l <<<"$ids") of $NCONT running" >&2; }
     local p cmd
     for p in $(ls /proc | grep -E '^[0-9]+$'); do
-        cmd="$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null || true)"
+        cmd="$({ tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null || true)"
         case "$engine" in
         berth) [[ "$cmd" == *berth-shim*"$BEXEC/"* ]] && pids+=("$p") ;;
         docker) [[ "$cmd" == *containerd-shim-runc-v2*"$DEXEC/"* || ( "$cmd" == *containerd-shim* && "$cmd" == *"-namespace moby"* && -n "$(grep -F -- "${cmd##*-id }" <<<"$ids" | head -1)" ) ]] && pids+=("$p") ;;

@@ -98,6 +98,7 @@ both!(fn exec_passes_exit_codes_back(d, cli) {
     );
     d.cli(cli, &["exec", "-w", "/etc", "-e", "A=b", "ex", "sh", "-c", "echo $PWD $A"]).ok().stdout_has("/etc b\n");
     d.cli(cli, &["kill", "ex"]).ok();
+    d.wait_inspect("ex", T, "exited", |v| v["State"]["Status"] == "exited");
     let id = id_of(&d, "ex");
     d.cli(cli, &["exec", "ex", "true"]).code(1).stderr_has_ci(&format!("container {id} is not running"));
 });
@@ -431,9 +432,14 @@ both!(fn logs_follow_tail_since_timestamps(d, cli) {
 both!(fn events_stream_the_lifecycle(d, cli) {
     d.cli(cli, &["pull", "alpine"]).ok();
     let ev = d.cli_background(cli, &["events", "--filter", "type=container", "--format", "{{.Action}} {{.Actor.Attributes.name}}"]);
-    // Wait until the stream is live.
-    d.cli(cli, &["create", "--name", "warm", "alpine", "true"]).ok();
-    ev.expect_stdout("create warm\n", T);
+    // Wait until the stream is live: the client subscribes some time after it starts,
+    // so create probe containers until one of them is reported.
+    wait_until(T, "the events stream to report a probe container", || {
+        let n = d.docker(&["ps", "-a", "-q"]).ok().lines().len();
+        d.cli(cli, &["create", "--name", &format!("warm{n}"), "alpine", "true"]).ok();
+        std::thread::sleep(Duration::from_millis(300));
+        ev.stdout().contains("create warm").then_some(())
+    });
     d.cli(cli, &["run", "--rm", "--name", "ev", "alpine", "sh", "-c", "exit 3"]).code(3);
     ev.expect_stdout("destroy ev\n", T);
     d.cli(cli, &["run", "-d", "--name", "ev2", "alpine", "sleep", "300"]).ok();
@@ -443,7 +449,7 @@ both!(fn events_stream_the_lifecycle(d, cli) {
     d.cli(cli, &["rename", "ev2", "ev3"]).ok();
     d.cli(cli, &["rm", "-f", "ev3"]).ok();
     let out = ev.expect_stdout("destroy ev3\n", T);
-    let got: Vec<&str> = out.lines().filter(|l| !l.ends_with(" warm")).collect();
+    let got: Vec<&str> = out.lines().filter(|l| !l.contains(" warm")).collect();
     let want = [
         "create ev", "attach ev", "start ev", "die ev", "destroy ev",
         "create ev2", "start ev2", "pause ev2", "unpause ev2", "kill ev2", "rename ev3", "kill ev3", "die ev3", "destroy ev3",
@@ -529,4 +535,30 @@ both!(fn ps_name_filter_is_a_regular_expression(d, cli) {
     let r = d.cli(cli, &["ps", "--filter", "name=eb.$", "--format", "{{.Names}}"]).ok();
     assert_eq!(r.lines(), ["web2"], "{r:?}");
     d.cli(cli, &["rm", "-f", "web", "web2"]).ok();
+});
+
+both!(fn run_rm_whose_start_fails_is_removed(d, cli) {
+    d.cli(cli, &["pull", "alpine"]).ok();
+    // Docker removes an AutoRemove container whose start failed, and the CLI (which
+    // waits for `wait?condition=removed`) exits with the start error's code.
+    let r = d.cli_background(cli, &["run", "--rm", "alpine", "nosuchcmd"]).wait(T);
+    assert_eq!(r.code, 127, "{r:?}");
+    assert!(r.stderr.contains(r#"exec: "nosuchcmd": executable file not found in $PATH"#), "{r:?}");
+    let left = d.cli(cli, &["ps", "-a", "-q"]).ok();
+    assert!(left.out().is_empty(), "the failed --rm container must be removed: {left:?}");
+    // Without --rm the failed container stays, Created, with the error recorded.
+    d.cli(cli, &["run", "--name", "failed", "alpine", "nosuchcmd"]).code(127);
+    let v = d.inspect("failed");
+    assert_eq!(v["State"]["ExitCode"], 127, "{}", v["State"]);
+    assert!(v["State"]["Error"].as_str().unwrap_or_default().contains("executable file not found"), "{}", v["State"]);
+});
+
+both!(fn bad_log_opts_are_refused_at_create(d, cli) {
+    d.cli(cli, &["pull", "alpine"]).ok();
+    let r = d.cli_background(cli, &["run", "--rm", "--log-opt", "max-size=bogus", "alpine", "true"]).wait(T);
+    assert_eq!(r.code, 125, "{r:?}");
+    let r = d.cli(cli, &["run", "-d", "--log-opt", "max-file=x", "alpine", "true"]).code(125);
+    let _ = r;
+    let left = d.cli(cli, &["ps", "-a", "-q"]).ok();
+    assert!(left.out().is_empty(), "no container may be created: {left:?}");
 });

@@ -179,5 +179,8 @@ fn log_rotation_keeps_the_tail_complete() {
         let tail = d.cli(cli, &["logs", "--tail", "3", &name]).ok();
         assert_eq!(tail.lines(), ["line-198-xxxxxxxxxxxxxxxxxxxx", "line-199-xxxxxxxxxxxxxxxxxxxx", "line-200-xxxxxxxxxxxxxxxxxxxx"]);
     }
-    d.docker(&["run", "--rm", "--log-opt", "max-size=bogus", "alpine", "true"]).code(125);
+    // A bad option is refused at create time: nothing is left behind.
+    d.docker(&["run", "-d", "--log-opt", "max-size=bogus", "alpine", "true"]).code(125);
+    let left = d.docker(&["ps", "-a", "--format", "{{.Names}}"]).ok();
+    assert_eq!(left.lines(), ["rot-berth", "rot-docker"], "{left:?}");
 }
