@@ -251,6 +251,9 @@ pub fn build_create(o: &RunArgs, image: &str, cmd: &[String], console: Option<(u
         if !matches!(name, "no" | "always" | "unless-stopped" | "on-failure" | "") {
             return Err(bad(format!("invalid restart policy: unknown policy '{name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'")));
         }
+        if o.rm && !matches!(name, "" | "no") {
+            return Err(bad("conflicting options: cannot specify both --restart and --rm".into()));
+        }
         RestartPolicy { name: if name.is_empty() { "no".into() } else { name.into() }, maximum_retry_count: count.parse().map_err(|_| bad(format!("invalid restart policy format: maximum retry count must be an integer")))? }
     };
     let network = o.network.clone().unwrap_or_else(|| "default".into());

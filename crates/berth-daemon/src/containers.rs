@@ -61,14 +61,14 @@ fn timeout(ctx: &Ctx) -> Option<i64> {
 }
 
 pub async fn stop(state: &State, ctx: &Ctx, id: &str) -> Resp {
-    match state.engine.stop(id, timeout(ctx)).await {
+    match state.engine.stop(id, timeout(ctx), Some(ctx.q("signal"))).await {
         Ok(()) => status_only(StatusCode::NO_CONTENT),
         Err(e) => from_error(&e),
     }
 }
 
 pub async fn restart(state: &State, ctx: &Ctx, id: &str) -> Resp {
-    match state.engine.restart(id, timeout(ctx)).await {
+    match state.engine.restart(id, timeout(ctx), Some(ctx.q("signal"))).await {
         Ok(()) => status_only(StatusCode::NO_CONTENT),
         Err(e) => from_error(&e),
     }

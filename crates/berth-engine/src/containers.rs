@@ -188,6 +188,7 @@ impl Engine {
         }
         crate::lifecycle::validate_restart_policy(&host_config)?;
         security_spec(&host_config)?;
+        log_options(&host_config)?;
         // Docker records the runtime's name, the default one too.
         let runtime = host_config.runtime.take().filter(|r| !r.is_empty()).unwrap_or_else(|| crate::DEFAULT_RUNTIME.into());
         self.inner.cfg.runtime_path(&runtime)?;
@@ -296,13 +297,8 @@ impl Engine {
             mounts.push(parse_bind(b)?);
         }
         for (dst, opts) in rec.host_config.tmpfs.iter().flatten() {
-            mounts.push(Mount {
-                source: PathBuf::new(),
-                destination: dst.clone(),
-                kind: MountKind::Tmpfs,
-                readonly: opts.split(',').any(|o| o == "ro"),
-                options: opts.split(',').filter(|o| !o.is_empty()).map(str::to_owned).collect(),
-            });
+            // Docker's defaults (noexec,nosuid,nodev unless the options say otherwise).
+            mounts.push(Mount::tmpfs(&format!("{dst}:{opts}")));
         }
         let hc = &rec.host_config;
         let log_opts = log_options(hc)?;
@@ -381,8 +377,23 @@ impl Engine {
         let c = self.lookup(name_or_id)?;
         let r = self.start_container(&c).await;
         if let Err(e) = &r {
-            if e.kind() != crate::ErrorKind::NotModified && c.record().host_config.auto_remove {
-                let _ = self.remove(&c.id, true).await;
+            if e.kind() != crate::ErrorKind::NotModified {
+                // Docker records the failure: 127 (not found), 126 (not executable),
+                // else 128, and the message, in State.
+                let code = if e.message.contains("executable file not found") || e.message.contains("no such file or directory") {
+                    127
+                } else if e.message.contains("permission denied") {
+                    126
+                } else {
+                    128
+                };
+                let _ = c.update(&self.container_dir(&c.id), |r| {
+                    r.state.exit_code = code;
+                    r.state.error = e.message.clone();
+                });
+                if c.record().host_config.auto_remove {
+                    let _ = self.remove(&c.id, true).await;
+                }
             }
         }
         r
@@ -690,17 +701,16 @@ impl Engine {
     }
 
     /// `POST /containers/{id}/stop`: the stop signal, `t` seconds, then SIGKILL.
-    pub async fn stop(&self, name_or_id: &str, t: Option<i64>) -> Result<()> {
+    pub async fn stop(&self, name_or_id: &str, t: Option<i64>, sig: Option<&str>) -> Result<()> {
         let c = self.lookup(name_or_id)?;
         let _op = c.op.lock().await;
         if !c.is_running() {
             return Err(Error::new(crate::ErrorKind::NotModified, "container already stopped"));
         }
         let rec = c.record();
-        let stop_sig = rec
-            .config
-            .stop_signal
-            .as_deref()
+        let stop_sig = sig
+            .filter(|s| !s.is_empty())
+            .or(rec.config.stop_signal.as_deref())
             .filter(|s| !s.is_empty())
             .map(signal::parse)
             .transpose()
@@ -738,6 +748,7 @@ impl Engine {
                 )));
             }
             self.manual_stop(&c).await;
+            self.container_event(&c.record(), "kill", &[("signal", "9".into())]);
             let _ = self.signal(&c, 9).await;
             self.await_exit(&c, None).await;
         }
@@ -759,8 +770,8 @@ impl Engine {
     }
 
     /// `POST /containers/{id}/restart`: stop (if running), then start.
-    pub async fn restart(&self, name_or_id: &str, t: Option<i64>) -> Result<()> {
-        if let Err(e) = self.stop(name_or_id, t).await {
+    pub async fn restart(&self, name_or_id: &str, t: Option<i64>, sig: Option<&str>) -> Result<()> {
+        if let Err(e) = self.stop(name_or_id, t, sig).await {
             if e.kind() != crate::ErrorKind::NotModified {
                 return Err(e);
             }
@@ -1178,9 +1189,14 @@ fn matches_filters(r: &Record, filters: &BTreeMap<String, Vec<String>>, image: &
             continue;
         }
         let ok = match key.as_str() {
+            // Docker matches a regular expression against the name, with and without
+            // its leading `/`.
             "name" => values.iter().any(|v| {
-                let v = v.strip_prefix('/').unwrap_or(v);
-                r.name.contains(v)
+                let full = format!("/{}", r.name);
+                match regex::Regex::new(v) {
+                    Ok(re) => re.is_match(&full) || re.is_match(&r.name),
+                    Err(_) => full.contains(v.as_str()),
+                }
             }),
             "id" => values.iter().any(|v| r.id.starts_with(v.as_str())),
             "status" => values.iter().any(|v| *v == r.state.status),
@@ -1253,6 +1269,10 @@ mod tests {
         let f = |s: &str| parse_filters(s).expect("filters");
         assert!(matches_filters(&r, &f(r#"{"name":{"web":true}}"#), "alpine"));
         assert!(!matches_filters(&r, &f(r#"{"name":{"db":true}}"#), "alpine"));
+        assert!(matches_filters(&r, &f(r#"{"name":{"^/web$":true}}"#), "alpine"));
+        assert!(matches_filters(&r, &f(r#"{"name":{"^web$":true}}"#), "alpine"));
+        assert!(!matches_filters(&r, &f(r#"{"name":{"^eb$":true}}"#), "alpine"));
+        assert!(matches_filters(&r, &f(r#"{"name":{"w.b":true}}"#), "alpine"));
         assert!(matches_filters(&r, &f(r#"{"id":{"abc":true}}"#), "alpine"));
         assert!(matches_filters(&r, &f(r#"{"status":{"running":true}}"#), "alpine"));
         assert!(!matches_filters(&r, &f(r#"{"status":{"exited":true}}"#), "alpine"));
