@@ -61,7 +61,10 @@ fn select(opts: &LogOptions, stream: u8, time: &str, text: String) -> Option<Log
     }
     let mut data = Vec::with_capacity(text.len() + 32);
     if opts.timestamps {
-        data.extend_from_slice(time.as_bytes());
+        // The file holds Go's RFC3339Nano (trailing zeros trimmed); `logs -t` prints
+        // Docker's fixed nine-digit form.
+        let fixed = timefmt::parse(time).map(timefmt::rfc3339_nano);
+        data.extend_from_slice(fixed.as_deref().unwrap_or(time).as_bytes());
         data.push(b' ');
     }
     data.extend_from_slice(text.as_bytes());
@@ -199,6 +202,13 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_have_nine_digits() {
+        let opts = LogOptions { stdout: true, timestamps: true, ..Default::default() };
+        let e = select(&opts, 1, "2026-11-23T19:28:01.05345Z", "x\n".into()).expect("entry");
+        assert_eq!(e.data, b"2026-11-23T19:28:01.053450000Z x\n".to_vec());
+    }
 
     #[test]
     fn lines_split_and_keep_partials() {
