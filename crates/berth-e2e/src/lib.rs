@@ -626,6 +626,28 @@ fn cleanup_tree(dir: &Path) {
             .stderr(Stdio::null())
             .status();
     }
+    remove_container_cgroups(dir);
+}
+
+/// Removes the cgroups of the daemon's containers (`berth/<id>` in every hierarchy):
+/// shims killed above never got to remove them, and the test machine is shared.
+fn remove_container_cgroups(dir: &Path) {
+    let ids: Vec<String> = fs::read_dir(dir.join("root/containers"))
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect())
+        .unwrap_or_default();
+    let roots: Vec<PathBuf> = match fs::read_dir("/sys/fs/cgroup") {
+        Ok(d) if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() => {
+            drop(d);
+            vec![PathBuf::from("/sys/fs/cgroup")]
+        }
+        Ok(d) => d.flatten().map(|e| e.path()).collect(),
+        Err(_) => Vec::new(),
+    };
+    for id in ids.iter().filter(|i| i.len() == 64) {
+        for r in &roots {
+            let _ = fs::remove_dir(r.join("berth").join(id));
+        }
+    }
 }
 
 fn unescape_mount_path(s: &str) -> String {

@@ -511,6 +511,18 @@ impl Engine {
             r.shim_pid = 0;
         });
         let _ = std::fs::remove_file(self.spec_path(&c.id));
+        // The shim removes the cgroup on exit; if the container's last processes were
+        // still being reaped then (or the shim died), remove it here.
+        if let Some(cg) = self.cgroup_of(&c.id) {
+            tokio::task::spawn_blocking(move || {
+                for _ in 0..50 {
+                    if cg.dirs().iter().all(|d| !d.exists()) || cg.remove().is_ok() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            });
+        }
         c.notice.send_modify(|n| {
             n.exits += 1;
             n.exit_code = code;

@@ -228,7 +228,10 @@ impl Shim {
             cg.create()
                 .and_then(|_| cg.apply(&spec.cgroup))
                 .and_then(|_| crate::security::apply_devices(cg, &spec.security))
-                .map_err(|e| format!("cgroup: {e}"))?;
+                .map_err(|e| {
+                    let _ = cg.remove();
+                    format!("cgroup: {e}")
+                })?;
         }
         let fail = |cg: &Option<Cgroup>, msg: String| {
             if let Some(cg) = cg {
@@ -344,7 +347,7 @@ impl Shim {
             }
             let _ = std::fs::remove_file(&spec.socket_path);
             if let Some(cg) = &cgroup {
-                let _ = cg.remove();
+                remove_cgroup_reaping(cg);
             }
             msg
         };
@@ -914,11 +917,24 @@ impl Shim {
             runc.delete();
         }
         if let Some(cg) = &self.cgroup {
-            if let Err(e) = cg.remove() {
-                eprintln!("berth-shim: {e}");
+            remove_cgroup_reaping(cg);
+            if cg.dirs().iter().any(|d| d.exists()) {
+                eprintln!("berth-shim: cgroup {} could not be removed", cg.rel_path().display());
             }
         }
         0
+    }
+}
+
+/// Removes a cgroup whose init was just killed: processes the init left behind are
+/// reparented to the shim (the subreaper) and keep the cgroup busy until reaped.
+fn remove_cgroup_reaping(cg: &Cgroup) {
+    for _ in 0..100 {
+        while let Ok(Some(_)) = berth_sys::process::waitpid_nohang(-1) {}
+        if cg.remove().is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
