@@ -770,10 +770,13 @@ impl Engine {
         lock(&self.inner.containers).remove(&c.id);
         let _ = std::fs::remove_file(self.spec_path(&c.id));
         let _ = std::fs::remove_file(self.inner.cfg.exec_root.join(format!("{}.shim.log", c.id)));
-        tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&doomed))
-            .await
-            .map_err(|e| Error::internal(e.to_string()))?
-            .map_err(|e| Error::internal(format!("remove container files: {e}")))?;
+        // The rename is the removal (a restart deletes `.removing-*` leftovers), so the
+        // files are deleted in the background and `--rm` clients do not wait for it.
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = std::fs::remove_dir_all(&doomed) {
+                tracing::warn!(path = %doomed.display(), "remove container files: {e}");
+            }
+        });
         lock(&c.attaches).pending.clear();
         self.forget_execs(&c.id);
         self.container_event(&c.record(), "destroy", &[]);

@@ -145,6 +145,12 @@ pub(crate) fn run(spec: &RunSpec, rlimits: &[Rlimit], sync: OwnedFd, io: Option<
         Ok(r) => r,
         Err(msg) => fail(&sync, &msg, 1),
     };
+    // Capabilities and the seccomp filter are computed now, while the shim is still
+    // busy joining us to the cgroup, not after the release.
+    let prepared = match security::prepare_apply(&spec.security, false) {
+        Ok(p) => p,
+        Err(msg) => fail(&sync, &msg, 1),
+    };
     let pass = ready.master.as_ref().map(|m| m.as_fd());
     if berth_sys::fd::send_msg(sync.as_fd(), b"R", pass).is_err() {
         exit_now(1);
@@ -163,7 +169,7 @@ pub(crate) fn run(spec: &RunSpec, rlimits: &[Rlimit], sync: OwnedFd, io: Option<
         fail(&sync, &msg, 1);
     }
     // Switches user and drops capabilities/loads seccomp in the required order.
-    if let Err(msg) = security::apply(&spec.security, &ready.user) {
+    if let Err(msg) = security::apply_prepared(&prepared, &ready.user) {
         fail(&sync, &msg, 1);
     }
     let e = berth_sys::process::execve(&ready.path, &ready.argv, &ready.envp);

@@ -489,6 +489,22 @@ pub fn apply_exec(spec: &SecuritySpec, exec_privileged: bool, user: &ExecUser) -
 }
 
 fn apply_inner(spec: &SecuritySpec, exec_privileged: bool, user: &ExecUser) -> Result<(), String> {
+    let prepared = prepare_apply(spec, exec_privileged)?;
+    apply_prepared(&prepared, user)
+}
+
+/// Everything [`apply`] computes before it changes the process: the capability sets
+/// and the compiled seccomp filter. The init prepares this before it reports ready, so
+/// the compile overlaps the shim's cgroup work instead of delaying the execve.
+pub struct Prepared {
+    caps: CapSets,
+    held: u64,
+    last: u32,
+    no_new_privs: bool,
+    filter: Option<Vec<berth_sys::security::BpfInsn>>,
+}
+
+pub fn prepare_apply(spec: &SecuritySpec, exec_privileged: bool) -> Result<Prepared, String> {
     let proc_root = Path::new("/proc");
     let last = last_cap(proc_root);
     let mut p = plan(spec, last).map_err(|e| e.to_string())?;
@@ -515,10 +531,16 @@ fn apply_inner(spec: &SecuritySpec, exec_privileged: bool, user: &ExecUser) -> R
         }
         None => None,
     };
+    Ok(Prepared { caps: c, held, last, no_new_privs: p.no_new_privs, filter })
+}
+
+/// Switches to `user` and applies what [`prepare_apply`] computed, in runc's order.
+pub fn apply_prepared(pr: &Prepared, user: &ExecUser) -> Result<(), String> {
+    let (c, held, last, filter) = (&pr.caps, pr.held, pr.last, &pr.filter);
     let load = |prog: &[berth_sys::security::BpfInsn]| sys::seccomp_set_filter(prog).map_err(|e| ctx("load seccomp filter", e));
 
     sys::set_keep_caps(true).map_err(|e| ctx("prctl(PR_SET_KEEPCAPS)", e))?;
-    if let (Some(prog), false) = (&filter, p.no_new_privs) {
+    if let (Some(prog), false) = (filter, pr.no_new_privs) {
         load(prog)?;
     }
     for cap in 0..=last {
@@ -535,9 +557,9 @@ fn apply_inner(spec: &SecuritySpec, exec_privileged: bool, user: &ExecUser) -> R
             sys::ambient_raise(cap).map_err(|e| ctx("raise ambient capability", e))?;
         }
     }
-    if p.no_new_privs {
+    if pr.no_new_privs {
         sys::set_no_new_privs().map_err(|e| ctx("prctl(PR_SET_NO_NEW_PRIVS)", e))?;
-        if let Some(prog) = &filter {
+        if let Some(prog) = filter {
             load(prog)?;
         }
     }
