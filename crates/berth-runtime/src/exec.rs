@@ -105,18 +105,7 @@ fn setup(c: &Container<'_>, exec: &ExecSpec, io: Option<PipeIo>) -> Result<Ready
 
     let mut master = None;
     if exec.tty {
-        let pty = berth_sys::pty::open_pty(Path::new("/dev/pts/ptmx"), Path::new("/dev/pts"))
-            .map_err(|e| err_text("open pty", e))?;
-        if let Some((rows, cols)) = exec.console_size {
-            berth_sys::pty::set_winsize(pty.slave.as_fd(), rows, cols).map_err(|e| err_text("set console size", e))?;
-        }
-        if exec_user.uid != 0 {
-            berth_sys::fd::fchown(pty.slave.as_fd(), exec_user.uid, 5).map_err(|e| err_text("chown pty", e))?;
-        }
-        berth_sys::pty::set_controlling_tty(pty.slave.as_fd()).map_err(|e| err_text("set controlling tty", e))?;
-        for n in 0..3 {
-            berth_sys::fd::dup2(pty.slave.as_fd(), n).map_err(|e| err_text("dup2 pty", e))?;
-        }
+        let pty = crate::init::stdio_pty(exec.console_size, exec_user.uid)?;
         master = Some(pty.master);
     }
     let argv = exec.args.iter().map(|a| cstring(a)).collect::<Result<Vec<_>, _>>()?;

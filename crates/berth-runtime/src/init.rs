@@ -99,18 +99,7 @@ fn setup(spec: &RunSpec, io: Option<PipeIo>) -> Result<Ready, String> {
 
     let mut master = None;
     if spec.tty {
-        let pty = berth_sys::pty::open_pty(Path::new("/dev/pts/ptmx"), Path::new("/dev/pts"))
-            .map_err(|e| err_text("open pty", e))?;
-        if let Some((rows, cols)) = spec.console_size {
-            berth_sys::pty::set_winsize(pty.slave.as_fd(), rows, cols).map_err(|e| err_text("set console size", e))?;
-        }
-        if exec_user.uid != 0 {
-            berth_sys::fd::fchown(pty.slave.as_fd(), exec_user.uid, 5).map_err(|e| err_text("chown pty", e))?;
-        }
-        berth_sys::pty::set_controlling_tty(pty.slave.as_fd()).map_err(|e| err_text("set controlling tty", e))?;
-        for n in 0..3 {
-            berth_sys::fd::dup2(pty.slave.as_fd(), n).map_err(|e| err_text("dup2 pty", e))?;
-        }
+        let pty = stdio_pty(spec.console_size, exec_user.uid)?;
         rootfs::bind_console(&pty.slave_path)?;
         master = Some(pty.master);
     }
@@ -119,6 +108,25 @@ fn setup(spec: &RunSpec, io: Option<PipeIo>) -> Result<Ready, String> {
     let argv = args.iter().map(|a| cstring(a)).collect::<Result<Vec<_>, _>>()?;
     let envp = env.iter().map(|a| cstring(a)).collect::<Result<Vec<_>, _>>()?;
     Ok(Ready { path: cstring(&path.to_string_lossy())?, argv, envp, user: exec_user, master })
+}
+
+/// Opens a pty in the container's own devpts (so `tty` names `/dev/pts/N` inside),
+/// sizes it, hands the slave to `uid` (group tty = 5), makes it the controlling
+/// terminal and the process's stdio. The master goes back to the shim.
+pub(crate) fn stdio_pty(console: Option<(u16, u16)>, uid: u32) -> Result<berth_sys::pty::Pty, String> {
+    let pty = berth_sys::pty::open_pty(Path::new("/dev/pts/ptmx"), Path::new("/dev/pts"))
+        .map_err(|e| err_text("open pty", e))?;
+    if let Some((rows, cols)) = console {
+        berth_sys::pty::set_winsize(pty.slave.as_fd(), rows, cols).map_err(|e| err_text("set console size", e))?;
+    }
+    if uid != 0 {
+        berth_sys::fd::fchown(pty.slave.as_fd(), uid, 5).map_err(|e| err_text("chown pty", e))?;
+    }
+    berth_sys::pty::set_controlling_tty(pty.slave.as_fd()).map_err(|e| err_text("set controlling tty", e))?;
+    for n in 0..3 {
+        berth_sys::fd::dup2(pty.slave.as_fd(), n).map_err(|e| err_text("dup2 pty", e))?;
+    }
+    Ok(pty)
 }
 
 pub(crate) fn fail(sync: &OwnedFd, msg: &str, code: i32) -> ! {
