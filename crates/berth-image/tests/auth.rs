@@ -1,6 +1,11 @@
 //! Registry authentication and manifest lists against a small in-process mock registry
 //! on 127.0.0.1 (raw HTTP/1.1 over tokio): Bearer token flow (anonymous and with basic
 //! credentials), Basic auth, and platform selection from an OCI index.
+//!
+//! A test double on purpose: Debian's docker-registry has no token server and Docker
+//! Hub's auth service cannot be reached from here, so the challenge/token exchange is
+//! served by this mock. Everything else is tested against the real registry
+//! (tests/registry.rs).
 
 #![allow(clippy::unwrap_used)]
 
