@@ -523,17 +523,19 @@ impl Engine {
                 }
             });
         }
-        c.notice.send_modify(|n| {
-            n.exits += 1;
-            n.exit_code = code;
-            n.running = false;
-        });
+        // `die` goes out before waiters wake, so a `rm -f` waiting for this exit emits
+        // its `destroy` after it, as Docker orders them.
         if let Ok(rec) = &rec {
             if oom {
                 self.container_event(rec, "oom", &[]);
             }
             self.container_event(rec, "die", &[("exitCode", code.to_string())]);
         }
+        c.notice.send_modify(|n| {
+            n.exits += 1;
+            n.exit_code = code;
+            n.running = false;
+        });
         if let Ok(rec) = rec {
             if rec.host_config.auto_remove {
                 let _ = self.remove(&c.id, true).await;
