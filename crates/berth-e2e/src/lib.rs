@@ -670,44 +670,8 @@ fn shell_words(args: &[&str]) -> String {
 /// Runs a command with stdin closed, collecting stdout/stderr; kills it after `timeout`.
 pub fn run_with_timeout(mut cmd: Command, shown: String, timeout: Duration) -> Run {
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn `{shown}`: {e}"));
-    let mut out = child.stdout.take().expect("piped stdout");
-    let mut err = child.stderr.take().expect("piped stderr");
-    let t_out = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let t_err = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break Some(s),
-            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-        }
-    };
-    let stdout = String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();
-    let stderr = String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned();
-    match status {
-        Some(s) => Run {
-            cmd: shown,
-            code: s.code().unwrap_or(-1),
-            stdout,
-            stderr,
-        },
-        None => panic!(
-            "`{shown}` did not finish within {timeout:?} (BERTH_E2E_TIMEOUT); killed.\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
-        ),
-    }
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn `{shown}`: {e}"));
+    collect(child, shown, timeout)
 }
 
 /// Like [`run_with_timeout`], with `input` written to the command's stdin, then EOF.
@@ -754,7 +718,7 @@ fn collect(mut child: Child, shown: String, timeout: Duration) -> Run {
     match status {
         Some(s) => Run { cmd: shown, code: s.code().unwrap_or(-1), stdout, stderr },
         None => panic!(
-            "`{shown}` did not finish within {timeout:?}; killed.\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
+            "`{shown}` did not finish within {timeout:?} (BERTH_E2E_TIMEOUT); killed.\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
         ),
     }
 }
