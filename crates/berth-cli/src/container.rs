@@ -247,10 +247,8 @@ pub fn build_create(o: &RunArgs, image: &str, cmd: &[String], console: Option<(u
         None => None,
     };
     let restart = {
+        // The policy name is checked by the daemon (docker's CLI sends it as typed).
         let (name, count) = o.restart.split_once(':').unwrap_or((&o.restart, "0"));
-        if !matches!(name, "no" | "always" | "unless-stopped" | "on-failure" | "") {
-            return Err(bad(format!("invalid restart policy: unknown policy '{name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'")));
-        }
         if o.rm && !matches!(name, "" | "no") {
             return Err(bad("conflicting options: cannot specify both --restart and --rm".into()));
         }
@@ -411,6 +409,16 @@ fn reject_flag_positional(ctx: &Ctx, path: &str, first: &str) -> Result<(), Fail
     Err(Fail::new(125, format!("{msg}\n\nUsage:  {}\n\nRun '{prog} {path} --help' for more information", ctx.usage(path))))
 }
 
+/// A daemon error while creating: `run` reports it as docker's status error (125 with
+/// the help hint); `create` returns it plainly (exit 1), as docker 28 does.
+fn daemon_fail(msg: String, cmd: &str) -> Fail {
+    if cmd == "create" {
+        Fail::new(1, msg)
+    } else {
+        Fail::new(125, msg).with_help(cmd)
+    }
+}
+
 fn run_fail(e: berth_client::Error, cmd: &str) -> Fail {
     Fail::new(125, e.to_string()).with_help(cmd)
 }
@@ -443,16 +451,16 @@ fn create_container(ctx: &mut Ctx, o: &RunArgs, cmd_name: &str) -> Result<(Strin
     let mut stderr = io::stderr();
     let stderr_tty = term::isatty(2);
     if o.pull == "always" {
-        pull_image(&mut ctx.client, &r, o.platform.as_deref(), &mut stderr, stderr_tty, o.quiet).map_err(|f| Fail::new(125, f.msg).with_help(cmd_name))?;
+        pull_image(&mut ctx.client, &r, o.platform.as_deref(), &mut stderr, stderr_tty, o.quiet).map_err(|f| daemon_fail(f.msg, cmd_name))?;
     }
     let resp: ContainerCreateResponse = match ctx.client.post_json(&path, &body) {
         Ok(r) => r,
         Err(e) if e.is_not_found() && o.pull != "never" => {
             let _ = writeln!(stderr, "Unable to find image '{}' locally", r.familiar());
-            pull_image(&mut ctx.client, &r, o.platform.as_deref(), &mut stderr, stderr_tty, o.quiet).map_err(|f| Fail::new(125, f.msg).with_help(cmd_name))?;
-            ctx.client.post_json(&path, &body).map_err(|e| run_fail(e, cmd_name))?
+            pull_image(&mut ctx.client, &r, o.platform.as_deref(), &mut stderr, stderr_tty, o.quiet).map_err(|f| daemon_fail(f.msg, cmd_name))?;
+            ctx.client.post_json(&path, &body).map_err(|e| daemon_fail(e.to_string(), cmd_name))?
         }
-        Err(e) => return Err(run_fail(e, cmd_name)),
+        Err(e) => return Err(daemon_fail(e.to_string(), cmd_name)),
     };
     for w in &resp.warnings {
         let _ = writeln!(stderr, "WARNING: {w}");
