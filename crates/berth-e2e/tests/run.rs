@@ -75,6 +75,19 @@ both!(fn run_name_conflict_is_125(d, cli) {
     d.cli(cli, &["rm", "-f", "web"]).ok();
 });
 
+// `create` reports daemon errors plainly with exit 1 (only `run` turns them into 125).
+both!(fn create_name_conflict_is_1(d, cli) {
+    d.cli(cli, &["create", "--name", "db", "alpine", "true"]).ok();
+    let r = d
+        .cli(cli, &["create", "--name", "db", "alpine", "true"])
+        .code(1)
+        .stderr_has(r#"Error response from daemon: Conflict. The container name "/db" is already in use"#);
+    assert!(!r.stderr.contains("--help"), "{r:?}");
+    d.cli(cli, &["create", "--restart", "bogus", "alpine", "true"])
+        .code(1)
+        .stderr_has("invalid restart policy: unknown policy 'bogus'");
+});
+
 both!(fn run_from_non_hub_registry(d, cli) {
     let reference = format!("{}/test/busybox", berth_e2e::registry());
     d.cli(cli, &["run", "--rm", &reference, "echo", "hi"])
