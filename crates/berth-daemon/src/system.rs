@@ -82,6 +82,87 @@ fn os_name() -> String {
         .unwrap_or_else(|| "Linux".into())
 }
 
+/// What the host's cgroups can limit, as `/info` reports it (and Docker's warnings for
+/// what is missing). `root` is the cgroup file system root.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CgroupFeatures {
+    pub memory: bool,
+    pub swap: bool,
+    pub cfs_period: bool,
+    pub cfs_quota: bool,
+    pub shares: bool,
+    pub cpuset: bool,
+    pub pids: bool,
+}
+
+pub fn cgroup_features(root: &std::path::Path) -> CgroupFeatures {
+    let controllers = std::fs::read_to_string(root.join("cgroup.controllers")).ok();
+    match controllers {
+        Some(list) => {
+            let has = |c: &str| list.split_whitespace().any(|x| x == c);
+            CgroupFeatures {
+                memory: has("memory"),
+                swap: has("memory"),
+                cfs_period: has("cpu"),
+                cfs_quota: has("cpu"),
+                shares: has("cpu"),
+                cpuset: has("cpuset"),
+                pids: has("pids"),
+            }
+        }
+        None => CgroupFeatures {
+            memory: root.join("memory/memory.limit_in_bytes").exists(),
+            swap: root.join("memory/memory.memsw.limit_in_bytes").exists(),
+            cfs_period: root.join("cpu/cpu.cfs_period_us").exists(),
+            cfs_quota: root.join("cpu/cpu.cfs_quota_us").exists(),
+            shares: root.join("cpu/cpu.shares").exists(),
+            cpuset: root.join("cpuset/cpuset.cpus").exists(),
+            pids: root.join("pids/pids.max").exists() || root.join("pids").is_dir(),
+        },
+    }
+}
+
+/// Docker's warnings for missing cgroup features (printed by `docker info`).
+pub fn cgroup_warnings(f: &CgroupFeatures) -> Vec<String> {
+    let mut w = Vec::new();
+    for (ok, what) in [
+        (f.memory, "No memory limit support"),
+        (f.swap, "No swap limit support"),
+        (f.cfs_period, "No cpu cfs period support"),
+        (f.cfs_quota, "No cpu cfs quota support"),
+        (f.shares, "No cpu shares support"),
+        (f.cpuset, "No cpuset support"),
+        (f.pids, "No pids limit support"),
+    ] {
+        if !ok {
+            w.push(format!("WARNING: {what}"));
+        }
+    }
+    w
+}
+
+/// The file system type of the mount holding `path`, from a mountinfo text, named as
+/// Docker's `Backing Filesystem` line names it (ext2/3/4 are "extfs").
+pub fn backing_fs(mountinfo: &str, path: &std::path::Path) -> String {
+    let p = path.to_string_lossy();
+    let mut best: Option<(usize, String)> = None;
+    for line in mountinfo.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(mp) = fields.get(4) else { continue };
+        let Some(sep) = fields.iter().position(|f| *f == "-") else { continue };
+        let Some(fstype) = fields.get(sep + 1) else { continue };
+        let inside = p == *mp || *mp == "/" || p.starts_with(&format!("{mp}/"));
+        if inside && best.as_ref().is_none_or(|(len, _)| mp.len() >= *len) {
+            best = Some((mp.len(), fstype.to_string()));
+        }
+    }
+    match best.map(|(_, t)| t).as_deref() {
+        Some("ext2" | "ext3" | "ext4") => "extfs".into(),
+        Some(other) => other.into(),
+        None => "<unknown>".into(),
+    }
+}
+
 pub fn info(state: &State) -> Resp {
     let cfg = state.engine.config();
     let (total, running, paused, stopped) = state.engine.counts();
@@ -90,6 +171,10 @@ pub fn info(state: &State) -> Resp {
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let mirrors: Vec<String> = cfg.registry.mirrors.iter().map(|m| format!("{}/", m.trim_end_matches('/'))).collect();
+    let features = cgroup_features(&cfg.cgroup_root);
+    let warnings = cgroup_warnings(&features);
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let ip_forward = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() == "1");
     let body = json!({
         "ID": state.daemon_id.as_str(),
         "Containers": total,
@@ -98,25 +183,24 @@ pub fn info(state: &State) -> Resp {
         "ContainersStopped": stopped,
         "Images": images,
         "Driver": "overlay2",
-        "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"], ["Using metacopy", "false"], ["Native Overlay Diff", "true"]],
+        "DriverStatus": [["Backing Filesystem", backing_fs(&mountinfo, &cfg.data_root)], ["Supports d_type", "true"], ["Using metacopy", "false"], ["Native Overlay Diff", "true"]],
         "Plugins": {"Volume": ["local"], "Network": ["null"], "Authorization": null, "Log": ["json-file"]},
-        "MemoryLimit": true,
-        "SwapLimit": true,
-        "CpuCfsPeriod": true,
-        "CpuCfsQuota": true,
-        "CPUShares": true,
-        "CPUSet": true,
-        "PidsLimit": true,
-        "IPv4Forwarding": true,
+        "MemoryLimit": features.memory,
+        "SwapLimit": features.swap,
+        "CpuCfsPeriod": features.cfs_period,
+        "CpuCfsQuota": features.cfs_quota,
+        "CPUShares": features.shares,
+        "CPUSet": features.cpuset,
+        "PidsLimit": features.pids,
+        "IPv4Forwarding": ip_forward,
         "Debug": false,
         "NFd": std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count()),
         "OomKillDisable": false,
-        "NGoroutines": 0,
         "SystemTime": berth_engine::timefmt::now(),
         "LoggingDriver": "json-file",
         "CgroupDriver": "cgroupfs",
         "CgroupVersion": cgroup_version,
-        "NEventsListener": 0,
+        "NEventsListener": state.engine.events().listeners(),
         "KernelVersion": kernel_version(),
         "OperatingSystem": os_name(),
         "OSVersion": "",
@@ -148,8 +232,8 @@ pub fn info(state: &State) -> Resp {
         "ContainerdCommit": {"ID": "", "Expected": ""},
         "RuncCommit": {"ID": "", "Expected": ""},
         "InitCommit": {"ID": "", "Expected": ""},
-        "SecurityOptions": [],
-        "Warnings": null,
+        "SecurityOptions": ["name=seccomp,profile=builtin"],
+        "Warnings": if warnings.is_empty() { serde_json::Value::Null } else { json!(warnings) },
     });
     json(StatusCode::OK, &body)
 }
@@ -251,4 +335,37 @@ pub fn disk_usage(state: &State) -> Resp {
             "BuildCache": [],
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn backing_fs_is_the_longest_mount_prefix() {
+        let mi = "22 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n\
+                  30 22 0:26 / /var/lib/berth rw - xfs /dev/vdb rw\n\
+                  31 22 0:27 / /run rw - tmpfs tmpfs rw\n";
+        assert_eq!(backing_fs(mi, Path::new("/var/lib/berth")), "xfs");
+        assert_eq!(backing_fs(mi, Path::new("/var/lib/berth/x")), "xfs");
+        assert_eq!(backing_fs(mi, Path::new("/var/lib/berthx")), "extfs");
+        assert_eq!(backing_fs(mi, Path::new("/run/b")), "tmpfs");
+    }
+
+    #[test]
+    fn cgroup_features_on_temp_roots() {
+        let t = std::env::temp_dir().join(format!("berth-info-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&t);
+        std::fs::create_dir_all(t.join("memory")).expect("mkdir");
+        std::fs::write(t.join("memory/memory.limit_in_bytes"), "").expect("write");
+        let f = cgroup_features(&t);
+        assert!(f.memory && !f.swap && !f.pids);
+        let w = cgroup_warnings(&f);
+        assert!(w.contains(&"WARNING: No swap limit support".to_string()), "{w:?}");
+        std::fs::write(t.join("cgroup.controllers"), "cpu memory pids").expect("write");
+        let f = cgroup_features(&t);
+        assert!(f.memory && f.swap && f.shares && f.pids && !f.cpuset);
+        let _ = std::fs::remove_dir_all(&t);
+    }
 }

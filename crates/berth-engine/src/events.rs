@@ -51,6 +51,11 @@ impl Events {
         let _ = self.tx.send(ev);
     }
 
+    /// How many `/events` streams are listening now.
+    pub fn listeners(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
     /// Past events (for `since`) and a receiver for the live ones, taken atomically so
     /// nothing falls between them.
     pub fn subscribe(&self) -> (Vec<EventMessage>, broadcast::Receiver<EventMessage>) {
