@@ -26,6 +26,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 WANT_DOCKER=0 RUNS=20 NCONT=200 WRITE=1
 while [ $# -gt 0 ]; do
@@ -46,8 +48,7 @@ BEXEC=/run/bench-lc-berth
 DEXEC=/run/bench-lc-docker
 BSOCK=/run/bench-lc-berth.sock
 DSOCK=/run/bench-lc-docker.sock
-DOCKER_CLI="${BERTH_DOCKER_CLI:-$(command -v docker || true)}"
-[ -x /usr/local/bin/docker ] && DOCKER_CLI="${BERTH_DOCKER_CLI:-/usr/local/bin/docker}"
+DOCKER_CLI="$(bench_docker_cli)"
 mkdir -p "$WORK"
 export DOCKER_CONFIG="$WORK/docker-config"
 mkdir -p "$DOCKER_CONFIG"
@@ -55,37 +56,18 @@ BIN="$ROOT/target/release"
 
 PIDS=()
 cleanup() {
-    local p
     [ -n "${B[*]:-}" ] && "${B[@]}" rm -f $("${B[@]}" ps -aq 2>/dev/null) >/dev/null 2>&1 || true
     [ -n "${D[*]:-}" ] && "${D[@]}" rm -f $("${D[@]}" ps -aq 2>/dev/null) >/dev/null 2>&1 || true
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do
-        for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$p" 2>/dev/null || true
-    done
+    bench_stop_pids "${PIDS[@]}"
 }
 trap cleanup EXIT
 
 echo "== packages"
-apt_install hyperfine || echo "hyperfine unavailable; timing with a python loop"
-if [ "$WANT_DOCKER" = 1 ] && ! command -v dockerd >/dev/null; then
-    apt_install docker.io
-    service docker stop 2>/dev/null || systemctl stop docker docker.socket 2>/dev/null || true
-fi
+bench_install_tools "$WANT_DOCKER"
 
 echo "== build (release)"
 cargo build --release --bin berthd --bin berth --bin berth-shim
 scripts/fixtures.sh
-
-wait_sock() { # <sock> <pid> <log>
-    for _ in $(seq 1 300); do
-        curl -fsS --max-time 1 --unix-socket "$1" http://localhost/_ping >/dev/null 2>&1 && return 0
-        kill -0 "$2" 2>/dev/null || { tail -n 30 "$3" >&2; return 1; }
-        sleep 0.1
-    done
-    tail -n 30 "$3" >&2
-    return 1
-}
 
 echo "== berthd"
 rm -rf "$WORK/berth-root"

@@ -21,6 +21,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 WANT_DOCKER=0 RUNS=30 WRITE=1
 while [ $# -gt 0 ]; do
@@ -38,31 +40,20 @@ REG="${BERTH_TEST_REGISTRY:-127.0.0.1:5000}"
 WORK=/tmp/berth-bench
 BSOCK=/run/bench-berth.sock
 DSOCK=/run/bench-docker.sock
-DOCKER_CLI="${BERTH_DOCKER_CLI:-$(command -v docker || true)}"
-[ -x /usr/local/bin/docker ] && DOCKER_CLI="${BERTH_DOCKER_CLI:-/usr/local/bin/docker}"
+DOCKER_CLI="$(bench_docker_cli)"
 mkdir -p "$WORK"
 export DOCKER_CONFIG="$WORK/docker-config"
 mkdir -p "$DOCKER_CONFIG"
 
 PIDS=()
 cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do
-        for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$p" 2>/dev/null || true
-    done
+    bench_stop_pids "${PIDS[@]}"
 }
 trap cleanup EXIT
 
 echo "== packages"
 apt_install "${BERTH_APT_PACKAGES[@]}"
-apt_install hyperfine || echo "hyperfine unavailable; timing with a python loop"
-if [ "$WANT_DOCKER" = 1 ] && ! command -v dockerd >/dev/null; then
-    apt_install docker.io
-    # The package's own daemon (if an init system started it) is not the one we measure.
-    service docker stop 2>/dev/null || systemctl stop docker docker.socket 2>/dev/null || true
-fi
+bench_install_tools "$WANT_DOCKER"
 
 echo "== build (release)"
 BIN="$ROOT/target/release"
@@ -74,16 +65,6 @@ cargo build --release --bin berthd --bin berth --bin berth-shim || {
 
 echo "== fixtures"
 scripts/fixtures.sh
-
-wait_sock() { # <sock> <pid> <log>
-    for _ in $(seq 1 300); do
-        curl -fsS --max-time 1 --unix-socket "$1" http://localhost/_ping >/dev/null 2>&1 && return 0
-        kill -0 "$2" 2>/dev/null || { tail -n 30 "$3" >&2; return 1; }
-        sleep 0.1
-    done
-    tail -n 30 "$3" >&2
-    return 1
-}
 
 HAVE_BERTHD=0
 if [ "$BUILD_OK" = 1 ]; then
