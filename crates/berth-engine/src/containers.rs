@@ -567,7 +567,7 @@ impl Engine {
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(delay)).await;
             let r = c.record();
-            if r.removed || !r.state.restarting || r.manually_stopped {
+            if !r.state.restarting || r.manually_stopped {
                 return;
             }
             if lock(&engine.inner.containers).get(&c.id).is_none() {

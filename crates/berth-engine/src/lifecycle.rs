@@ -238,8 +238,8 @@ impl Engine {
         let c = self.lookup(name_or_id)?;
         let _op = c.op.lock().await;
         let r = c.record();
-        validate_restart_policy(&HostConfig { restart_policy: upd.restart_policy.clone(), ..Default::default() })
-            .or_else(|e| if upd.restart_policy.name.is_empty() { Ok(()) } else { Err(e) })?;
+        // An empty name (no policy in the update) is valid and keeps the container's.
+        validate_restart_policy(&HostConfig { restart_policy: upd.restart_policy.clone(), ..Default::default() })?;
         let rec = c.update(&self.container_dir(&r.id), |rec| {
             let hc = &mut rec.host_config;
             if upd.memory != 0 {

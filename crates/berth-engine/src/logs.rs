@@ -117,6 +117,9 @@ impl Engine {
             let mut partial = tokio::task::spawn_blocking(move || rotated_content(&p)).await.unwrap_or_default();
             let mut first = true;
             loop {
+                // Observed before reading: once the container has stopped, the shim has
+                // drained and closed the log, so this read is the last one needed.
+                let stopped = !notice.borrow_and_update().running;
                 let p = path.clone();
                 let chunk = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, Vec<u8>)> {
                     let mut f = match std::fs::File::open(&p) {
@@ -158,34 +161,7 @@ impl Engine {
                         return;
                     }
                 }
-                if !opts.follow {
-                    return;
-                }
-                let running = notice.borrow_and_update().running;
-                if !running {
-                    // The shim has drained and closed the log: one more read catches the rest.
-                    let p = path.clone();
-                    let rest = tokio::task::spawn_blocking(move || -> Vec<u8> {
-                        let mut v = Vec::new();
-                        if let Ok(mut f) = std::fs::File::open(&p) {
-                            if f.seek(SeekFrom::Start(offset)).is_ok() {
-                                let _ = f.read_to_end(&mut v);
-                            }
-                        }
-                        v
-                    })
-                    .await
-                    .unwrap_or_default();
-                    partial.extend_from_slice(&rest);
-                    for l in take_lines(&mut partial) {
-                        if let Some((s, t, text)) = parse_line(&l) {
-                            if let Some(e) = select(&opts, s, &t, text) {
-                                if tx.send(e).await.is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                    }
+                if !opts.follow || stopped {
                     return;
                 }
                 tokio::select! {

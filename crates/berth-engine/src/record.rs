@@ -33,9 +33,6 @@ pub struct Record {
     /// Stopped or killed by a user: restart policies (except `always` on daemon start)
     /// leave it alone.
     pub manually_stopped: bool,
-    /// The container has been removed (only ever set in memory, for waiters).
-    #[serde(skip)]
-    pub removed: bool,
 }
 
 /// What waiters watch: bumped on every exit and on removal.
