@@ -224,10 +224,7 @@ impl Engine {
         tokio::task::spawn_blocking(move || -> Result<()> {
             let tmp = tmp2;
             let _ = std::fs::remove_dir_all(&tmp);
-            for sub in ["fs/upper", "fs/work", "fs/merged"] {
-                let p = tmp.join(sub);
-                std::fs::create_dir_all(&p).map_err(|e| Error::io("create", &p, e))?;
-            }
+            make_container_dirs(&tmp)?;
             let files = [
                 ("hostname", format!("{hostname}\n")),
                 ("hosts", hosts_file(&hostname)),
@@ -237,8 +234,7 @@ impl Engine {
                 let p = tmp.join(f);
                 std::fs::write(&p, content).map_err(|e| Error::io("write", &p, e))?;
             }
-            let p = tmp.join("config.v2.json");
-            std::fs::write(&p, &data).map_err(|e| Error::io("write", &p, e))
+            crate::write_atomic(&tmp.join("config.v2.json"), &data)
         })
         .await
         .map_err(|e| Error::internal(e.to_string()))??;
@@ -371,13 +367,29 @@ impl Engine {
         self.container_dir(id).join(format!("{id}-json.log"))
     }
 
+    /// Takes the container's `op` lock, then checks that the container still exists: an
+    /// operation queued behind a `rm` must not run on the removed container (it would
+    /// recreate its files); it gets Docker's 404 instead.
+    pub(crate) async fn op_lock<'a>(
+        &self,
+        c: &'a Container,
+        name_or_id: &str,
+    ) -> Result<tokio::sync::MutexGuard<'a, ()>> {
+        let guard = c.op.lock().await;
+        if lock(&self.inner.containers).get(&c.id).is_none() {
+            return Err(Error::not_found(format!("No such container: {name_or_id}")));
+        }
+        Ok(guard)
+    }
+
     /// `POST /containers/{id}/start`. A `--rm` container whose start fails is removed,
     /// as Docker does (a client waiting for `condition=removed` would hang otherwise).
     pub async fn start(&self, name_or_id: &str) -> Result<()> {
         let c = self.lookup(name_or_id)?;
-        let r = self.start_container(&c).await;
+        let r = self.start_container(&c, name_or_id).await;
         if let Err(e) = &r {
-            if e.kind() != crate::ErrorKind::NotModified {
+            // NotFound: removed while this start waited; there is nothing to record.
+            if !matches!(e.kind(), crate::ErrorKind::NotModified | crate::ErrorKind::NotFound) {
                 // Docker records the failure: 127 (not found), 126 (not executable),
                 // else 128, and the message, in State.
                 let code = if e.message.contains("executable file not found") || e.message.contains("no such file or directory") {
@@ -399,8 +411,8 @@ impl Engine {
         r
     }
 
-    async fn start_container(&self, c: &Arc<Container>) -> Result<()> {
-        let _op = c.op.lock().await;
+    async fn start_container(&self, c: &Arc<Container>, name_or_id: &str) -> Result<()> {
+        let _op = self.op_lock(c, name_or_id).await?;
         let rec = c.record();
         if rec.state.running {
             return Err(Error::new(crate::ErrorKind::NotModified, "container already started"));
@@ -417,10 +429,18 @@ impl Engine {
         crate::write_atomic(&spec_path, &spec_json)?;
         let _ = std::fs::remove_file(&spec.exit_path);
         let shim_bin = self.inner.cfg.shim_bin.clone();
-        let started = tokio::task::spawn_blocking(move || client::spawn(&shim_bin, &spec_path))
+        let sp = spec_path.clone();
+        let spawned = tokio::task::spawn_blocking(move || client::spawn(&shim_bin, &sp))
             .await
-            .map_err(|e| Error::internal(e.to_string()))?
-            .map_err(start_error)?;
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let started = match spawned {
+            Ok(s) => s,
+            Err(e) => {
+                // The shim undid its own work (cgroup, socket) before reporting.
+                let _ = std::fs::remove_file(&spec_path);
+                return Err(start_error(e));
+            }
+        };
         let socket = spec.socket_path.clone();
         // Hand every attach that was waiting for this start its stream before the
         // process runs, so none of its output is missed.
@@ -442,13 +462,10 @@ impl Engine {
         let go = tokio::task::spawn_blocking(move || client::go(&s))
             .await
             .map_err(|e| Error::internal(e.to_string()))?;
-        let mut shim = started.shim;
+        let shim = started.shim;
         if let Err(e) = go {
             lock(&c.attaches).live = false;
-            tokio::task::spawn_blocking(move || {
-                let _ = shim.kill();
-                let _ = shim.wait();
-            });
+            self.undo_failed_start(&rec.id, shim).await;
             return Err(start_error(e));
         }
         let dir = self.container_dir(&rec.id);
@@ -471,6 +488,38 @@ impl Engine {
         self.container_event(&c.record(), "start", &[]);
         self.monitor(c.clone(), Some(shim));
         Ok(())
+    }
+
+    /// After a start that failed at `go` (execve: E2BIG, exec format error…): the init
+    /// has exited or is killed now, and the shim, left to finish, removes the cgroup
+    /// and its socket itself. Killing the shim instead would leak both (the cgroup in
+    /// every v1 hierarchy). Bounded: a shim that does not finish is killed, and what it
+    /// would have removed is removed here.
+    async fn undo_failed_start(&self, id: &str, mut shim: std::process::Child) {
+        let socket = self.socket_path(id);
+        let spec = self.spec_path(id);
+        let cg = self.cgroup_of(id);
+        let undo = tokio::task::spawn_blocking(move || {
+            let _ = client::kill(&socket, 9);
+            let deadline = std::time::Instant::now() + SHIM_FINISH_TIMEOUT;
+            loop {
+                match shim.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+                    Ok(None) => {
+                        let _ = shim.kill();
+                        let _ = shim.wait();
+                        break;
+                    }
+                }
+            }
+            let _ = std::fs::remove_file(&socket);
+            let _ = std::fs::remove_file(&spec);
+            if let Some(cg) = cg {
+                remove_cgroup(&cg);
+            }
+        });
+        let _ = undo.await;
     }
 
     /// Watches a running container's shim until the container exits.
@@ -514,14 +563,7 @@ impl Engine {
         // The shim removes the cgroup on exit; if the container's last processes were
         // still being reaped then (or the shim died), remove it here.
         if let Some(cg) = self.cgroup_of(&c.id) {
-            tokio::task::spawn_blocking(move || {
-                for _ in 0..50 {
-                    if cg.dirs().iter().all(|d| !d.exists()) || cg.remove().is_ok() {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            });
+            tokio::task::spawn_blocking(move || remove_cgroup(&cg));
         }
         // `die` goes out before waiters wake, so a `rm -f` waiting for this exit emits
         // its `destroy` after it, as Docker orders them.
@@ -714,31 +756,63 @@ impl Engine {
         }
     }
 
+    /// Waits until the run that was current when `since` was read has ended (or the
+    /// container was removed), at most `timeout`.
+    async fn await_exit_since(&self, c: &Container, since: Notice, timeout: Option<Duration>) -> bool {
+        let mut rx = c.subscribe();
+        let fut = async {
+            loop {
+                let n = *rx.borrow_and_update();
+                if !n.running || n.exits > since.exits || n.removed {
+                    return;
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        match timeout {
+            Some(t) => tokio::time::timeout(t, fut).await.is_ok(),
+            None => {
+                fut.await;
+                true
+            }
+        }
+    }
+
     /// `POST /containers/{id}/stop`: the stop signal, `t` seconds, then SIGKILL.
+    ///
+    /// The `op` lock is held while the signal is sent, not while the container is
+    /// given its grace period: as Docker's, a pending stop does not block `kill` or
+    /// `rm -f`, which end it at once (and a stop with `t=-1` would hold it forever).
     pub async fn stop(&self, name_or_id: &str, t: Option<i64>, sig: Option<&str>) -> Result<()> {
         let c = self.lookup(name_or_id)?;
-        let _op = c.op.lock().await;
-        if !c.is_running() {
-            return Err(Error::new(crate::ErrorKind::NotModified, "container already stopped"));
-        }
-        let rec = c.record();
-        let stop_sig = sig
-            .filter(|s| !s.is_empty())
-            .or(rec.config.stop_signal.as_deref())
-            .filter(|s| !s.is_empty())
-            .map(signal::parse)
-            .transpose()
-            .map_err(Error::invalid)?
-            .unwrap_or(15);
-        let timeout = t.or(rec.config.stop_timeout).unwrap_or(10);
-        self.manual_stop(&c).await;
-        self.container_event(&rec, "kill", &[("signal", stop_sig.to_string())]);
-        let _ = self.signal(&c, stop_sig).await;
+        let (rec, since, timeout) = {
+            let _op = self.op_lock(&c, name_or_id).await?;
+            if !c.is_running() {
+                return Err(Error::new(crate::ErrorKind::NotModified, "container already stopped"));
+            }
+            let rec = c.record();
+            let stop_sig = sig
+                .filter(|s| !s.is_empty())
+                .or(rec.config.stop_signal.as_deref())
+                .filter(|s| !s.is_empty())
+                .map(signal::parse)
+                .transpose()
+                .map_err(Error::invalid)?
+                .unwrap_or(15);
+            let timeout = t.or(rec.config.stop_timeout).unwrap_or(10);
+            let since = *c.subscribe().borrow();
+            self.manual_stop(&c).await;
+            self.container_event(&rec, "kill", &[("signal", stop_sig.to_string())]);
+            let _ = self.signal(&c, stop_sig).await;
+            (rec, since, timeout)
+        };
         let grace = if timeout < 0 { None } else { Some(Duration::from_secs(timeout as u64)) };
-        if !self.await_exit(&c, grace).await {
+        if !self.await_exit_since(&c, since, grace).await {
             self.container_event(&rec, "kill", &[("signal", "9".into())]);
             let _ = self.signal(&c, 9).await;
-            self.await_exit(&c, None).await;
+            self.await_exit_since(&c, since, None).await;
         }
         self.container_event(&c.record(), "stop", &[]);
         Ok(())
@@ -747,10 +821,7 @@ impl Engine {
     /// `DELETE /containers/{id}`.
     pub async fn remove(&self, name_or_id: &str, force: bool) -> Result<()> {
         let c = self.lookup(name_or_id)?;
-        let _op = c.op.lock().await;
-        if lock(&self.inner.containers).get(&c.id).is_none() {
-            return Err(Error::not_found(format!("No such container: {name_or_id}")));
-        }
+        let _op = self.op_lock(&c, name_or_id).await?;
         if c.record().state.restarting {
             self.manual_stop(&c).await;
         }
@@ -770,8 +841,19 @@ impl Engine {
         let doomed = dir.with_file_name(format!(".removing-{}", c.id));
         std::fs::rename(&dir, &doomed).map_err(|e| Error::io("rename", &dir, e))?;
         lock(&self.inner.containers).remove(&c.id);
-        let _ = std::fs::remove_file(self.spec_path(&c.id));
-        let _ = std::fs::remove_file(self.inner.cfg.exec_root.join(format!("{}.shim.log", c.id)));
+        // The container is not running: whatever a failed start or a crashed shim
+        // left (exec-root files, the cgroup) goes with it.
+        let exec_files = self.exec_root_files(&c.id);
+        let cg = self.cgroup_of(&c.id);
+        let _ = tokio::task::spawn_blocking(move || {
+            for f in exec_files {
+                let _ = if f.is_dir() { std::fs::remove_dir_all(f) } else { std::fs::remove_file(f) };
+            }
+            if let Some(cg) = cg {
+                remove_cgroup(&cg);
+            }
+        })
+        .await;
         // The rename is the removal (a restart deletes `.removing-*` leftovers), so the
         // files are deleted in the background and `--rm` clients do not wait for it.
         tokio::task::spawn_blocking(move || {
@@ -991,6 +1073,7 @@ impl Engine {
                     continue;
                 }
             };
+            tighten_container_dir(&entry.path());
             let c = Arc::new(Container::new(rec));
             if c.is_running() || c.record().state.restarting {
                 running.push(c.clone());
@@ -1029,6 +1112,7 @@ impl Engine {
             let _ = tokio::time::timeout(Duration::from_secs(10), undo).await;
             let _ = std::fs::remove_file(self.spec_path(&c.id));
         }
+        self.sweep_exec_root().await;
         // Docker starts `always` (and not manually stopped `unless-stopped`)
         // containers when the daemon starts.
         for c in to_restart {
@@ -1040,6 +1124,91 @@ impl Engine {
             });
         }
         Ok(())
+    }
+}
+
+/// A container's directory and its writable layer, with Docker's modes: the directory
+/// and `fs/` 0710, `fs/work` 0700, and `fs/upper` 0755 (it is the container's `/`).
+/// `fs/merged` is only a mount point, inside the container's own mount namespace.
+const CONTAINER_DIRS: [(&str, u32); 5] = [
+    ("", crate::DIR_MODE),
+    ("fs", crate::DIR_MODE),
+    ("fs/upper", 0o755),
+    ("fs/work", 0o700),
+    ("fs/merged", 0o755),
+];
+
+fn make_container_dirs(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    for (sub, mode) in CONTAINER_DIRS {
+        let p = if sub.is_empty() { dir.to_path_buf() } else { dir.join(sub) };
+        std::fs::DirBuilder::new().mode(mode).create(&p).map_err(|e| Error::io("create", &p, e))?;
+        // The umask may have taken bits away.
+        crate::set_mode(&p, mode)?;
+    }
+    Ok(())
+}
+
+/// Tightens the modes of a container made by an older version (0755 directories,
+/// a 0644 record); the writable layer's own contents are the container's business.
+fn tighten_container_dir(dir: &std::path::Path) {
+    for (sub, mode) in CONTAINER_DIRS {
+        let p = if sub.is_empty() { dir.to_path_buf() } else { dir.join(sub) };
+        if p.is_dir() {
+            let _ = crate::set_mode(&p, mode);
+        }
+    }
+    let _ = crate::set_mode(&dir.join("config.v2.json"), crate::STATE_FILE_MODE);
+}
+
+impl crate::Engine {
+    /// Removes what the exec root holds for containers that no longer exist (a daemon
+    /// killed inside `rm`, after the record went) and the stale sockets and specs of
+    /// containers that are not running. A shim still alive for a removed container is
+    /// killed first, and its container's cgroup removed.
+    async fn sweep_exec_root(&self) {
+        let root = self.inner.cfg.exec_root.clone();
+        let Ok(entries) = std::fs::read_dir(&root) else { return };
+        let mut ids: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let id = name.split('.').next()?.to_string();
+                (id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        for id in ids {
+            let known = lock(&self.inner.containers).get(&id).cloned();
+            let socket = self.socket_path(&id);
+            match known {
+                Some(c) => {
+                    if !c.is_running() && !c.record().state.restarting && UnixStream::connect(&socket).is_err() {
+                        let _ = std::fs::remove_file(&socket);
+                        let _ = std::fs::remove_file(self.spec_path(&id));
+                    }
+                }
+                None => {
+                    tracing::warn!(container = %id, "removing exec-root leftovers of a removed container");
+                    let files = self.exec_root_files(&id);
+                    let cg = self.cgroup_of(&id);
+                    let undo = tokio::task::spawn_blocking(move || {
+                        if UnixStream::connect(&socket).is_ok() {
+                            let _ = client::kill(&socket, 9);
+                            let _ = client::wait(&socket);
+                        }
+                        for f in files {
+                            let _ = if f.is_dir() { std::fs::remove_dir_all(f) } else { std::fs::remove_file(f) };
+                        }
+                        if let Some(cg) = cg {
+                            remove_cgroup(&cg);
+                        }
+                    });
+                    let _ = tokio::time::timeout(SHIM_FINISH_TIMEOUT, undo).await;
+                }
+            }
+        }
     }
 }
 
@@ -1167,6 +1336,21 @@ fn parse_until(v: &str) -> Result<i64> {
     Ok(Utc::now().timestamp() - secs as i64)
 }
 
+/// How long a shim whose start failed gets to remove its cgroup and socket and exit.
+const SHIM_FINISH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Removes a stopped container's cgroup (every v1 hierarchy, or v2), retrying a
+/// little while its last processes are being reaped.
+fn remove_cgroup(cg: &berth_runtime::cgroup::Cgroup) {
+    for _ in 0..50 {
+        if cg.dirs().iter().all(|d| !d.exists()) || cg.remove().is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    tracing::warn!(cgroup = %cg.rel_path().display(), "cgroup could not be removed");
+}
+
 fn start_error(e: berth_runtime::RuntimeError) -> Error {
     match e {
         berth_runtime::RuntimeError::Start(msg) => Error::invalid(msg),
@@ -1240,6 +1424,34 @@ fn matches_filters(r: &Record, filters: &BTreeMap<String, Vec<String>>, image: &
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn container_dirs_have_dockers_modes_and_older_ones_are_tightened() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().expect("test setup");
+        let mode = |p: &std::path::Path| std::fs::metadata(p).expect("test setup").permissions().mode() & 0o7777;
+        let dir = tmp.path().join("c");
+        make_container_dirs(&dir).expect("test setup");
+        crate::write_atomic(&dir.join("config.v2.json"), b"{}").expect("test setup");
+        let want = [("", 0o710), ("fs", 0o710), ("fs/upper", 0o755), ("fs/work", 0o700), ("fs/merged", 0o755), ("config.v2.json", 0o600)];
+        for (sub, m) in want {
+            assert_eq!(mode(&dir.join(sub)), m, "{sub}");
+        }
+        // As an older version left them: everything world-readable.
+        for (sub, _) in want {
+            let m = if sub.ends_with(".json") { 0o644 } else { 0o755 };
+            std::fs::set_permissions(dir.join(sub), std::fs::Permissions::from_mode(m)).expect("test setup");
+        }
+        // A temp file of an interrupted write keeps no world-readable mode either.
+        std::fs::write(dir.join("config.v2.tmp"), b"x").expect("test setup");
+        std::fs::set_permissions(dir.join("config.v2.tmp"), std::fs::Permissions::from_mode(0o644)).expect("test setup");
+        tighten_container_dir(&dir);
+        for (sub, m) in want {
+            assert_eq!(mode(&dir.join(sub)), m, "tightened {sub}");
+        }
+        crate::write_atomic(&dir.join("config.v2.json"), b"{}").expect("test setup");
+        assert_eq!(mode(&dir.join("config.v2.json")), 0o600);
+    }
 
     #[test]
     fn sizes_and_log_options() {

@@ -93,8 +93,15 @@ impl Engine {
     /// container record back: running containers whose shim is still alive are
     /// watched again, those that ended while no daemon ran get their exit code.
     pub async fn open(cfg: EngineConfig) -> Result<Engine> {
-        for dir in [&cfg.data_root, &cfg.exec_root, &cfg.data_root.join("containers")] {
+        // Roots made by older versions (0755) are tightened too.
+        let roots = [
+            (cfg.data_root.clone(), DATA_ROOT_MODE),
+            (cfg.exec_root.clone(), EXEC_ROOT_MODE),
+            (cfg.data_root.join("containers"), DIR_MODE),
+        ];
+        for (dir, mode) in &roots {
             std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+            set_mode(dir, *mode)?;
         }
         let image_root = cfg.data_root.join("image");
         let images = tokio::task::spawn_blocking(move || ImageStore::open(&image_root))
@@ -167,6 +174,16 @@ impl Engine {
         self.inner.cfg.exec_root.join(format!("{id}.spec.json"))
     }
 
+    /// What the exec root holds for container `id` (the spec, the shim's socket and
+    /// log, the OCI bundle of `--runtime`), whether or not it exists.
+    fn exec_root_files(&self, id: &str) -> Vec<PathBuf> {
+        let root = &self.inner.cfg.exec_root;
+        ["spec.json", "sock", "shim.log", "bundle"]
+            .iter()
+            .map(|ext| root.join(format!("{id}.{ext}")))
+            .collect()
+    }
+
     /// All containers, newest first.
     pub fn all_containers(&self) -> Vec<Arc<Container>> {
         let mut v: Vec<Arc<Container>> = lock(&self.inner.containers).values().cloned().collect();
@@ -221,8 +238,44 @@ impl Engine {
     }
 }
 
+/// The data root: 0711 as Docker's, so nothing in it can be listed; what lies below
+/// is closed by the 0710/0700 directories under it.
+pub const DATA_ROOT_MODE: u32 = 0o711;
+/// `containers/`, `containers/<id>` and the writable layer's parent: Docker's 0710
+/// (root and its group only; the container's processes never see these paths, they
+/// run in their own mount namespace after pivot_root).
+pub const DIR_MODE: u32 = 0o710;
+/// The exec root holds the run specs (with the containers' Env) and the shims'
+/// sockets: Docker's 0700.
+pub const EXEC_ROOT_MODE: u32 = 0o700;
+/// State files that carry the container's configuration (Env, secrets in it): 0600.
+pub const STATE_FILE_MODE: u32 = 0o600;
+
+/// Sets `path`'s permission bits (an existing directory of an older version too).
+pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| Error::io("chmod", path, e))
+}
+
+/// Writes `data` to `path` through a temp file and a rename, readable by root only
+/// ([`STATE_FILE_MODE`]): the records and run specs hold the containers' Env.
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, data).map_err(|e| Error::io("write", &tmp, e))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(STATE_FILE_MODE)
+        .open(&tmp)
+        .map_err(|e| Error::io("write", &tmp, e))?;
+    // A temp file left by an older version keeps its mode on open: set it.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(STATE_FILE_MODE)).map_err(|e| Error::io("chmod", &tmp, e))?;
+    }
+    f.write_all(data).map_err(|e| Error::io("write", &tmp, e))?;
+    drop(f);
     std::fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))
 }

@@ -83,7 +83,7 @@ impl Engine {
     /// `POST /containers/{id}/pause`.
     pub async fn pause(&self, name_or_id: &str) -> Result<()> {
         let c = self.lookup(name_or_id)?;
-        let _op = c.op.lock().await;
+        let _op = self.op_lock(&c, name_or_id).await?;
         let r = self.running_or_conflict(&c)?;
         if r.state.paused {
             return Err(Error::conflict(format!("Container {} is already paused", r.id)));
@@ -104,7 +104,7 @@ impl Engine {
     /// `POST /containers/{id}/unpause`.
     pub async fn unpause(&self, name_or_id: &str) -> Result<()> {
         let c = self.lookup(name_or_id)?;
-        let _op = c.op.lock().await;
+        let _op = self.op_lock(&c, name_or_id).await?;
         let r = c.record();
         if !r.state.paused {
             return Err(Error::conflict(format!("Container {} is not paused", r.id)));
@@ -236,7 +236,7 @@ impl Engine {
     /// `POST /containers/{id}/update`: new limits applied to the live cgroup and kept.
     pub async fn update(&self, name_or_id: &str, upd: HostConfig) -> Result<()> {
         let c = self.lookup(name_or_id)?;
-        let _op = c.op.lock().await;
+        let _op = self.op_lock(&c, name_or_id).await?;
         let r = c.record();
         // An empty name (no policy in the update) is valid and keeps the container's.
         validate_restart_policy(&HostConfig { restart_policy: upd.restart_policy.clone(), ..Default::default() })?;

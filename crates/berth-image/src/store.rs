@@ -142,6 +142,9 @@ fn short(id: &str) -> String {
     digest_hex(id).chars().take(12).collect()
 }
 
+/// The mode of the store's root directory (Docker's `image/`).
+pub const STORE_ROOT_MODE: u32 = 0o700;
+
 impl ImageStore {
     /// Opens (creating if needed) the store at `root` and recovers from a crash:
     /// partial downloads and incomplete layers are deleted, records whose layers or
@@ -150,6 +153,15 @@ impl ImageStore {
         for d in ["blobs/sha256", "ingest", "layers", "images"] {
             let p = root.join(d);
             fs::create_dir_all(&p).map_err(|e| StoreError::io("create", &p, e))?;
+        }
+        // Docker's `image/` is 0700: image configs can hold build secrets (ENV), and
+        // containers reach their layers through overlayfs, which opens the lower dirs
+        // with the mounter's (root's) credentials. A store of an older version (0755)
+        // is tightened here.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(root, fs::Permissions::from_mode(STORE_ROOT_MODE))
+                .map_err(|e| StoreError::io("chmod", root, e))?;
         }
         // ingest/*: partial downloads never survive a restart.
         for e in read_dir(&root.join("ingest"))? {
@@ -858,6 +870,19 @@ mod tests {
     use super::*;
     use crate::unpack::unpack;
     use std::cell::RefCell;
+
+    #[test]
+    fn store_root_is_private_and_an_older_one_is_tightened() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().expect("test setup");
+        let root = tmp.path().join("image");
+        let mode = |p: &Path| fs::metadata(p).expect("test setup").permissions().mode() & 0o7777;
+        ImageStore::open(&root).expect("test setup");
+        assert_eq!(mode(&root), STORE_ROOT_MODE);
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).expect("test setup");
+        ImageStore::open(&root).expect("test setup");
+        assert_eq!(mode(&root), 0o700);
+    }
 
     fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());

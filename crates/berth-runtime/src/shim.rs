@@ -46,8 +46,15 @@ pub fn main(mut args: impl Iterator<Item = OsString>) -> i32 {
             return 1;
         }
     };
-    let _ = writeln!(io::stdout(), "ready {}", shim.pid);
-    let _ = io::stdout().flush();
+    let told = writeln!(io::stdout(), "ready {}", shim.pid).and_then(|_| io::stdout().flush());
+    if let Err(e) = told {
+        // berthd died before it learnt of this start (EPIPE): no one will ever send
+        // `go`, and the restarted daemon may not see the socket yet. Undo the start
+        // rather than leave an init, a cgroup and a socket behind.
+        eprintln!("berth-shim: berthd went away before the start was reported ({e}); undoing it");
+        shim.abandon();
+        return 1;
+    }
     // Close berthd's pipe (it reads up to EOF-or-line); fd 1 now points at /dev/null.
     let _ = berth_sys::fd::dup2(shim.devnull.as_fd(), 1);
     shim.run()
@@ -388,6 +395,19 @@ impl Shim {
             drain_deadline: None,
             buf: vec![0u8; 32 * 1024],
         })
+    }
+
+    /// Kills the (not yet released) init and removes what the start made.
+    fn abandon(self) {
+        let _ = berth_sys::process::kill(self.pid, libc::SIGKILL);
+        let _ = berth_sys::process::waitpid_blocking(self.pid);
+        if let Some(r) = &self.runc {
+            r.delete();
+        }
+        let _ = std::fs::remove_file(&self.spec.socket_path);
+        if let Some(cg) = &self.cgroup {
+            remove_cgroup_reaping(cg);
+        }
     }
 
     fn run(mut self) -> i32 {
@@ -999,6 +1019,10 @@ fn write_exit(path: &Path, x: &ExitInfo) -> io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let data = serde_json::to_vec(x).map_err(io::Error::other)?;
-    std::fs::write(&tmp, data)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Root only, as every state file in the container's directory (Docker's 0600).
+    let mut f = File::options().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    f.write_all(&data)?;
+    drop(f);
     std::fs::rename(&tmp, path)
 }
