@@ -500,6 +500,7 @@ fn is_pseudo_mount(p: &Path, md: &fs::Metadata, root_dev: u64) -> bool {
         return true;
     }
     match nix::sys::statfs::statfs(p) {
+        #[allow(clippy::unnecessary_cast)] // the word size differs between targets
         Ok(st) => PSEUDO_FS.contains(&(st.filesystem_type().0 as i64)),
         Err(_) => false,
     }
