@@ -3,7 +3,6 @@
 //! copy rules (split into dir + entry, rebase the archive's top entry to the target's
 //! name), computed as plain data so it can be unit-tested.
 
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -137,18 +136,45 @@ pub fn prepare_copy(src_path: &str, src_is_dir: bool, src_rebase: Option<&str>, 
     Ok(rebased())
 }
 
-/// Renames the first component of an archive entry path (`RebaseArchiveEntries`).
+/// docker's `RebaseArchiveEntries` for one name: a name that starts with `from`
+/// gets `to` instead of that prefix (`from` = `/` replaces nothing, so the daemon's
+/// `/bin` for an archive of `/` becomes `to/bin`); `None` when it does not start so.
 pub fn rebase_entry(path: &str, from: &str, to: &str) -> Option<String> {
-    if from == "." {
-        // The contents of a directory (`dir/.`): every entry moves under `to`.
-        let p = path.trim_start_matches("./").trim_start_matches('.');
-        return Some(if p.is_empty() || p == "/" { format!("{to}/") } else { format!("{to}/{p}") });
+    let from = if from == "/" { "" } else { from };
+    path.strip_prefix(from).map(|rest| format!("{to}{rest}"))
+}
+
+/// docker's `CopyInfoDestinationPath`: the local destination with symlinks at its end
+/// followed (the copy replaces what a link points at, not the link); a missing one
+/// needs an existing parent directory. Returns (path, exists, is_dir).
+pub fn copy_info_destination(path: &str) -> Result<(String, bool, bool), String> {
+    let mut path = path.to_string();
+    let mut md = std::fs::symlink_metadata(&path);
+    let mut n = 0;
+    while let Ok(m) = &md {
+        if !m.file_type().is_symlink() {
+            break;
+        }
+        if n > 10 {
+            return Err(format!("too many symlinks in {path}"));
+        }
+        let target = std::fs::read_link(&path).map_err(|e| format!("readlink {path}: {}", crate::system::io_text(&e)))?.to_string_lossy().into_owned();
+        path = if target.starts_with('/') { target } else { clean(&format!("{}/{target}", split_dir_entry(&path).0)) };
+        md = std::fs::symlink_metadata(&path);
+        n += 1;
     }
-    let p = path.trim_start_matches("./");
-    if p == from || p.trim_end_matches('/') == from {
-        return Some(format!("{to}{}", if p.ends_with('/') { "/" } else { "" }));
+    match md {
+        Ok(m) => Ok((path, true, m.is_dir())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let (parent, _) = split_dir_entry(&path);
+            let pm = std::fs::metadata(&parent).map_err(|e| format!("stat {parent}: {}", crate::system::io_text(&e)))?;
+            if !pm.is_dir() {
+                return Err("not a directory".into());
+            }
+            Ok((path, false, false))
+        }
+        Err(e) => Err(format!("lstat {path}: {}", crate::system::io_text(&e))),
     }
-    p.strip_prefix(from).and_then(|rest| rest.strip_prefix('/')).map(|rest| format!("{to}/{rest}"))
 }
 
 fn stat_container_path(ctx: &mut Ctx, container: &str, path: &str) -> Result<PathStat, berth_client::Error> {
@@ -244,46 +270,26 @@ fn copy_from_container(ctx: &mut Ctx, container: &str, src: &str, dst: &str, fol
         io::copy(&mut counted, &mut out).map_err(pipe_fail)?;
         return Ok(0);
     }
-    let dst_meta = std::fs::symlink_metadata(dst).ok();
-    let dst_is_dir = dst_meta.as_ref().is_some_and(|m| m.is_dir() || std::fs::metadata(dst).map(|m| m.is_dir()).unwrap_or(false));
-    let place = prepare_copy(&src, stat.is_dir(), rebase.as_deref(), dst, dst_meta.is_some(), dst_is_dir).map_err(|e| Fail::new(1, e))?;
-    if !Path::new(&place.dir).is_dir() {
-        return Err(Fail::new(1, format!("lstat {}: no such file or directory", place.dir)));
-    }
+    let (dst_path, dst_exists, dst_is_dir) = copy_info_destination(dst).map_err(|e| Fail::new(1, e))?;
+    let place = prepare_copy(&src, stat.is_dir(), rebase.as_deref(), &dst_path, dst_exists, dst_is_dir).map_err(|e| Fail::new(1, e))?;
     // A resolved link is archived under its target's name: first back to the name the
     // user typed, then to the destination's (docker's two RebaseArchiveEntries).
     let link_rebase = rebase.as_ref().map(|r| (split_dir_entry(&src).1, r.clone()));
-    let mut dir_times = Vec::new();
-    let mut ar = tar::Archive::new(&mut counted);
-    for entry in ar.entries()? {
-        let mut entry = entry?;
-        let mut name = entry.path()?.to_string_lossy().into_owned();
+    let rename = |name: &str| -> Result<String, String> {
+        let mut name = name.to_string();
         if let Some((from, to)) = &link_rebase {
             name = rebase_entry(&name, from, to).unwrap_or(name);
         }
-        let name = match &place.rebase {
-            Some((from, to)) => rebase_entry(&name, from, to).unwrap_or(name),
-            None => name,
-        };
-        if name.split('/').any(|c| c == "..") {
-            continue;
+        match &place.rebase {
+            // The archive must hold only the copied resource: anything else would land
+            // beside the destination instead of in it.
+            Some((from, to)) => rebase_entry(&name, from, to)
+                .filter(|n| n == to || n.starts_with(&format!("{to}/")))
+                .ok_or_else(|| format!("archive entry {name:?} is not under {from:?}")),
+            None => Ok(name),
         }
-        let target = Path::new(&place.dir).join(&name);
-        entry.set_preserve_mtime(true);
-        if entry.header().entry_type().is_dir() {
-            if let Ok(m) = entry.header().mtime() {
-                dir_times.push((target.clone(), m));
-            }
-        }
-        entry.unpack(&target).map_err(|e| Fail::new(1, e.to_string()))?;
-    }
-    // Directory times last, once their contents no longer change them (as docker).
-    for (dir, mtime) in dir_times.iter().rev() {
-        if let Ok(f) = File::open(dir) {
-            let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(*mtime);
-            let _ = f.set_times(std::fs::FileTimes::new().set_modified(t).set_accessed(t));
-        }
-    }
+    };
+    crate::untar::unpack(&mut counted, Path::new(&place.dir), &rename).map_err(|e| Fail::new(1, e))?;
     let mut rest = Vec::new();
     let _ = counted.read_to_end(&mut rest);
     if !quiet {
@@ -365,13 +371,13 @@ fn copy_to_container(ctx: &mut Ctx, src: &str, container: &str, dst: &str, archi
         Ok(st) => (true, st.is_dir()),
         Err(_) => (false, false),
     };
-    let mut data = Vec::new();
-    let resolved_dst = if src == "-" {
+    // The tar is streamed to the daemon as it is read (stdin) or written (a local
+    // path, on a thread), never held whole in memory.
+    let (resolved_dst, mut reader): (String, Box<dyn Read>) = if src == "-" {
         if !is_dir {
             return Err(Fail::new(1, format!("destination \"{container}:{dst}\" must be a directory")));
         }
-        io::stdin().lock().read_to_end(&mut data)?;
-        dst_path.clone()
+        (dst_path.clone(), Box::new(io::stdin().lock()))
     } else {
         let (local, rebase) = resolve_local_source(src, follow)?;
         let local_s = local.to_string_lossy().into_owned();
@@ -382,19 +388,67 @@ fn copy_to_container(ctx: &mut Ctx, src: &str, container: &str, dst: &str, archi
             Some((_, to)) => to.clone(),
             None => src_base,
         };
-        tar_local(&local, &name, &mut data).map_err(|e| Fail::new(1, e.to_string()))?;
-        place.dir
+        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(4);
+        std::thread::spawn(move || {
+            let mut w = ChanWriter { tx: tx.clone() };
+            if let Err(e) = tar_local(&local, &name, &mut w) {
+                let _ = tx.send(Err(e));
+            }
+        });
+        (place.dir, Box::new(ChanReader { rx, cur: Vec::new(), pos: 0 }))
     };
     let mut params = vec![("path", resolved_dst), ("noOverwriteDirNonDir", "true".to_string())];
     if archive {
         params.push(("copyUIDGID", "true".into()));
     }
-    let mut reader: &[u8] = &data;
-    ctx.client.call("PUT", &query(&format!("/containers/{container}/archive"), &params), &[], Body::Chunked { content_type: "text/plain", reader: &mut reader })?;
+    let mut counted = Counting { inner: &mut reader, n: 0 };
+    ctx.client.call("PUT", &query(&format!("/containers/{container}/archive"), &params), &[], Body::Chunked { content_type: "text/plain", reader: &mut counted })?;
     if !quiet {
-        eprintln!("Successfully copied {} to {dst_arg}", human_size_prec(data.len() as f64, 3));
+        eprintln!("Successfully copied {} to {dst_arg}", human_size_prec(counted.n as f64, 3));
     }
     Ok(0)
+}
+
+/// The writing end of the local tar's pipe to the upload.
+struct ChanWriter {
+    tx: std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>,
+}
+
+impl Write for ChanWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tx.send(Ok(buf.to_vec())).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "upload ended"))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The reading end: an error from the tar thread fails the upload (the chunked body
+/// is cut, so the daemon never takes a partial archive for a whole one).
+struct ChanReader {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChanReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos >= self.cur.len() {
+            match self.rx.recv() {
+                Ok(Ok(b)) => {
+                    self.cur = b;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.cur.len() - self.pos);
+        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -753,13 +807,97 @@ mod tests {
         for ((src, sd, dst, de, dd), want) in cases {
             assert_eq!(prepare_copy(src, sd, None, dst, de, dd), want, "{src} -> {dst}");
         }
-        assert_eq!(rebase_entry("d/sub/g", "d", "dout"), Some("dout/sub/g".into()));
-        assert_eq!(rebase_entry("d", "d", "dout"), Some("dout".into()));
-        assert_eq!(rebase_entry("d/", "d", "dout"), Some("dout/".into()));
-        assert_eq!(rebase_entry("dd/x", "d", "dout"), None);
+    }
+
+    /// docker's cp table, from a container: (source path, is a dir, archive names as
+    /// the daemon sends them) × (destination, what exists locally) → the files made
+    /// (relative to the work dir) or the error. `X/etc/passwd` must never change.
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn copy_from_container_table() {
+        let dir_names = ["d/", "d/f", "d/sub/", "d/sub/g"];
+        let dot_names = ["./", "./f", "./sub/", "./sub/g"];
+        let root_names = ["/", "/bin/", "/bin/sh", "/etc/", "/etc/passwd"];
+        let rootdot_names = ["./", "./bin/", "./bin/sh", "./etc/", "./etc/passwd"];
+        let file_names = ["hf"];
+        // existing local state: X/ (dir), X/file (file), X/etc/passwd
+        type Row<'a> = (&'a str, bool, &'a [&'a str], &'a str, Result<&'a [&'a str], &'a str>);
+        let rows: Vec<Row> = vec![
+            // CTR:/ — D2: a new directory gets the root's content.
+            ("/", true, &root_names, "X/new", Ok(&["X/new/bin/sh", "X/new/etc/passwd"])),
+            ("/", true, &root_names, "X/new/", Ok(&["X/new/bin/sh", "X/new/etc/passwd"])),
+            ("/", true, &root_names, "X", Ok(&["X/bin/sh", "X/etc/passwd"])),
+            ("/", true, &root_names, "X/file", Err("cannot copy directory")),
+            ("/.", true, &rootdot_names, "X/new", Ok(&["X/new/bin/sh", "X/new/etc/passwd"])),
+            ("/.", true, &rootdot_names, "X", Ok(&["X/bin/sh", "X/etc/passwd"])),
+            // a directory
+            ("/d", true, &dir_names, "X/new", Ok(&["X/new/f", "X/new/sub/g"])),
+            ("/d", true, &dir_names, "X/new/", Ok(&["X/new/f", "X/new/sub/g"])),
+            ("/d", true, &dir_names, "X", Ok(&["X/d/f", "X/d/sub/g"])),
+            ("/d/", true, &dir_names, "X", Ok(&["X/d/f", "X/d/sub/g"])),
+            ("/d", true, &dir_names, "X/file", Err("cannot copy directory")),
+            ("/d", true, &dir_names, "X/nodir/new", Err("X/nodir: no such file or directory")),
+            // a directory's content
+            ("/d/.", true, &dot_names, "X", Ok(&["X/f", "X/sub/g"])),
+            ("/d/.", true, &dot_names, "X/new", Ok(&["X/new/f", "X/new/sub/g"])),
+            ("/d/.", true, &dot_names, "X/file", Err("cannot copy directory")),
+            // a file
+            ("/tmp/hf", false, &file_names, "X", Ok(&["X/hf"])),
+            ("/tmp/hf", false, &file_names, "X/", Ok(&["X/hf"])),
+            ("/tmp/hf", false, &file_names, "X/new", Ok(&["X/new"])),
+            ("/tmp/hf", false, &file_names, "X/file", Ok(&["X/file"])),
+            ("/tmp/hf", false, &file_names, "X/new/", Err("no such directory")),
+            ("/tmp/hf", false, &file_names, "X/file/", Err("not a directory")),
+        ];
+        let t = tempfile::tempdir().unwrap();
+        for (src, src_dir, names, dst, want) in rows {
+            let work = t.path().join("w");
+            let _ = std::fs::remove_dir_all(&work);
+            std::fs::create_dir_all(work.join("X/etc")).unwrap();
+            std::fs::write(work.join("X/etc/passwd"), "PRECIOUS").unwrap();
+            std::fs::write(work.join("X/file"), "old").unwrap();
+            let mut b = tar::Builder::new(Vec::new());
+            for n in names {
+                let mut h = tar::Header::new_gnu();
+                let dir = n.ends_with('/');
+                h.set_entry_type(if dir { tar::EntryType::Directory } else { tar::EntryType::Regular });
+                h.set_mode(0o755);
+                h.set_size(if dir { 0 } else { 3 });
+                h.as_old_mut().name[..n.len()].copy_from_slice(n.as_bytes());
+                h.set_cksum();
+                b.append(&h, if dir { &b""[..] } else { &b"new"[..] }).unwrap();
+            }
+            let tar = b.into_inner().unwrap();
+            let dst_abs = work.join(dst).to_string_lossy().into_owned() + if dst.ends_with('/') { "/" } else { "" };
+            let got = copy_info_destination(&dst_abs)
+                .and_then(|(p, e, d)| prepare_copy(src, src_dir, None, &p, e, d))
+                .and_then(|place| {
+                    let rename = |n: &str| match &place.rebase {
+                        Some((from, to)) => rebase_entry(n, from, to).ok_or_else(|| "outside".to_string()),
+                        None => Ok(n.to_string()),
+                    };
+                    crate::untar::unpack(&tar[..], Path::new(&place.dir), &rename)
+                });
+            match want {
+                Ok(files) => {
+                    got.unwrap_or_else(|e| panic!("{src} -> {dst}: {e}"));
+                    for f in files {
+                        assert_eq!(std::fs::read_to_string(work.join(f)).unwrap(), "new", "{src} -> {dst}: {f}");
+                    }
+                }
+                Err(text) => {
+                    let e = got.expect_err(&format!("{src} -> {dst}"));
+                    assert!(e.contains(text), "{src} -> {dst}: {e}");
+                }
+            }
+            let passwd = std::fs::read_to_string(work.join("X/etc/passwd")).unwrap();
+            let replaced = matches!(want, Ok(f) if f.contains(&"X/etc/passwd"));
+            assert_eq!(passwd, if replaced { "new" } else { "PRECIOUS" }, "{src} -> {dst}");
+        }
+        assert_eq!(rebase_entry("/bin/sh", "/", "new"), Some("new/bin/sh".into()));
         assert_eq!(rebase_entry("./", ".", "dot"), Some("dot/".into()));
-        assert_eq!(rebase_entry("f", ".", "dot"), Some("dot/f".into()));
-        assert_eq!(rebase_entry("./sub/g", ".", "dot"), Some("dot/sub/g".into()));
+        assert_eq!(rebase_entry("d/sub/g", "d", "dout"), Some("dout/sub/g".into()));
+        assert_eq!(rebase_entry("x/y", "d", "dout"), None);
     }
 
     #[test]

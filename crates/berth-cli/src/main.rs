@@ -12,6 +12,7 @@ mod refs;
 mod system;
 mod template;
 mod term;
+mod untar;
 
 use std::io::Write;
 

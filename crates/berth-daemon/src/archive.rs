@@ -4,11 +4,11 @@
 //! file turns tars into streamed bodies and back, and the path stat into Docker's
 //! `X-Docker-Container-Path-Stat` header.
 
-use std::convert::Infallible;
+use std::io;
 
 use base64::Engine as _;
 use berth_api::{ContainerConfig, IdResponse};
-use berth_engine::fsops::{ByteStream, CommitOptions, ExtractOptions, PathStat};
+use berth_engine::fsops::{CommitOptions, ExtractOptions, PathStat, TarStream};
 use bytes::Bytes;
 use futures_util::stream;
 use http::{header, HeaderValue, Method, Response, StatusCode};
@@ -22,11 +22,20 @@ use crate::State;
 
 const STAT_HEADER: &str = "X-Docker-Container-Path-Stat";
 
-fn stream_body(rx: ByteStream) -> Body {
-    let s = stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+/// The tar as it is written; if the writing fails, the body ends in an error, which
+/// makes hyper abort the chunked response (no last chunk), so the client reports an
+/// unexpected EOF instead of taking a partial archive for a whole one.
+fn stream_body(t: TarStream) -> Body {
+    let s = stream::unfold(Some(t), |st| async move {
+        let mut t = st?;
+        if let Some(b) = t.data.recv().await {
+            return Some((Ok(Frame::data(b)), Some(t)));
+        }
+        match t.done.await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some((Err(io::Error::other(e)), None)),
+            Err(_) => Some((Err(io::Error::other("the archive writer failed")), None)),
+        }
     });
     StreamBody::new(s).boxed()
 }
@@ -64,7 +73,7 @@ pub async fn get(state: &State, ctx: Ctx, id: &str) -> Resp {
         };
     }
     match state.engine.archive_path(id, &path).await {
-        Ok((stat, rx)) => tar_response(stream_body(rx), Some(&stat)),
+        Ok((stat, t)) => tar_response(stream_body(t), Some(&stat)),
         Err(e) => from_error(&e),
     }
 }
@@ -112,7 +121,7 @@ pub async fn changes(state: &State, id: &str) -> Resp {
 /// `GET /containers/{id}/export`.
 pub async fn export(state: &State, id: &str) -> Resp {
     match state.engine.export(id).await {
-        Ok(rx) => tar_response(stream_body(rx), None),
+        Ok(t) => tar_response(stream_body(t), None),
         Err(e) => from_error(&e),
     }
 }
@@ -153,5 +162,35 @@ pub async fn commit(state: &State, ctx: Ctx) -> Resp {
     match state.engine.commit(opts).await {
         Ok(id) => json(StatusCode::CREATED, &IdResponse { id }),
         Err(e) => from_error(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn a_cut_archive_ends_the_body_in_an_error() {
+        // (how the writer ended, whether the body must fail): a clean end only when
+        // the writer says so; an error or a vanished writer aborts the body.
+        let cases: [(Option<std::result::Result<(), String>>, bool); 3] =
+            [(Some(Ok(())), false), (Some(Err("read /x: I/O error".into())), true), (None, true)];
+        for (end, fails) in cases {
+            let (tx, rx) = mpsc::channel(2);
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+            tx.send(Bytes::from_static(b"part")).await.unwrap();
+            drop(tx);
+            match end.clone() {
+                Some(r) => done_tx.send(r).unwrap(),
+                None => drop(done_tx),
+            }
+            let body = stream_body(TarStream { data: rx, done: done_rx });
+            let got = body.collect().await;
+            assert_eq!(got.is_err(), fails, "{end:?}");
+            if let Ok(b) = got {
+                assert_eq!(&b.to_bytes()[..], b"part");
+            }
+        }
     }
 }

@@ -13,22 +13,28 @@ use hyper::body::Frame;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-pub type Body = BoxBody<Bytes, Infallible>;
+/// A body's error aborts the response mid-stream (no last chunk): how a client
+/// learns that a streamed archive was cut short.
+pub type Body = BoxBody<Bytes, std::io::Error>;
 pub type Resp = Response<Body>;
 
+fn never(e: Infallible) -> std::io::Error {
+    match e {}
+}
+
 pub fn full(data: impl Into<Bytes>) -> Body {
-    Full::new(data.into()).boxed()
+    Full::new(data.into()).map_err(never).boxed()
 }
 
 pub fn empty() -> Body {
-    Empty::new().boxed()
+    Empty::new().map_err(never).boxed()
 }
 
 /// A body fed from a channel: sent chunked, each message flushed as it comes.
 pub fn channel_body(capacity: usize) -> (mpsc::Sender<Bytes>, Body) {
     let (tx, rx) = mpsc::channel::<Bytes>(capacity);
     let s = stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(Frame::data(b)), rx))
     });
     (tx, StreamBody::new(s).boxed())
 }

@@ -24,6 +24,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -39,6 +40,14 @@ use crate::{merge, timefmt, Engine};
 
 /// A stream of bytes between the engine and the HTTP edge (a tar, either way).
 pub type ByteStream = mpsc::Receiver<Bytes>;
+
+/// A tar being written by a worker: its bytes, then how the writing ended. A stream
+/// cut short by an error must reach the client as an error (an aborted body), never
+/// as a clean end of a partial archive.
+pub struct TarStream {
+    pub data: ByteStream,
+    pub done: oneshot::Receiver<std::result::Result<(), String>>,
+}
 
 const CHUNK: usize = 64 * 1024;
 const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
@@ -430,6 +439,26 @@ fn io_error(path: &str, container: &str, e: io::Error) -> Error {
 
 // ----- tar writing -----
 
+/// Names the tar crate would rewrite: `./…` and `/…` are written byte for byte.
+fn is_raw_name(name: &str) -> bool {
+    name.starts_with("./") || name.starts_with('/')
+}
+
+/// A GNU long-name (`L`) or long-link (`K`) entry carrying `value` for the header
+/// that follows.
+fn gnu_long(kind: tar::EntryType, value: &[u8]) -> (tar::Header, Vec<u8>) {
+    let mut long = tar::Header::new_gnu();
+    long.set_entry_type(kind);
+    long.set_mode(0o644);
+    long.set_size(value.len() as u64 + 1);
+    let tag = b"././@LongLink";
+    long.as_old_mut().name[..tag.len()].copy_from_slice(tag);
+    long.set_cksum();
+    let mut payload = value.to_vec();
+    payload.push(0);
+    (long, payload)
+}
+
 /// Writes file trees as tar entries without ever following a symlink.
 struct TarOut<W: Write> {
     b: tar::Builder<W>,
@@ -439,6 +468,42 @@ struct TarOut<W: Write> {
     whiteouts: bool,
     /// Tar names of mount-point stubs to leave out (see [`is_stub`]).
     skip: HashSet<String>,
+    /// In a running container's view: the `st_dev` of its root. The directories where
+    /// kernel file systems (proc, sysfs, devpts, mqueue, cgroup…) and the runtime's
+    /// `/dev` are mounted are archived empty, as Docker (which archives the rootfs
+    /// without those mounts) does.
+    pseudo_root_dev: Option<u64>,
+}
+
+/// `statfs` magic numbers of the kernel's pseudo file systems (linux/magic.h).
+const PSEUDO_FS: &[i64] = &[
+    0x9fa0,     // proc
+    0x6265_6572, // sysfs
+    0x1cd1,     // devpts
+    0x1980_0202, // mqueue
+    0x0027_e0eb, // cgroup
+    0x6367_7270, // cgroup2
+    0x7363_6673, // securityfs
+    0x6462_6720, // debugfs
+    0x7472_6163, // tracefs
+    0xcafe_4a11, // bpf
+    0x6165_676c, // pstore
+    0x6265_6570, // configfs
+    0x6573_5543, // fusectl
+    0x4249_4e4d, // binfmt_misc
+];
+
+/// Whether the directory `p` (in a running container, whose root is on `root_dev`)
+/// is a mount of a pseudo file system or the runtime's `/dev`.
+fn is_pseudo_mount(p: &Path, md: &fs::Metadata, root_dev: u64) -> bool {
+    if p == Path::new("/dev") && md.dev() != root_dev {
+        return true;
+    }
+    match nix::sys::statfs::statfs(p) {
+        #[allow(clippy::unnecessary_cast)] // the word size differs between targets
+        Ok(st) => PSEUDO_FS.contains(&(st.filesystem_type().0 as i64)),
+        Err(_) => false,
+    }
 }
 
 fn is_whiteout(md: &fs::Metadata) -> bool {
@@ -546,6 +611,7 @@ impl<W: Write> TarOut<W> {
             links: HashMap::new(),
             whiteouts,
             skip: HashSet::new(),
+            pseudo_root_dev: None,
         }
     }
 
@@ -554,7 +620,8 @@ impl<W: Write> TarOut<W> {
     }
 
     /// `host` and everything below it, named `name` (`""`: the root itself is not
-    /// written, its children are named without a prefix).
+    /// written, its children are named without a prefix; `"/"`: the root is `/` and
+    /// its children `/bin`…, Docker's names for an archive of a container's `/`).
     fn add_tree(&mut self, host: &Path, name: &str) -> io::Result<()> {
         let md = fs::symlink_metadata(host)?;
         if self.skip.contains(name) && is_stub(host, &md) {
@@ -562,6 +629,11 @@ impl<W: Write> TarOut<W> {
         }
         if !name.is_empty() {
             self.add_entry(host, name, &md)?;
+        }
+        if let Some(root_dev) = self.pseudo_root_dev {
+            if md.is_dir() && is_pseudo_mount(host, &md, root_dev) {
+                return Ok(());
+            }
         }
         if md.is_dir() && !(self.whiteouts && is_whiteout(&md)) {
             let mut kids: Vec<std::ffi::OsString> = fs::read_dir(host)?
@@ -616,26 +688,33 @@ impl<W: Write> TarOut<W> {
     }
 
     /// Appends an entry under `name` exactly as given. The tar crate normalises paths
-    /// and would drop a leading `./`, but Docker's archive of `dir/.` names its entries
-    /// `./…` and the CLI rebases on that prefix (`docker cp c:/d/. dst`).
+    /// and would drop a leading `./` (and refuses a leading `/`), but Docker's archive
+    /// of `dir/.` names its entries `./…`, its archive of `/` names them `/…`, and the
+    /// CLI rebases on that prefix (`docker cp c:/d/. dst`, `docker cp c:/ dst`).
     fn append_named<P: AsRef<str>, R: io::Read>(&mut self, h: &mut tar::Header, name: P, data: R) -> io::Result<()> {
-        let name = name.as_ref();
-        if !name.starts_with("./") {
+        self.append_raw(h, name.as_ref(), None, data)
+    }
+
+    /// Appends an entry; `link` (a symlink's or hard link's target) is written byte
+    /// for byte: the tar crate rebuilds link names from their path components, which
+    /// is lossy (a target is an arbitrary string).
+    fn append_raw<R: io::Read>(&mut self, h: &mut tar::Header, name: &str, link: Option<&[u8]>, data: R) -> io::Result<()> {
+        if let Some(link) = link {
+            let field = &mut h.as_old_mut().linkname;
+            field.fill(0);
+            if link.len() > field.len() {
+                let (long, payload) = gnu_long(tar::EntryType::GNULongLink, link);
+                self.b.append(&long, &payload[..])?;
+            }
+            let n = link.len().min(field.len());
+            field[..n].copy_from_slice(&link[..n]);
+        }
+        if !is_raw_name(name) {
             return self.b.append_data(h, name, data);
         }
         let bytes = name.as_bytes();
-        let field_len = h.as_old().name.len();
-        if bytes.len() > field_len {
-            // GNU long name: a `././@LongLink` entry carrying the full name first.
-            let mut long = tar::Header::new_gnu();
-            long.set_entry_type(tar::EntryType::GNULongName);
-            long.set_mode(0o644);
-            long.set_size(bytes.len() as u64 + 1);
-            let tag = b"././@LongLink";
-            long.as_old_mut().name[..tag.len()].copy_from_slice(tag);
-            long.set_cksum();
-            let mut payload = bytes.to_vec();
-            payload.push(0);
+        if bytes.len() > h.as_old().name.len() {
+            let (long, payload) = gnu_long(tar::EntryType::GNULongName, bytes);
             self.b.append(&long, &payload[..])?;
         }
         let field = &mut h.as_old_mut().name;
@@ -683,22 +762,14 @@ impl<W: Write> TarOut<W> {
         if ft.is_symlink() {
             let target = fs::read_link(host)?;
             let mut h = Self::header(md, tar::EntryType::Symlink);
-            if name.starts_with("./") {
-                h.set_link_name(&target)?;
-                return self.append_named(&mut h, name, io::empty());
-            }
-            return self.b.append_link(&mut h, name, target);
+            return self.append_raw(&mut h, name, Some(target.as_os_str().as_bytes()), io::empty());
         }
         if ft.is_file() {
             if md.nlink() > 1 {
                 if let Some(first) = self.links.get(&(md.dev(), md.ino())) {
                     let mut h = Self::header(md, tar::EntryType::Link);
                     let first = first.clone();
-                    if name.starts_with("./") {
-                        h.set_link_name(&first)?;
-                        return self.append_named(&mut h, name, io::empty());
-                    }
-                    return self.b.append_link(&mut h, name, first);
+                    return self.append_raw(&mut h, name, Some(first.as_bytes()), io::empty());
                 }
                 self.links.insert((md.dev(), md.ino()), name.to_string());
             }
@@ -771,6 +842,75 @@ fn extract_here<R: Read>(
     if !md.is_dir() {
         return Err(Error::invalid("extraction point is not a directory"));
     }
+    extract_into(&dest, r, opts, owner)
+}
+
+/// Where an entry's parent directory is: its components resolved under `dest` with
+/// every symlink (one an earlier entry made, or one already there) kept inside `dest`
+/// (an absolute target starts again at `dest`, `..` stops there), so no entry is
+/// written outside it. Missing directories are created.
+fn entry_parent(dest: &Path, comps: &[std::ffi::OsString], raw: &Path) -> Result<PathBuf> {
+    let rel: PathBuf = comps.iter().collect();
+    let parent = berth_runtime::rootfs::secure_join(dest, &rel.to_string_lossy())
+        .map_err(|e| Error::invalid(format!("invalid archive entry {raw:?}: {}", berth_sys::errno_text(&e))))?;
+    match fs::symlink_metadata(&parent) {
+        Ok(m) if m.is_dir() => Ok(parent),
+        Ok(_) => Err(Error::invalid(format!(
+            "invalid archive entry {raw:?}: {} is not a directory",
+            parent.display()
+        ))),
+        Err(_) => {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(&parent)
+                .map_err(|e| {
+                    let msg = format!("mkdir {}: {}", parent.display(), berth_sys::errno_text(&e));
+                    match e.raw_os_error() {
+                        // A file of the archive (or of the destination) in the way.
+                        Some(libc::ENOTDIR) | Some(libc::EEXIST) => {
+                            Error::invalid(format!("invalid archive entry {raw:?}: {msg}"))
+                        }
+                        _ => Error::internal(msg),
+                    }
+                })?;
+            Ok(parent)
+        }
+    }
+}
+
+/// Docker's symlink breakout check: a relative target that climbs out of `dest` from
+/// the link's directory (`rel_dir`, relative to `dest`) is refused.
+fn symlink_escapes(rel_dir: &[std::ffi::OsString], target: &Path) -> bool {
+    if target.is_absolute() {
+        return false;
+    }
+    let mut depth = rel_dir.len();
+    for c in target.components() {
+        match c {
+            Component::ParentDir => {
+                if depth == 0 {
+                    return true;
+                }
+                depth -= 1;
+            }
+            Component::Normal(_) => depth += 1,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Extracts the tar `r` into the directory `dest`. Nothing is created outside
+/// `dest`, whatever the archive holds: names are relative (`..` refused), parents are
+/// resolved inside `dest` ([`entry_parent`]), the last component is never followed.
+fn extract_into<R: Read>(
+    dest: &Path,
+    r: R,
+    opts: ExtractOptions,
+    owner: Option<(u32, u32)>,
+) -> Result<()> {
+    let dest = dest.to_path_buf();
     let mut ar = tar::Archive::new(r);
     let mut dir_times: Vec<(PathBuf, i64)> = Vec::new();
     let entries = ar
@@ -783,16 +923,8 @@ fn extract_here<R: Read>(
             .map_err(|e| Error::invalid(format!("reading the archive: {e}")))?
             .into_owned();
         let comps = tar_components(&raw)?;
-        if comps.is_empty() {
+        let Some((last, parent_comps)) = comps.split_last() else {
             continue;
-        }
-        let target: PathBuf = comps.iter().fold(dest.clone(), |p, c| p.join(c));
-        let werr = |what: &str, err: io::Error| {
-            Error::internal(format!(
-                "{what} {}: {}",
-                target.display(),
-                berth_sys::errno_text(&err)
-            ))
         };
         let h = e.header().clone();
         let kind = h.entry_type();
@@ -810,15 +942,14 @@ fn extract_here<R: Read>(
         ) {
             continue;
         }
-        if let Some(parent) = target.parent() {
-            if fs::symlink_metadata(parent).is_err() {
-                fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o755)
-                    .create(parent)
-                    .map_err(|e| werr("mkdir", e))?;
-            }
-        }
+        let target = entry_parent(&dest, parent_comps, &raw)?.join(last);
+        let werr = |what: &str, err: io::Error| {
+            Error::internal(format!(
+                "{what} {}: {}",
+                target.display(),
+                berth_sys::errno_text(&err)
+            ))
+        };
         let is_dir = kind == tar::EntryType::Directory;
         if let Ok(fi) = fs::symlink_metadata(&target) {
             if opts.no_overwrite_dir_non_dir && fi.is_dir() && !is_dir {
@@ -876,6 +1007,13 @@ fn extract_here<R: Read>(
                         Error::invalid(format!("symlink {} without a target", raw.display()))
                     })?
                     .into_owned();
+                if symlink_escapes(parent_comps, &link) {
+                    return Err(Error::invalid(format!(
+                        "invalid symlink {:?} -> {:?}",
+                        raw.display().to_string(),
+                        link.display().to_string()
+                    )));
+                }
                 std::os::unix::fs::symlink(&link, &target).map_err(|e| werr("symlink", e))?;
                 std::os::unix::fs::lchown(&target, Some(uid), Some(gid))
                     .map_err(|e| werr("chown", e))?;
@@ -890,10 +1028,28 @@ fn extract_here<R: Read>(
                         Error::invalid(format!("hardlink {} without a target", raw.display()))
                     })?
                     .into_owned();
-                let src: PathBuf = tar_components(&link)?
-                    .iter()
-                    .fold(dest.clone(), |p, c| p.join(c));
-                fs::hard_link(&src, &target).map_err(|e| werr("link", e))?;
+                let link_comps = tar_components(&link)?;
+                let Some((link_last, link_parent)) = link_comps.split_last() else {
+                    return Err(Error::invalid(format!(
+                        "invalid hardlink {:?} -> {:?}",
+                        raw.display().to_string(),
+                        link.display().to_string()
+                    )));
+                };
+                let link_rel: PathBuf = link_parent.iter().collect();
+                // Like link(2), the last component is not followed.
+                let src = berth_runtime::rootfs::secure_join(&dest, &link_rel.to_string_lossy())
+                    .map(|p| p.join(link_last));
+                // A target missing from the archive and the destination is the
+                // archive's fault: 400, not 500.
+                src.and_then(|src| fs::hard_link(&src, &target)).map_err(|err| {
+                    Error::invalid(format!(
+                        "invalid hardlink {:?} -> {:?}: {}",
+                        raw.display().to_string(),
+                        link.display().to_string(),
+                        berth_sys::errno_text(&err)
+                    ))
+                })?;
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
                 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
@@ -925,7 +1081,13 @@ fn extract_here<R: Read>(
                     .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                     .open(&target)
                     .map_err(|e| werr("create", e))?;
-                io::copy(&mut e, &mut f).map_err(|e| werr("write", e))?;
+                io::copy(&mut e, &mut f).map_err(|err| {
+                    if err.kind() == io::ErrorKind::UnexpectedEof {
+                        Error::invalid(format!("reading the archive: {err}"))
+                    } else {
+                        werr("write", err)
+                    }
+                })?;
                 std::os::unix::fs::fchown(&f, Some(uid), Some(gid))
                     .map_err(|e| werr("chown", e))?;
                 // After chown, which clears set-id bits.
@@ -1402,10 +1564,12 @@ impl Engine {
     }
 
     /// `GET /containers/{id}/archive?path=`: the stat, then the tar as it is written.
-    pub async fn archive_path(&self, name: &str, path: &str) -> Result<(PathStat, ByteStream)> {
+    pub async fn archive_path(&self, name: &str, path: &str) -> Result<(PathStat, TarStream)> {
         let c = self.lookup(name)?;
         let jail = self.view_jail(&c.record(), false)?;
+        let running = matches!(jail, Jail::Chroot(_));
         let (tx, rx) = mpsc::channel(8);
+        let (done_tx, done_rx) = oneshot::channel();
         let (path, name) = (path.to_string(), name.to_string());
         let (stat_tx, stat_rx) = oneshot::channel();
         let worker = jailed(jail, move || {
@@ -1418,18 +1582,28 @@ impl Engine {
             };
             let _ = stat_tx.send(Ok(stat));
             let mut out = TarOut::new(ChanWriter::new(tx), false);
-            let tar_name = base_name(&path);
+            if running {
+                out.pseudo_root_dev = fs::symlink_metadata("/").ok().map(|m| m.dev());
+            }
             let r = out
-                .add_tree(&host, if tar_name == "/" { "." } else { &tar_name })
-                .and_then(|()| out.finish().map(drop));
-            if let Err(e) = r {
+                .add_tree(&host, &base_name(&path))
+                .and_then(|()| out.finish())
+                .and_then(|mut w| w.flush());
+            if let Err(e) = &r {
                 tracing::warn!(path = %path, error = %e, "docker cp: archive cut short");
             }
+            let _ = done_tx.send(r.map_err(|e| e.to_string()));
             Ok(())
         });
         let handle = tokio::spawn(worker);
         match stat_rx.await {
-            Ok(Ok(stat)) => Ok((stat, rx)),
+            Ok(Ok(stat)) => Ok((
+                stat,
+                TarStream {
+                    data: rx,
+                    done: done_rx,
+                },
+            )),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(handle
                 .await
@@ -1501,7 +1675,7 @@ impl Engine {
 
     /// `GET /containers/{id}/export`: the container's root filesystem (without its
     /// mounts) as a tar.
-    pub async fn export(&self, name: &str) -> Result<ByteStream> {
+    pub async fn export(&self, name: &str) -> Result<TarStream> {
         let c = self.lookup(name)?;
         let rec = c.record();
         let dir = self.container_dir(&rec.id);
@@ -1513,16 +1687,19 @@ impl Engine {
             at: dir.join("fs/merged"),
         };
         let (tx, rx) = mpsc::channel(8);
+        let (done_tx, done_rx) = oneshot::channel();
         let (ready_tx, ready_rx) = oneshot::channel::<()>();
         let worker = jailed(jail, move || {
             let _ = ready_tx.send(());
             let mut out = TarOut::new(ChanWriter::new(tx), false);
-            if let Err(e) = out
+            let r = out
                 .add_tree(Path::new("/"), "")
-                .and_then(|()| out.finish().map(drop))
-            {
+                .and_then(|()| out.finish())
+                .and_then(|mut w| w.flush());
+            if let Err(e) = &r {
                 tracing::warn!(error = %e, "export cut short");
             }
+            let _ = done_tx.send(r.map_err(|e| e.to_string()));
             Ok(())
         });
         let handle = tokio::spawn(worker);
@@ -1533,7 +1710,10 @@ impl Engine {
                 .err()
                 .unwrap_or_else(|| Error::internal("export failed")));
         }
-        Ok(rx)
+        Ok(TarStream {
+            data: rx,
+            done: done_rx,
+        })
     }
 
     /// `POST /commit`: a new image from the container's changes; returns its id.
@@ -1972,5 +2152,278 @@ mod tests {
         assert_eq!(numeric_user("1000:50"), (1000, 50));
         assert_eq!(numeric_user("7"), (7, 7));
         assert_eq!(numeric_user("nobody"), (0, 0));
+    }
+
+    // ----- archive names (docker cp c:/, D14) -----
+
+    fn tar_entries(bytes: &[u8]) -> Vec<(String, tar::EntryType, Option<String>)> {
+        let mut ar = tar::Archive::new(bytes);
+        ar.entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+                let link = e
+                    .link_name_bytes()
+                    .map(|l| String::from_utf8_lossy(&l).into_owned());
+                (name, e.header().entry_type(), link)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn archive_names_and_link_targets_like_docker() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        fs::create_dir(root.join("d")).unwrap();
+        fs::write(root.join("d/f"), "x").unwrap();
+        fs::hard_link(root.join("d/f"), root.join("d/g")).unwrap();
+        let long = format!("/{}", "t".repeat(150));
+        // (link name, target): `/` was archived as `//` (D14).
+        let links = [("root", "/"), ("dots", "../.."), ("trail", "/etc/"), ("long", long.as_str()), ("dbl", "a//b")];
+        for (n, target) in links {
+            std::os::unix::fs::symlink(target, root.join(n)).unwrap();
+        }
+        // (top name, expected names of the root, of d/f, of the hard link d/g)
+        let cases = [
+            ("/", "/", "/d/f", "/d/g"),
+            (".", "./", "./d/f", "./d/g"),
+            ("c", "c/", "c/d/f", "c/d/g"),
+        ];
+        for (top, want_root, want_f, want_g) in cases {
+            let mut out = TarOut::new(Vec::new(), false);
+            out.add_tree(root, top).unwrap();
+            let names = tar_entries(&out.finish().unwrap());
+            let find = |n: &str| names.iter().find(|x| x.0 == n).unwrap_or_else(|| panic!("{n} in {names:?}")).clone();
+            assert_eq!(find(want_root).1, tar::EntryType::Directory, "{top}");
+            assert_eq!(find(want_f).1, tar::EntryType::Regular, "{top}");
+            assert_eq!(find(want_g), (want_g.to_string(), tar::EntryType::Link, Some(want_f.to_string())), "{top}");
+            let base = want_root.trim_end_matches('/');
+            for (n, target) in links {
+                let e = find(&format!("{base}/{n}"));
+                assert_eq!((e.1, e.2.as_deref()), (tar::EntryType::Symlink, Some(target)), "{top} {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn pseudo_file_systems_are_archived_empty() {
+        let root_dev = fs::symlink_metadata("/").unwrap().dev();
+        let t = tempfile::tempdir().unwrap();
+        let cases = [(Path::new("/proc"), true), (Path::new("/sys"), true), (t.path(), false)];
+        for (p, want) in cases {
+            let md = fs::symlink_metadata(p).unwrap();
+            assert_eq!(is_pseudo_mount(p, &md, root_dev), want, "{}", p.display());
+        }
+        // The directory entry stays, its contents do not.
+        let mut out = TarOut::new(Vec::new(), false);
+        out.pseudo_root_dev = Some(root_dev);
+        out.add_tree(Path::new("/proc"), "proc").unwrap();
+        let names = tar_entries(&out.finish().unwrap());
+        assert_eq!(names, vec![("proc/".to_string(), tar::EntryType::Directory, None)]);
+    }
+
+    // ----- extraction (PUT archive) -----
+
+    /// Appends an entry with `name` and `link` byte for byte (the tar crate's
+    /// builder refuses `..` and absolute names, which is what these tests send).
+    fn raw_entry(out: &mut Vec<u8>, name: &str, kind: tar::EntryType, link: &str, data: &[u8]) {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(if kind == tar::EntryType::Directory { 0o755 } else { 0o644 });
+        h.set_size(data.len() as u64);
+        h.set_mtime(1_700_000_000);
+        if kind == tar::EntryType::Char {
+            h.set_device_major(1).unwrap();
+            h.set_device_minor(3).unwrap();
+        }
+        for (kind, value) in [(tar::EntryType::GNULongLink, link), (tar::EntryType::GNULongName, name)] {
+            if value.len() > 100 {
+                let (long, payload) = gnu_long(kind, value.as_bytes());
+                out.extend_from_slice(long.as_bytes());
+                out.extend_from_slice(&payload);
+                out.resize(out.len().div_ceil(512) * 512, 0);
+            }
+        }
+        let n = name.len().min(100);
+        h.as_old_mut().name[..n].copy_from_slice(&name.as_bytes()[..n]);
+        let n = link.len().min(100);
+        h.as_old_mut().linkname[..n].copy_from_slice(&link.as_bytes()[..n]);
+        h.set_cksum();
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+
+    fn finish_tar(mut out: Vec<u8>) -> Vec<u8> {
+        out.extend_from_slice(&[0; 1024]);
+        out
+    }
+
+    /// Every file under `root` (not following symlinks) except below `skip`, with
+    /// what would show a change: kind, size, link count, content of small files.
+    fn snapshot(root: &Path, skip: &Path) -> BTreeMap<PathBuf, (u32, u64, u64, Vec<u8>)> {
+        let mut out = BTreeMap::new();
+        let mut todo = vec![root.to_path_buf()];
+        while let Some(p) = todo.pop() {
+            if p == skip {
+                continue;
+            }
+            let md = fs::symlink_metadata(&p).unwrap();
+            let data = if md.is_file() { fs::read(&p).unwrap() } else { Vec::new() };
+            out.insert(p.clone(), (md.mode(), md.len(), md.nlink(), data));
+            if md.is_dir() {
+                todo.extend(fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            }
+        }
+        out
+    }
+
+    /// A temp tree `T/outside/sentinel` + `T/a/b/dest`: `..` three times from dest
+    /// reaches T, so any escape shows in T's snapshot.
+    struct Arena {
+        t: tempfile::TempDir,
+    }
+
+    impl Arena {
+        fn new() -> Arena {
+            let t = tempfile::tempdir().unwrap();
+            fs::create_dir_all(t.path().join("outside")).unwrap();
+            fs::write(t.path().join("outside/sentinel"), "PRECIOUS").unwrap();
+            fs::create_dir_all(t.path().join("a/b/dest")).unwrap();
+            Arena { t }
+        }
+        fn dest(&self) -> PathBuf {
+            self.t.path().join("a/b/dest")
+        }
+        fn out(&self) -> String {
+            self.t.path().join("outside").to_string_lossy().into_owned()
+        }
+        fn snapshot(&self) -> BTreeMap<PathBuf, (u32, u64, u64, Vec<u8>)> {
+            snapshot(self.t.path(), &self.dest())
+        }
+    }
+
+    #[test]
+    fn extraction_stays_in_its_directory() {
+        use tar::EntryType::{Directory as D, Link as H, Regular as F, Symlink as L};
+        let owner = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+        // (entries, Ok(paths that must exist under dest) | Err(text in the 400 message))
+        type Case = (Vec<(&'static str, tar::EntryType, &'static str)>, std::result::Result<Vec<&'static str>, &'static str>);
+        let cases: Vec<Case> = vec![
+            (vec![("x/", D, ""), ("x/f", F, "")], Ok(vec!["x/f"])),
+            (vec![("/abs/f", F, "")], Ok(vec!["abs/f"])),
+            (vec![("../f", F, "")], Err("leaves the destination")),
+            (vec![("x/../../f", F, "")], Err("leaves the destination")),
+            // The hard link that answered 500.
+            (vec![("h", H, "missing")], Err("invalid hardlink \"h\" -> \"missing\": no such file or directory")),
+            (vec![("h", H, "../outside/sentinel")], Err("leaves the destination")),
+            (vec![("h", H, "@OUT@/sentinel")], Err("invalid hardlink")),
+            (vec![("l", L, "../../x")], Err("invalid symlink \"l\" -> \"../../x\"")),
+            // Through a symlink that points out: the write lands inside dest.
+            (vec![("l", L, "@OUT@"), ("l/sentinel", F, "")], Ok(vec!["@OUT@/sentinel"])),
+            (vec![("l", L, "/"), ("l/etc/passwd", F, "")], Ok(vec!["etc/passwd"])),
+            (vec![("d/", D, ""), ("d/up", L, ".."), ("d/up/up2", L, ".."), ("d/up/up2/f", F, "")], Ok(vec!["f"])),
+            // A hard link to a symlink links the symlink, not what it points at.
+            (vec![("l", L, "@OUT@/sentinel"), ("h", H, "l")], Ok(vec!["h"])),
+            (vec![("f", F, ""), ("f/x", F, "")], Err("is not a directory")),
+        ];
+        for (entries, want) in cases {
+            let a = Arena::new();
+            let before = a.snapshot();
+            let mut tar = Vec::new();
+            for (name, kind, link) in &entries {
+                let fix = |s: &str| s.replace("@OUT@", &a.out());
+                raw_entry(&mut tar, &fix(name), *kind, &fix(link), b"");
+            }
+            let r = extract_into(&a.dest(), &finish_tar(tar)[..], ExtractOptions::default(), Some(owner));
+            match want {
+                Ok(paths) => {
+                    r.unwrap_or_else(|e| panic!("{entries:?}: {e}"));
+                    for p in paths {
+                        let p = p.replace("@OUT@", &a.out()[1..]);
+                        assert!(fs::symlink_metadata(a.dest().join(&p)).is_ok(), "{entries:?}: {p}");
+                    }
+                }
+                Err(text) => {
+                    let e = r.expect_err(&format!("{entries:?}"));
+                    assert_eq!(e.kind(), crate::error::ErrorKind::InvalidArgument, "{entries:?}: {e}");
+                    assert!(e.to_string().contains(text), "{entries:?}: {e}");
+                }
+            }
+            assert_eq!(a.snapshot(), before, "{entries:?} changed something outside");
+        }
+    }
+
+    #[test]
+    fn bad_archives_are_400() {
+        let a = Arena::new();
+        let mut truncated = Vec::new();
+        raw_entry(&mut truncated, "f", tar::EntryType::Regular, "", b"");
+        // Announce 4096 bytes, send 10.
+        let mut h = tar::Header::new_gnu();
+        h.set_path("big").unwrap();
+        h.set_size(4096);
+        h.set_cksum();
+        truncated.extend_from_slice(h.as_bytes());
+        truncated.extend_from_slice(b"0123456789");
+        let garbage = vec![0x5au8; 2048];
+        for (what, bytes) in [("truncated", truncated), ("garbage", garbage)] {
+            let e = extract_into(&a.dest(), &bytes[..], ExtractOptions::default(), None).expect_err(what);
+            assert_eq!(e.kind(), crate::error::ErrorKind::InvalidArgument, "{what}: {e}");
+        }
+    }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        const SEGS: &[&str] = &["a", "b", "l", "..", ".", "", "etc", "passwd", "@OUT@", "sentinel", "LONG"];
+        const LINKS: &[&str] = &["/", "..", "../..", "../../..", "@OUT@", "@OUT@/sentinel", "a", "l", "a/l", "../outside/sentinel", "/etc", "LONG", ""];
+        const KINDS: &[tar::EntryType] = &[
+            tar::EntryType::Regular,
+            tar::EntryType::Directory,
+            tar::EntryType::Symlink,
+            tar::EntryType::Link,
+            tar::EntryType::Char,
+            tar::EntryType::Fifo,
+        ];
+
+        fn entry() -> impl Strategy<Value = (bool, Vec<usize>, usize, usize, usize)> {
+            (
+                any::<bool>(),
+                proptest::collection::vec(0..SEGS.len(), 1..5),
+                0..KINDS.len(),
+                0..LINKS.len(),
+                0usize..3,
+            )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+            /// Whatever the archive holds (`..`, absolute names, links out and files
+            /// written through them, hard links out, devices, long names), nothing
+            /// outside the destination changes, and nothing panics.
+            #[test]
+            fn extractor_never_writes_outside(entries in proptest::collection::vec(entry(), 1..12)) {
+                let a = Arena::new();
+                let before = a.snapshot();
+                let long = "n".repeat(140);
+                let fix = |s: &str| s.replace("@OUT@", &a.out()).replace("LONG", &long);
+                let mut tar = Vec::new();
+                for (abs, segs, kind, link, size) in &entries {
+                    let name: Vec<&str> = segs.iter().map(|i| SEGS[*i]).collect();
+                    let name = format!("{}{}", if *abs { "/" } else { "" }, name.join("/"));
+                    let data = vec![b'z'; *size * 300];
+                    let kind = KINDS[*kind];
+                    let data: &[u8] = if kind == tar::EntryType::Regular { &data } else { b"" };
+                    raw_entry(&mut tar, &fix(&name), kind, &fix(LINKS[*link]), data);
+                }
+                let opts = ExtractOptions { no_overwrite_dir_non_dir: entries.len() % 2 == 0, copy_uid_gid: false };
+                let _ = extract_into(&a.dest(), &finish_tar(tar)[..], opts, None);
+                prop_assert_eq!(a.snapshot(), before);
+            }
+        }
     }
 }
