@@ -115,6 +115,7 @@ async fn serve_connection(stream: UnixStream, state: State) {
         let mode = mode.clone();
         async move {
             mode.store(BUSY, Ordering::SeqCst);
+            tracing::debug!("Calling {} {}", req.method(), req.uri().path());
             let mut guard = Abandoned { what: format!("{} {}", req.method(), req.uri().path()), done: false };
             let resp = routes::handle(state, req).await;
             guard.done = true;
