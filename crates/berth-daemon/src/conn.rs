@@ -119,6 +119,7 @@ async fn serve_connection(stream: UnixStream, state: State) {
             let mut guard = Abandoned { what: format!("{} {}", req.method(), req.uri().path()), done: false };
             let resp = routes::handle(state, req).await;
             guard.done = true;
+            crate::limits::trim_after_large_bodies();
             if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
                 mode.store(RAW, Ordering::SeqCst);
             }

@@ -3,6 +3,7 @@
 //! a JSON body, and how large a JSON body may be. Parsed here from flags and
 //! daemon.json; `read_body` is the one place a buffered request body is read.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -131,6 +132,20 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     }
 }
 
+/// Bodies at least this large make the heap be trimmed once their request is answered.
+const TRIM_AFTER: usize = 1 << 20;
+
+/// Set when a large body was buffered since the last trim.
+static LARGE_BODY_READ: AtomicBool = AtomicBool::new(false);
+
+/// After a request: if a large body was buffered, give the freed memory back to the
+/// system (glibc keeps it otherwise; see BENCHMARKS.md "Request body memory").
+pub fn trim_after_large_bodies() {
+    if LARGE_BODY_READ.swap(false, Ordering::SeqCst) {
+        tokio::task::spawn_blocking(berth_engine::trim_heap);
+    }
+}
+
 fn too_large(max: u64) -> Resp {
     error(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -163,9 +178,13 @@ where
             let frame = frame.map_err(|e| error(StatusCode::BAD_REQUEST, &e.to_string()))?;
             if let Ok(data) = frame.into_data() {
                 if (buf.len() as u64).saturating_add(data.len() as u64) > max {
+                    LARGE_BODY_READ.store(true, Ordering::SeqCst);
                     return Err(too_large(max));
                 }
                 buf.extend_from_slice(&data);
+                if buf.len() >= TRIM_AFTER {
+                    LARGE_BODY_READ.store(true, Ordering::SeqCst);
+                }
             }
         }
         Ok(buf.freeze())
