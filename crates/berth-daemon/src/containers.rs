@@ -6,18 +6,17 @@
 use berth_api::{ContainerCreateRequest, ContainersPruneResponse};
 use berth_engine::{AttachOpts, LogOptions, WaitCondition};
 use http::{header, HeaderValue, Response, StatusCode};
-use http_body_util::BodyExt;
 
 use crate::hijack;
 use crate::http::{channel_body, error, frame, from_error, json, json_line, status_only, Resp};
 use crate::routes::Ctx;
 use crate::State;
 
-pub async fn create(state: &State, ctx: Ctx) -> Resp {
+pub async fn create(state: &State, mut ctx: Ctx) -> Resp {
     let name = ctx.q("name").to_string();
-    let body = match ctx.req.into_body().collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    let body = match ctx.body(&state.limits).await {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let req: ContainerCreateRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
@@ -110,7 +109,7 @@ pub fn wait(state: &State, ctx: &Ctx, id: &str) -> Resp {
     tokio::spawn(async move {
         tokio::select! {
             r = fut => { let _ = tx.send(json_line(&r)).await; }
-            _ = tx.closed() => {}
+            _ = tx.closed() => tracing::debug!("client went away: abandoned wait"),
         }
     });
     let mut r = Response::new(body);
@@ -224,10 +223,10 @@ pub fn stats(state: &State, ctx: &Ctx, id: &str) -> Resp {
     Response::new(body)
 }
 
-pub async fn update(state: &State, ctx: Ctx, id: &str) -> Resp {
-    let body = match ctx.req.into_body().collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+pub async fn update(state: &State, mut ctx: Ctx, id: &str) -> Resp {
+    let body = match ctx.body(&state.limits).await {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let mut upd: berth_api::HostConfig = match serde_json::from_slice(&body) {
         Ok(u) => u,

@@ -2,21 +2,18 @@
 
 use berth_api::{ExecConfig, ExecStartConfig, IdResponse};
 use http::StatusCode;
-use http_body_util::BodyExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::hijack::{self, pump_output, to_tokio, Relay};
+use crate::limits::Limits;
 use crate::http::{error, frame, from_error, json, status_only, Resp};
 use crate::routes::Ctx;
 use crate::State;
 
 /// Reads a JSON body (empty = default) without consuming the request, which a hijack
 /// still needs for its upgrade.
-async fn body_json<T: serde::de::DeserializeOwned + Default>(ctx: &mut Ctx) -> Result<T, Resp> {
-    let bytes = match ctx.req.body_mut().collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => return Err(error(StatusCode::BAD_REQUEST, &e.to_string())),
-    };
+async fn body_json<T: serde::de::DeserializeOwned + Default>(ctx: &mut Ctx, limits: &Limits) -> Result<T, Resp> {
+    let bytes = ctx.body(limits).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -24,7 +21,7 @@ async fn body_json<T: serde::de::DeserializeOwned + Default>(ctx: &mut Ctx) -> R
 }
 
 pub async fn create(state: &State, mut ctx: Ctx, id: &str) -> Resp {
-    let cfg: ExecConfig = match body_json(&mut ctx).await {
+    let cfg: ExecConfig = match body_json(&mut ctx, &state.limits).await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -35,7 +32,7 @@ pub async fn create(state: &State, mut ctx: Ctx, id: &str) -> Resp {
 }
 
 pub async fn start(state: &State, mut ctx: Ctx, id: &str) -> Resp {
-    let cfg: ExecStartConfig = match body_json(&mut ctx).await {
+    let cfg: ExecStartConfig = match body_json(&mut ctx, &state.limits).await {
         Ok(x) => x,
         Err(r) => return r,
     };

@@ -5,11 +5,13 @@
 #![recursion_limit = "256"]
 
 mod archive;
+mod conn;
 mod containers;
 mod exec;
 mod hijack;
 mod http;
 mod images;
+mod limits;
 mod routes;
 mod system;
 
@@ -21,9 +23,6 @@ use anyhow::{bail, Context, Result};
 use berth_engine::{Engine, EngineConfig};
 use berth_image::RegistryConfig;
 use clap::Parser;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::net::UnixListener;
 
@@ -63,6 +62,18 @@ struct Flags {
     /// Register an additional OCI compatible runtime, NAME=PATH (repeatable)
     #[arg(long = "add-runtime")]
     add_runtimes: Vec<String>,
+    /// Connections served at once; more clients wait until one ends
+    #[arg(long = "max-connections")]
+    max_connections: Option<String>,
+    /// Largest JSON request body accepted (bytes, or with a unit: 512k, 16MiB); larger is 413
+    #[arg(long = "max-request-body")]
+    max_request_body: Option<String>,
+    /// Time a connection has to send a complete request head, from its opening or its previous response (30s, 500ms; 0 = none)
+    #[arg(long = "header-read-timeout")]
+    header_read_timeout: Option<String>,
+    /// Time a client has to send a whole JSON request body (0 = none)
+    #[arg(long = "body-read-timeout")]
+    body_read_timeout: Option<String>,
 }
 
 /// daemon.json, with dockerd's key names.
@@ -77,6 +88,25 @@ struct FileConfig {
     log_level: Option<String>,
     cgroup_parent: Option<String>,
     runtimes: std::collections::BTreeMap<String, RuntimeEntry>,
+    max_connections: Option<limits::NumOrStr>,
+    max_request_body: Option<limits::NumOrStr>,
+    header_read_timeout: Option<limits::NumOrStr>,
+    body_read_timeout: Option<limits::NumOrStr>,
+}
+
+/// The HTTP edge's limits: each flag wins over its daemon.json key.
+fn limits(file: &FileConfig, flags: &Flags) -> Result<limits::Limits> {
+    let pick = |flag: &Option<String>, key: &Option<limits::NumOrStr>| {
+        flag.clone().map(limits::NumOrStr::Str).or_else(|| key.clone())
+    };
+    limits::LimitSettings {
+        max_connections: pick(&flags.max_connections, &file.max_connections),
+        max_request_body: pick(&flags.max_request_body, &file.max_request_body),
+        header_read_timeout: pick(&flags.header_read_timeout, &file.header_read_timeout),
+        body_read_timeout: pick(&flags.body_read_timeout, &file.body_read_timeout),
+    }
+    .resolve()
+    .map_err(anyhow::Error::msg)
 }
 
 /// One daemon.json `runtimes` entry (`runtimeArgs` is not supported).
@@ -145,6 +175,7 @@ fn socket_path(host: &str) -> Result<PathBuf> {
 pub struct State {
     pub engine: Engine,
     pub daemon_id: Arc<String>,
+    pub limits: limits::Limits,
 }
 
 fn daemon_id(data_root: &Path) -> String {
@@ -167,32 +198,6 @@ fn rand_bytes() -> [u8; 16] {
         }
     }
     b
-}
-
-async fn serve(listener: UnixListener, state: State) {
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("accept: {e}");
-                continue;
-            }
-        };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, std::convert::Infallible>(routes::handle(state, req).await) }
-            });
-            let conn = http1::Builder::new()
-                .half_close(true)
-                .serve_connection(TokioIo::new(stream), svc)
-                .with_upgrades();
-            if let Err(e) = conn.await {
-                tracing::debug!("connection: {e}");
-            }
-        });
-    }
 }
 
 fn main() -> Result<()> {
@@ -237,11 +242,12 @@ fn main() -> Result<()> {
         init_path: flags.init_path.clone(),
         runtimes: runtimes(&file, &flags)?,
     };
+    let limits = limits(&file, &flags)?;
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let engine = Engine::open(cfg).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        let state = State { engine, daemon_id: Arc::new(daemon_id(&data_root)) };
+        let state = State { engine, daemon_id: Arc::new(daemon_id(&data_root)), limits };
         let mut sockets = Vec::new();
         for h in &hosts {
             let path = socket_path(h)?;
@@ -253,7 +259,7 @@ fn main() -> Result<()> {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))
                 .with_context(|| format!("chmod {}", path.display()))?;
             tracing::info!("API listen on {}", path.display());
-            tokio::spawn(serve(listener, state.clone()));
+            tokio::spawn(conn::serve(listener, state.clone()));
             sockets.push(path);
         }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

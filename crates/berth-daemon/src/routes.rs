@@ -30,6 +30,13 @@ impl Ctx {
         matches!(self.q(key), "1" | "true" | "True" | "TRUE")
     }
 
+    /// The whole request body, within the daemon's size and time limits (413/408
+    /// answers otherwise); the request stays usable for an upgrade.
+    pub async fn body(&mut self, limits: &crate::limits::Limits) -> Result<bytes::Bytes, Resp> {
+        let (parts, body) = (self.req.headers().clone(), self.req.body_mut());
+        crate::limits::read_body(body, &parts, limits).await
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.req.headers().get(name).and_then(|v| v.to_str().ok())
     }

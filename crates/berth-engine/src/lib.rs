@@ -32,6 +32,8 @@ pub use exec::{Exec, ExecStream};
 pub use error::{Error, ErrorKind, Result};
 pub use logs::{LogEntry, LogOptions};
 pub use record::Container;
+/// For the daemon: give freed heap memory back after a large request.
+pub use berth_sys::mem::trim_heap;
 
 /// Where the engine keeps things and which helpers it runs.
 #[derive(Clone, Debug)]
