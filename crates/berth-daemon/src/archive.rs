@@ -128,7 +128,7 @@ pub async fn export(state: &State, id: &str) -> Resp {
 
 /// `POST /commit?container=&repo=&tag=&comment=&author=&pause=&changes=…` with an
 /// optional container config as the body.
-pub async fn commit(state: &State, ctx: Ctx) -> Resp {
+pub async fn commit(state: &State, mut ctx: Ctx) -> Resp {
     // `changes` repeats (one per --change): read it from the raw query.
     let changes: Vec<String> =
         url::form_urlencoded::parse(ctx.req.uri().query().unwrap_or("").as_bytes())
@@ -147,9 +147,9 @@ pub async fn commit(state: &State, ctx: Ctx) -> Resp {
         changes,
         config: None,
     };
-    let body = match ctx.req.into_body().collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    let body = match ctx.body(&state.limits).await {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let trimmed = String::from_utf8_lossy(&body);
     let trimmed = trimmed.trim();
