@@ -26,8 +26,10 @@ pub fn merge(user: &mut ContainerConfig, image: &ContainerConfig) {
         user.env = image.env.clone();
     } else {
         let mut env = user_env;
+        // A set of the request's keys keeps this linear in the number of entries.
+        let mut keys: std::collections::HashSet<String> = env.iter().map(|e| env_key(e).to_string()).collect();
         for ie in image.env.iter().flatten() {
-            if !env.iter().any(|ue| env_key(ue) == env_key(ie)) {
+            if keys.insert(env_key(ie).to_string()) {
                 env.push(ie.clone());
             }
         }
@@ -116,5 +118,18 @@ mod tests {
         let mut u = cfg(None, None, Some(&["A=2", "B=3"]));
         merge(&mut u, &image);
         assert_eq!(u.env, Some(vec!["A=2".into(), "B=3".into(), "PATH=/bin".into()]));
+    }
+
+    #[test]
+    fn env_merge_of_100k_entries() {
+        let n = 100_000;
+        let image_env: Vec<String> = (0..n).map(|i| format!("I{i}=img")).collect();
+        let user_env: Vec<String> = (0..n).map(|i| format!("I{}=user", i * 2)).collect();
+        let image = ContainerConfig { env: Some(image_env), ..Default::default() };
+        let mut u = ContainerConfig { env: Some(user_env.clone()), ..Default::default() };
+        merge(&mut u, &image);
+        let mut want = user_env;
+        want.extend((0..n).filter(|i| i % 2 == 1).map(|i| format!("I{i}=img")));
+        assert_eq!(u.env, Some(want));
     }
 }
