@@ -18,9 +18,17 @@ pub async fn create(state: &State, mut ctx: Ctx) -> Resp {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let req: ContainerCreateRequest = match serde_json::from_slice(&body) {
+    let raw: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) if e.is_eof() => return error(StatusCode::BAD_REQUEST, "unexpected EOF"),
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    drop(body);
+    if let Err(e) = berth_engine::validate::create_body_shape(&raw) {
+        return from_error(&e);
+    }
+    let req: ContainerCreateRequest = match serde_json::from_value(raw) {
+        Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     match state.engine.create(Some(&name), req).await {
@@ -30,10 +38,14 @@ pub async fn create(state: &State, mut ctx: Ctx) -> Resp {
 }
 
 pub fn list(state: &State, ctx: &Ctx) -> Resp {
+    let limit = match ctx.int_q("limit") {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
     match state.engine.list(ctx.flag("all"), ctx.q("filters"), ctx.flag("size")) {
         Ok(mut v) => {
-            if let Some(n) = ctx.q("limit").parse::<usize>().ok().filter(|n| *n > 0) {
-                v.truncate(n);
+            if let Some(n) = limit.filter(|n| *n > 0) {
+                v.truncate(usize::try_from(n).unwrap_or(usize::MAX));
             }
             json(StatusCode::OK, &v)
         }
@@ -55,19 +67,31 @@ pub async fn start(state: &State, id: &str) -> Resp {
     }
 }
 
-fn timeout(ctx: &Ctx) -> Option<i64> {
-    ctx.q("t").parse().ok().or_else(|| ctx.q("timeout").parse().ok())
+/// `t` (or the older `timeout`) in seconds; a value that is no integer is a 400.
+fn timeout(ctx: &Ctx) -> Result<Option<i64>, Resp> {
+    match ctx.int_q("t")? {
+        Some(t) => Ok(Some(t)),
+        None => ctx.int_q("timeout"),
+    }
 }
 
 pub async fn stop(state: &State, ctx: &Ctx, id: &str) -> Resp {
-    match state.engine.stop(id, timeout(ctx), Some(ctx.q("signal"))).await {
+    let t = match timeout(ctx) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    match state.engine.stop(id, t, Some(ctx.q("signal"))).await {
         Ok(()) => status_only(StatusCode::NO_CONTENT),
         Err(e) => from_error(&e),
     }
 }
 
 pub async fn restart(state: &State, ctx: &Ctx, id: &str) -> Resp {
-    match state.engine.restart(id, timeout(ctx), Some(ctx.q("signal"))).await {
+    let t = match timeout(ctx) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    match state.engine.restart(id, t, Some(ctx.q("signal"))).await {
         Ok(()) => status_only(StatusCode::NO_CONTENT),
         Err(e) => from_error(&e),
     }
@@ -251,14 +275,19 @@ pub fn logs(state: &State, ctx: &Ctx, id: &str) -> Resp {
     if !stdout && !stderr {
         return error(StatusCode::BAD_REQUEST, "Bad parameters: you must choose at least one stream");
     }
-    let parse_time = |s: &str| s.parse::<f64>().ok().filter(|t| *t > 0.0);
+    // Zero means "no bound", as in Docker; a value that is no timestamp is a 400.
+    let (since, until) = match (ctx.timestamp_q("since"), ctx.timestamp_q("until")) {
+        (Ok(s), Ok(u)) => (s.filter(|t| *t > 0.0), u.filter(|t| *t > 0.0)),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
     let opts = LogOptions {
         stdout,
         stderr,
         follow: ctx.flag("follow"),
+        // Docker reads a tail that is no number ("all") as everything.
         tail: ctx.q("tail").parse().ok(),
-        since: parse_time(ctx.q("since")),
-        until: parse_time(ctx.q("until")),
+        since,
+        until,
         timestamps: ctx.flag("timestamps"),
     };
     let (tty, mut rx) = match state.engine.logs(id, opts) {

@@ -37,9 +37,42 @@ impl Ctx {
         crate::limits::read_body(body, &parts, limits).await
     }
 
+    /// An integer parameter as Go's `strconv.Atoi` reads it; absent or empty is `None`,
+    /// anything else that is not a number is Docker's 400.
+    pub fn int_q(&self, key: &str) -> Result<Option<i64>, Resp> {
+        parse_int_param(self.q(key)).map_err(|m| error(StatusCode::BAD_REQUEST, &m))
+    }
+
+    /// A `since`/`until` timestamp: Unix seconds with optional fractional digits, as
+    /// Docker's `timetypes.ParseTimestamps`; absent or empty is `None`.
+    pub fn timestamp_q(&self, key: &str) -> Result<Option<f64>, Resp> {
+        parse_timestamp_param(self.q(key)).map_err(|m| error(StatusCode::BAD_REQUEST, &m))
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.req.headers().get(name).and_then(|v| v.to_str().ok())
     }
+}
+
+fn parse_int_param(v: &str) -> Result<Option<i64>, String> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    v.parse::<i64>().map(Some).map_err(|_| format!("strconv.Atoi: parsing {v:?}: invalid syntax"))
+}
+
+fn parse_timestamp_param(v: &str) -> Result<Option<f64>, String> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let bad = |p: &str| format!("strconv.ParseInt: parsing {p:?}: invalid syntax");
+    let (secs, frac) = v.split_once('.').unwrap_or((v, ""));
+    let s: i64 = secs.parse().map_err(|_| bad(secs))?;
+    if v.contains('.') && (frac.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(bad(frac));
+    }
+    let nanos = if frac.is_empty() { 0.0 } else { format!("0.{frac}").parse::<f64>().map_err(|_| bad(frac))? };
+    Ok(Some(s as f64 + nanos))
 }
 
 fn parse_query(q: Option<&str>) -> HashMap<String, String> {
@@ -150,4 +183,22 @@ async fn image_route(state: State, ctx: Ctx) -> Resp {
         return images::remove(&state, &ctx, rest).await;
     }
     error(StatusCode::NOT_FOUND, "page not found")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integer_and_timestamp_params_like_go() {
+        assert_eq!(parse_int_param(""), Ok(None));
+        assert_eq!(parse_int_param("-1"), Ok(Some(-1)));
+        assert_eq!(parse_int_param("abc"), Err("strconv.Atoi: parsing \"abc\": invalid syntax".into()));
+        assert_eq!(parse_int_param("1.5"), Err("strconv.Atoi: parsing \"1.5\": invalid syntax".into()));
+        assert_eq!(parse_timestamp_param(""), Ok(None));
+        assert_eq!(parse_timestamp_param("1700000000"), Ok(Some(1_700_000_000.0)));
+        assert_eq!(parse_timestamp_param("10.5"), Ok(Some(10.5)));
+        assert_eq!(parse_timestamp_param("abc"), Err("strconv.ParseInt: parsing \"abc\": invalid syntax".into()));
+        assert_eq!(parse_timestamp_param("1.x"), Err("strconv.ParseInt: parsing \"x\": invalid syntax".into()));
+    }
 }

@@ -270,9 +270,13 @@ pub fn events(state: &State, ctx: &Ctx) -> Resp {
         Ok(f) => f,
         Err(e) => return crate::http::error(StatusCode::BAD_REQUEST, &format!("invalid filter: {e}")),
     };
-    let parse = |s: &str| s.parse::<f64>().ok().map(|t| (t * 1e9) as i64);
-    let since = parse(ctx.q("since"));
-    let until = parse(ctx.q("until"));
+    if let Err(m) = berth_api::check_filter_keys(&filters, berth_api::filter_keys::EVENTS) {
+        return crate::http::error(StatusCode::BAD_REQUEST, &m);
+    }
+    let (since, until) = match (ctx.timestamp_q("since"), ctx.timestamp_q("until")) {
+        (Ok(s), Ok(u)) => (s.map(|t| (t * 1e9) as i64), u.map(|t| (t * 1e9) as i64)),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
     let (past, mut rx) = state.engine.events().subscribe();
     let (tx, body) = crate::http::channel_body(64);
     tokio::spawn(async move {

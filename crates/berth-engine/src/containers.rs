@@ -101,7 +101,7 @@ fn resolv_conf(host: &str) -> String {
 }
 
 /// `-v src:dst[:ro]` bind specs.
-fn parse_bind(spec: &str) -> Result<Mount> {
+pub(crate) fn parse_bind(spec: &str) -> Result<Mount> {
     let parts: Vec<&str> = spec.split(':').collect();
     let (src, dst, mode) = match parts.as_slice() {
         [s, d] => (*s, *d, ""),
@@ -154,6 +154,11 @@ impl Engine {
         };
         if req.config.image.is_empty() {
             return Err(Error::invalid("config cannot be empty in order to create a container"));
+        }
+        crate::validate::container_config(&req.config)?;
+        if let Some(hc) = &req.host_config {
+            let ncpu = std::thread::available_parallelism().map_or(1, usize::from);
+            crate::validate::host_config(hc, ncpu)?;
         }
         let image = self.resolve_image(&req.config.image).await?;
         let id = random_id();
@@ -890,6 +895,7 @@ impl Engine {
     /// filters; returns their ids and the space their writable layers took.
     pub async fn prune_containers(&self, filters: &str) -> Result<(Vec<String>, u64)> {
         let filters = parse_filters(filters).map_err(|e| Error::invalid(format!("invalid filter: {e}")))?;
+        berth_api::check_filter_keys(&filters, berth_api::filter_keys::CONTAINER_PRUNE).map_err(Error::invalid)?;
         let until = filters.get("until").and_then(|v| v.first()).map(|u| parse_until(u)).transpose()?;
         let mut deleted = Vec::new();
         let mut reclaimed = 0;
@@ -943,6 +949,7 @@ impl Engine {
     /// `GET /containers/json`.
     pub fn list(&self, all: bool, filters: &str, size: bool) -> Result<Vec<ContainerSummary>> {
         let filters = parse_filters(filters).map_err(|e| Error::invalid(format!("invalid filter: {e}")))?;
+        berth_api::check_filter_keys(&filters, berth_api::filter_keys::CONTAINER_LIST).map_err(Error::invalid)?;
         let now = Utc::now();
         let mut out = Vec::new();
         for c in self.all_containers() {
@@ -1280,7 +1287,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
 pub const DEFAULT_LOG_MAX_SIZE: u64 = 20 << 20;
 pub const DEFAULT_LOG_MAX_FILE: u32 = 5;
 
-fn log_options(hc: &berth_api::HostConfig) -> Result<(Option<u64>, u32)> {
+pub(crate) fn log_options(hc: &berth_api::HostConfig) -> Result<(Option<u64>, u32)> {
     let kind = hc.log_config.kind.as_str();
     if !matches!(kind, "" | "json-file") {
         return Err(Error::invalid(format!("logging driver \"{kind}\" is not supported (use json-file)")));

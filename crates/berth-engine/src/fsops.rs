@@ -1722,10 +1722,7 @@ impl Engine {
         let reference = if opts.repo.is_empty() {
             None
         } else {
-            let mut r = Reference::parse(&opts.repo).map_err(|e| from_image(e.kind(), e))?;
-            if !opts.tag.is_empty() {
-                r.tag = Some(opts.tag.clone());
-            }
+            let r = Reference::parse_repo_tag(&opts.repo, &opts.tag).map_err(|e| from_image(e.kind(), e))?;
             Some(r.with_default_tag())
         };
         let rec = c.record();

@@ -116,15 +116,10 @@ impl Engine {
     /// `POST /images/create?fromImage=&tag=`: a stream of progress messages; an error
     /// as the first item means nothing was streamed yet (answer with its status).
     pub fn pull(&self, from_image: &str, tag: &str) -> Result<mpsc::UnboundedReceiver<Result<JsonMessage>>> {
-        let mut reference = Reference::parse(from_image).map_err(|e| from_image_err(e.kind(), e))?;
-        if !tag.is_empty() {
-            if tag.starts_with("sha256:") {
-                reference.digest = Some(tag.to_string());
-            } else {
-                reference.tag = Some(tag.to_string());
-            }
-        }
-        let reference = reference.with_default_tag();
+        let reference = Reference::parse(from_image)
+            .and_then(|r| r.with_tag_param(tag))
+            .map_err(|e| from_image_err(e.kind(), e))?
+            .with_default_tag();
         let (tx, rx) = mpsc::unbounded_channel();
         let store = self.inner.images.clone();
         let cfg = self.inner.cfg.registry.clone();
@@ -147,11 +142,7 @@ impl Engine {
     /// `POST /images/{name}/tag?repo=&tag=`.
     pub async fn tag_image(&self, name: &str, repo: &str, tag: &str) -> Result<()> {
         let image = self.resolve_image(name).await?;
-        let mut r = Reference::parse(repo).map_err(|e| from_image_err(e.kind(), e))?;
-        if !tag.is_empty() {
-            r.tag = Some(tag.to_string());
-        }
-        let r = r.with_default_tag();
+        let r = Reference::parse_repo_tag(repo, tag).map_err(|e| from_image_err(e.kind(), e))?.with_default_tag();
         self.inner.images.tag(&image.id, &r).map_err(|e| from_image(e.kind(), e))?;
         self.image_event("tag", &image.id, &image);
         Ok(())
@@ -200,6 +191,7 @@ impl Engine {
     /// freed layer directories held.
     pub async fn prune_images(&self, filters: &str) -> Result<(Vec<ImageDeleteItem>, u64)> {
         let filters = berth_api::parse_filters(filters).map_err(|e| Error::invalid(format!("invalid filter: {e}")))?;
+        berth_api::check_filter_keys(&filters, berth_api::filter_keys::IMAGE_PRUNE).map_err(Error::invalid)?;
         let dangling_only = filters
             .get("dangling")
             .and_then(|v| v.first())

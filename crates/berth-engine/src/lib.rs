@@ -20,6 +20,7 @@ pub mod names;
 mod record;
 pub mod signal;
 pub mod timefmt;
+pub mod validate;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

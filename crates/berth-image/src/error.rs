@@ -31,6 +31,12 @@ pub enum ReferenceError {
     HexName(String),
     #[error("invalid reference format: repository name must not be more than 255 characters")]
     NameTooLong,
+    /// A `tag` query parameter that is no tag (distribution's ErrTagInvalidFormat).
+    #[error("invalid tag format")]
+    InvalidTag,
+    /// A repository given with a digest where only a name (and tag) may stand.
+    #[error("cannot import digest reference")]
+    DigestReference,
 }
 
 impl ReferenceError {

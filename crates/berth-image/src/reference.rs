@@ -25,6 +25,38 @@ pub struct Reference {
 }
 
 impl Reference {
+    /// Replaces the tag with a separately given one (`?tag=` of pull and tag), checked
+    /// as Docker checks it; a tag that parses as a digest sets the digest instead, as
+    /// `POST /images/create` does.
+    pub fn with_tag_param(mut self, tag: &str) -> Result<Reference, ReferenceError> {
+        if tag.is_empty() {
+            return Ok(self);
+        }
+        if tag.contains(':') {
+            validate_digest(tag).map_err(|_| ReferenceError::InvalidTag)?;
+            self.tag = None;
+            self.digest = Some(tag.to_string());
+        } else {
+            validate_tag(tag).map_err(|_| ReferenceError::InvalidTag)?;
+            self.tag = Some(tag.to_string());
+        }
+        Ok(self)
+    }
+
+    /// A repository to tag into (`POST /images/{name}/tag?repo=&tag=`, commit, import):
+    /// a name with an optional tag, never a digest; the tag parameter must be a tag.
+    pub fn parse_repo_tag(repo: &str, tag: &str) -> Result<Reference, ReferenceError> {
+        let r = Reference::parse(repo)?;
+        if r.digest.is_some() {
+            return Err(ReferenceError::DigestReference);
+        }
+        if tag.is_empty() {
+            return Ok(r);
+        }
+        validate_tag(tag).map_err(|_| ReferenceError::InvalidTag)?;
+        Ok(Reference { tag: Some(tag.to_string()), ..r })
+    }
+
     /// Parses and normalises like `docker pull` does, without adding a default tag.
     pub fn parse(s: &str) -> Result<Reference, ReferenceError> {
         if is_full_hex_id(s) {
@@ -82,9 +114,11 @@ impl Reference {
         Reference { domain: self.domain.clone(), path: self.path.clone(), tag: None, digest: None }
     }
 
-    /// `alpine`, `user/x`, `localhost:5000/x`.
+    /// `alpine`, `user/x`, `localhost:5000/x`. A Hub path whose first component would
+    /// read as a registry (`docker.io/a.b/c`) keeps its domain, so that the short form
+    /// never names another registry (Docker's familiar form drops it; found by fuzzing).
     pub fn familiar_name(&self) -> String {
-        if self.is_docker_hub() {
+        if self.is_docker_hub() && split_domain(&self.path).0 == DOCKER_HUB_DOMAIN {
             if let Some(rest) = self.path.strip_prefix(OFFICIAL_PREFIX) {
                 if !rest.contains('/') {
                     return rest.to_string();
@@ -267,6 +301,46 @@ mod tests {
     const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     #[test]
+    fn tag_params_are_checked() {
+        let r = |s: &str| Reference::parse(s).expect("parse");
+        let cases: &[(&str, &str, Result<(Option<&str>, Option<&str>), &str>)] = &[
+            ("busybox", "", Ok((None, None))),
+            ("busybox", "1.36", Ok((Some("1.36"), None))),
+            ("busybox:old", "new", Ok((Some("new"), None))),
+            ("busybox:old", D, Ok((None, Some(D)))),
+            ("busybox", "\0", Err("invalid tag format")),
+            ("busybox", "-x", Err("invalid tag format")),
+            ("busybox", "sha256:abc", Err("invalid tag format")),
+            ("busybox", &"a".repeat(129), Err("invalid tag format")),
+        ];
+        for (name, tag, want) in cases {
+            let got = r(name).with_tag_param(tag).map(|r| (r.tag, r.digest)).map_err(|e| e.to_string());
+            let want = want.map(|(t, d)| (t.map(String::from), d.map(String::from))).map_err(String::from);
+            assert_eq!(got, want, "{name} tag={tag}");
+        }
+    }
+
+    #[test]
+    fn repo_tags_refuse_digests() {
+        let e = Reference::parse_repo_tag(&format!("busybox@{D}"), "").expect_err("digest");
+        assert_eq!(e.to_string(), "cannot import digest reference");
+        let e = Reference::parse_repo_tag("busybox", "a b").expect_err("tag");
+        assert_eq!(e.to_string(), "invalid tag format");
+        let ok = Reference::parse_repo_tag("me/x:1", "2").expect("ok");
+        assert_eq!(ok.tag.as_deref(), Some("2"));
+        assert_eq!(Reference::parse_repo_tag("me/x:1", "").expect("ok").tag.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn familiar_form_never_names_another_registry() {
+        let r = Reference::parse("docker.io/a.b/c:1").expect("parse");
+        assert_eq!(r.domain, "docker.io");
+        assert_eq!(r.to_string(), "docker.io/a.b/c:1");
+        assert_eq!(Reference::parse(&r.to_string()).expect("again"), r);
+        assert_eq!(Reference::parse("docker.io/library/alpine").expect("p").familiar_name(), "alpine");
+    }
+
+    #[test]
     #[allow(clippy::type_complexity)]
     fn parse_table() {
         let d = D;
@@ -355,4 +429,50 @@ mod tests {
         assert!(Reference::parse("alpine").unwrap().is_docker_hub());
         assert!(!Reference::parse("localhost/alpine").unwrap().is_docker_hub());
     }
+
+    mod fuzz {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// Pieces that make references that are often valid and sometimes nearly so.
+        fn reference_text() -> impl Strategy<Value = String> {
+            let domain = prop::option::of(prop::sample::select(vec![
+                "docker.io/", "index.docker.io/", "127.0.0.1:5000/", "localhost/", "Reg.Example:1/", "[::1]:5000/",
+            ]));
+            let path = "[a-z0-9._/-]{1,20}";
+            let tag = prop::option::of(":[A-Za-z0-9_.-]{0,10}");
+            let digest = prop::option::of(prop::sample::select(vec![
+                "@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+                "@sha256:abc",
+                "@",
+            ]));
+            (domain, path, tag, digest).prop_map(|(d, p, t, g)| {
+                format!("{}{p}{}{}", d.unwrap_or(""), t.unwrap_or_default(), g.unwrap_or(""))
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+            /// Arbitrary text never panics the parser.
+            #[test]
+            fn any_text_parses_or_fails(raw in "\\PC{0,80}") {
+                let _ = Reference::parse(&raw).map(|r| r.to_string());
+            }
+
+            /// A parsed reference prints to a string that parses back to itself, and a
+            /// tag parameter applied to it is a valid tag afterwards.
+            #[test]
+            fn parsed_references_round_trip(raw in reference_text(), tag in "[A-Za-z0-9_.-]{0,6}") {
+                if let Ok(r) = Reference::parse(&raw) {
+                    let again = Reference::parse(&r.to_string()).expect("printed reference parses");
+                    prop_assert_eq!(&again, &r);
+                    if let Ok(t) = r.clone().with_tag_param(&tag) {
+                        let back = Reference::parse(&t.to_string()).expect("tagged reference parses");
+                        prop_assert_eq!(back, t);
+                    }
+                }
+            }
+        }
+    }
 }
+
