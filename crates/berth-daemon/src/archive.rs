@@ -92,13 +92,20 @@ pub async fn put(state: &State, ctx: Ctx, id: &str) -> Resp {
         no_overwrite_dir_non_dir: ctx.flag("noOverwriteDirNonDir"),
         copy_uid_gid: ctx.flag("copyUIDGID"),
     };
-    let (tx, rx) = mpsc::channel::<Bytes>(8);
+    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(8);
     let mut body = ctx.req.into_body();
     tokio::spawn(async move {
         while let Some(frame) = body.frame().await {
-            let Ok(frame) = frame else { break };
+            let frame = match frame {
+                Ok(f) => f,
+                Err(e) => {
+                    // The client went away mid-archive: fail the extraction.
+                    let _ = tx.send(Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, e.to_string()))).await;
+                    break;
+                }
+            };
             if let Ok(data) = frame.into_data() {
-                if tx.send(data).await.is_err() {
+                if tx.send(Ok(data)).await.is_err() {
                     break;
                 }
             }

@@ -41,6 +41,11 @@ use crate::{merge, timefmt, Engine};
 /// A stream of bytes between the engine and the HTTP edge (a tar, either way).
 pub type ByteStream = mpsc::Receiver<Bytes>;
 
+/// An upload as the daemon receives it: chunks, or the error that cut the body short
+/// (the client went away mid-archive), which must fail the extraction rather than read
+/// as a clean end.
+pub type UploadStream = mpsc::Receiver<io::Result<Bytes>>;
+
 /// A tar being written by a worker: its bytes, then how the writing ended. A stream
 /// cut short by an error must reach the client as an error (an aborted body), never
 /// as a clean end of a partial archive.
@@ -350,6 +355,28 @@ impl Read for ChanReader {
         while self.cur.is_empty() {
             match self.rx.blocking_recv() {
                 Some(b) => self.cur = b,
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.cur.len());
+        out[..n].copy_from_slice(&self.cur[..n]);
+        self.cur = self.cur.slice(n..);
+        Ok(n)
+    }
+}
+
+/// Reads an [`UploadStream`]; a cut body is an error, not end of file.
+struct UploadReader {
+    rx: UploadStream,
+    cur: Bytes,
+}
+
+impl Read for UploadReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.cur = b,
+                Some(Err(e)) => return Err(e),
                 None => return Ok(0),
             }
         }
@@ -1620,7 +1647,7 @@ impl Engine {
         name: &str,
         path: &str,
         opts: ExtractOptions,
-        body: ByteStream,
+        body: UploadStream,
     ) -> Result<()> {
         let c = self.lookup(name)?;
         // A stopped container's overlay is mounted here: keep it from starting meanwhile.
@@ -1637,14 +1664,17 @@ impl Engine {
         let owner = opts.copy_uid_gid.then(|| numeric_user(&rec.config.user));
         let (path, name) = (path.to_string(), name.to_string());
         jailed(jail, move || {
-            let mut reader = ChanReader {
+            let mut reader = UploadReader {
                 rx: body,
                 cur: Bytes::new(),
             };
             let r = extract_here(&path, &name, &mut reader, opts, owner);
-            // Drain what is left so the client sees an answer, not a reset.
-            let _ = io::copy(&mut reader, &mut io::sink());
-            r
+            // Drain what is left so the client sees an answer, not a reset; a body cut
+            // short after the archive's last entry still fails the upload.
+            match io::copy(&mut reader, &mut io::sink()) {
+                Err(e) if r.is_ok() => Err(Error::invalid(format!("reading the archive: {e}"))),
+                _ => r,
+            }
         })
         .await
     }
@@ -2369,6 +2399,23 @@ mod tests {
             let e = extract_into(&a.dest(), &bytes[..], ExtractOptions::default(), None).expect_err(what);
             assert_eq!(e.kind(), crate::error::ErrorKind::InvalidArgument, "{what}: {e}");
         }
+    }
+
+    /// An upload cut at an entry boundary reads as an error, never as a clean end of the
+    /// archive (which would apply half of it and answer 200).
+    #[test]
+    fn a_cut_upload_fails_the_extraction() {
+        let a = Arena::new();
+        let mut first = Vec::new();
+        raw_entry(&mut first, "f", tar::EntryType::Regular, "", b"data");
+        let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
+        tx.try_send(Ok(Bytes::from(first))).expect("send");
+        tx.try_send(Err(io::Error::new(io::ErrorKind::UnexpectedEof, "client went away"))).expect("send");
+        drop(tx);
+        let reader = UploadReader { rx, cur: Bytes::new() };
+        let e = extract_into(&a.dest(), reader, ExtractOptions::default(), None).expect_err("cut upload");
+        assert_eq!(e.kind(), crate::error::ErrorKind::InvalidArgument, "{e}");
+        assert!(e.to_string().contains("client went away"), "{e}");
     }
 
     mod fuzz {
