@@ -136,6 +136,10 @@ fn image_config_to_api(img: &berth_image::Image) -> berth_api::ContainerConfig {
         .unwrap_or_default()
 }
 
+/// How long `kill` with SIGKILL waits for the exit to be recorded (Docker waits 2 s;
+/// more here so a loaded host does not turn a kill that worked into an error).
+const KILL_EXIT_WAIT: Duration = Duration::from_secs(10);
+
 impl Engine {
     /// `POST /containers/create`.
     pub async fn create(
@@ -728,6 +732,11 @@ impl Engine {
         }
         self.signal(&c, signo).await?;
         self.container_event(&c.record(), "kill", &[("signal", signo.to_string())]);
+        // As Docker: a SIGKILL answers once the exit is recorded, so an inspect or a
+        // remove right after sees the container stopped.
+        if signo == 9 && !self.await_exit(&c, Some(KILL_EXIT_WAIT)).await {
+            return Err(Error::internal("tried to kill container, but did not receive an exit event"));
+        }
         Ok(())
     }
 
