@@ -5,6 +5,8 @@
 //! fields are ignored, because clients of many API versions talk to us. This crate
 //! depends on serde only: no HTTP, no engine.
 
+#![forbid(unsafe_code)]
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};

@@ -2,6 +2,8 @@
 //! templates, error texts and exit codes as the docker CLI, so `alias docker=berth`
 //! works. Talks to the daemon only through `berth-client`; never links the engine.
 
+#![deny(unsafe_code)]
+
 mod cli;
 mod container;
 mod detach;
@@ -11,6 +13,9 @@ mod image;
 mod refs;
 mod system;
 mod template;
+// The one module with `unsafe` outside berth-sys: the local terminal's raw mode and
+// size (termios/ioctl), each block with a `// SAFETY:` note (docs/architecture.md).
+#[allow(unsafe_code)]
 mod term;
 mod untar;
 

@@ -6,6 +6,8 @@
 //! decoders. It must not use tokio or any engine crate: `berth run` has a tight startup
 //! budget, so nothing here spawns runtimes or threads on its own.
 
+#![forbid(unsafe_code)]
+
 pub mod http;
 pub mod stream;
 

@@ -2,6 +2,7 @@
 //! flags and daemon.json, routing, streaming, hijacking, and the mapping of engine error
 //! kinds to status codes — and hands everything else to `berth-engine`.
 
+#![forbid(unsafe_code)]
 #![recursion_limit = "256"]
 
 mod archive;

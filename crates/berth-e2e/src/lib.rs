@@ -10,6 +10,8 @@
 //! `$BERTH_TEST_REGISTRY` (default `127.0.0.1:5000`), the `docker` CLI. A missing
 //! requirement fails the test loudly; nothing is skipped silently.
 
+#![forbid(unsafe_code)]
+
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -854,31 +856,16 @@ pub struct PtySession {
     pos: usize,
 }
 
-fn set_winsize(fd: i32, rows: u16, cols: u16) -> std::io::Result<()> {
-    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
-    // SAFETY: TIOCSWINSZ reads one `winsize` from a valid pointer; `fd` is an open pty.
-    let rc = unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
-    if rc < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
 
 impl PtySession {
     /// Opens a pty of `rows`×`cols` and runs `cmd` with the slave as stdin/stdout/stderr
     /// under `setsid -c` (new session, the pty as controlling terminal), as a terminal
     /// emulator would.
     pub fn spawn(cmd: Command, shown: String, rows: u16, cols: u16) -> PtySession {
-        use std::os::fd::{FromRawFd, OwnedFd};
-        let mut master: i32 = -1;
-        let mut slave: i32 = -1;
-        let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
-        // SAFETY: openpty writes two fds into valid pointers; name/termios may be null and
-        // the winsize pointer is valid for the call.
-        let rc = unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), &ws) };
-        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-        // SAFETY: openpty succeeded, so both fds are open and owned by nobody else.
-        let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        use std::os::fd::AsFd;
+        let pty = berth_sys::pty::open_pty(Path::new("/dev/ptmx"), Path::new("/dev/pts")).expect("open a pty");
+        berth_sys::pty::set_winsize(pty.master.as_fd(), rows, cols).expect("TIOCSWINSZ on the new pty");
+        let (master, slave) = (pty.master, pty.slave);
         let mut wrapped = Command::new("setsid");
         wrapped.arg("-c").arg(cmd.get_program()).args(cmd.get_args());
         for (k, v) in cmd.get_envs() {
@@ -893,7 +880,6 @@ impl PtySession {
         wrapped.stdin(Stdio::from(slave)).stdout(Stdio::from(s1)).stderr(Stdio::from(s2));
         let child = wrapped.spawn().unwrap_or_else(|e| panic!("spawn `{shown}` on a pty: {e}"));
         drop(wrapped); // closes our copies of the slave, so EOF/EIO shows the client is gone
-        let master = fs::File::from(master);
         let mut reader = master.try_clone().expect("dup pty master");
         let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let b2 = buf.clone();
@@ -955,8 +941,8 @@ impl PtySession {
     /// Changes the terminal size (TIOCSWINSZ on the master; the kernel then sends
     /// SIGWINCH to the client, which is the terminal's foreground process group).
     pub fn resize(&mut self, rows: u16, cols: u16) {
-        use std::os::fd::AsRawFd;
-        set_winsize(self.master.as_raw_fd(), rows, cols).expect("TIOCSWINSZ on the pty master");
+        use std::os::fd::AsFd;
+        berth_sys::pty::set_winsize(self.master.as_fd(), rows, cols).expect("TIOCSWINSZ on the pty master");
         let _ = Command::new("kill").args(["-WINCH", &self.pid().to_string()]).status();
     }
 

@@ -4,6 +4,8 @@
 //! maps its errors to status codes and its streams to response bodies. Container
 //! processes are created by `berth-runtime`'s shim, never in this process.
 
+#![forbid(unsafe_code)]
+
 pub mod api {
     pub use berth_api::*;
 }

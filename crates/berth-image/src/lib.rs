@@ -6,6 +6,8 @@
 //! It must not use HTTP server crates; it knows nothing about containers except what
 //! `ImageStore::remove` is told through its `used_by` callback.
 
+#![forbid(unsafe_code)]
+
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod error;

@@ -6,6 +6,7 @@
 //! carrying the errno.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod fd;
 pub mod mem;
