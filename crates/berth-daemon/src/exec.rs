@@ -40,35 +40,14 @@ pub async fn start(state: &State, mut ctx: Ctx, id: &str) -> Resp {
         Ok(i) => i,
         Err(e) => return from_error(&e),
     };
-    let started = state.engine.exec_start(id).await;
-    let started = match started {
-        Ok(s) => s,
-        Err(e) if e.kind() == berth_engine::ErrorKind::InvalidArgument && !cfg.detach => {
-            // The process could not be started (command not found, …): Docker hijacks
-            // anyway and writes the runtime's message into the stream.
-            let msg = format!("{}\r\n", e.message);
-            let tty = inspect.process_config.tty;
-            let (a, b) = match std::os::unix::net::UnixStream::pair() {
-                Ok(p) => p,
-                Err(err) => return error(StatusCode::INTERNAL_SERVER_ERROR, &err.to_string()),
-            };
-            tokio::spawn(async move {
-                if let Ok(b) = to_tokio(b) {
-                    let mut b = b;
-                    let payload = frame(1, msg.as_bytes());
-                    let _ = b.write_all(&payload).await;
-                    let _ = b.shutdown().await;
-                }
-            });
-            let relay = Relay { tty, stdin: false, detach_keys: String::new(), on_exit: None };
-            return hijack::relay(&mut ctx, relay, async move { Some(a) });
-        }
-        Err(e) => return from_error(&e),
-    };
-    let engine = state.engine.clone();
-    let exec = started.exec.clone();
-    let on_exit: hijack::OnExit = Box::new(move |code| engine.exec_finished(&exec, code));
     if cfg.detach {
+        let started = match state.engine.exec_start(id).await {
+            Ok(s) => s,
+            Err(e) => return from_error(&e),
+        };
+        let engine = state.engine.clone();
+        let exec = started.exec.clone();
+        let on_exit: hijack::OnExit = Box::new(move |code| engine.exec_finished(&exec, code));
         // Nobody listens: drain the stream to learn the exit code.
         let tty = started.tty;
         tokio::spawn(async move {
@@ -80,14 +59,57 @@ pub async fn start(state: &State, mut ctx: Ctx, id: &str) -> Resp {
         });
         return status_only(StatusCode::OK);
     }
+    if let Err(e) = state.engine.exec_check(id) {
+        return from_error(&e);
+    }
+    // The process starts once the client holds the stream (after the 101 for an
+    // upgrade); its exit code comes back through `on_exit`.
+    let engine = state.engine.clone();
+    let on_exit_engine = state.engine.clone();
+    let exec_id = id.to_string();
+    let started_exec: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<berth_engine::Exec>>>> = Default::default();
+    let slot = started_exec.clone();
+    let on_exit: hijack::OnExit = Box::new(move |code| {
+        let exec = slot.lock().ok().and_then(|mut s| s.take());
+        if let Some(exec) = exec {
+            on_exit_engine.exec_finished(&exec, code);
+        }
+    });
+    // As Docker: the stream is multiplexed unless the *start* request asks for a TTY,
+    // whatever the exec was created with (docker-py creates with a TTY and starts
+    // without one, then reads frames).
     let relay = Relay {
-        tty: started.tty,
+        tty: cfg.tty,
         stdin: inspect.open_stdin,
         detach_keys: inspect.detach_keys.clone(),
         on_exit: Some(on_exit),
     };
-    let stream = started.stream;
-    hijack::relay(&mut ctx, relay, async move { Some(stream) })
+    hijack::relay(&mut ctx, relay, async move {
+        match engine.exec_start(&exec_id).await {
+            Ok(started) => {
+                if let Ok(mut s) = started_exec.lock() {
+                    *s = Some(started.exec.clone());
+                }
+                Some(started.stream)
+            }
+            // The process could not be started (command not found, …): Docker has
+            // hijacked already and writes the runtime's message into the stream.
+            Err(e) => error_stream(&format!("{}\r\n", e.message)),
+        }
+    })
+}
+
+/// A stream that carries one stdout frame with `msg` and then ends.
+fn error_stream(msg: &str) -> Option<std::os::unix::net::UnixStream> {
+    let (a, b) = std::os::unix::net::UnixStream::pair().ok()?;
+    let payload = frame(1, msg.as_bytes());
+    tokio::spawn(async move {
+        if let Ok(mut b) = to_tokio(b) {
+            let _ = b.write_all(&payload).await;
+            let _ = b.shutdown().await;
+        }
+    });
+    Some(a)
 }
 
 pub async fn resize(state: &State, ctx: &Ctx, id: &str) -> Resp {

@@ -78,6 +78,30 @@ impl Engine {
             .ok_or_else(|| Error::not_found(format!("No such exec instance: {id}")))
     }
 
+    /// What `exec_start` would refuse, checked without starting anything: the daemon
+    /// answers these with a status before it hijacks the connection, and starts the
+    /// process only once the client holds the upgraded stream (as Docker does; a client
+    /// that reads the 101 through a buffered reader would otherwise swallow the first
+    /// output).
+    pub fn exec_check(&self, id: &str) -> Result<()> {
+        let exec = self.exec_get(id)?;
+        let c = self.lookup(&exec.container_id)?;
+        let r = c.record();
+        if !r.state.running {
+            return Err(Error::conflict(format!("Container {} is not running", r.id)));
+        }
+        if r.state.paused {
+            return Err(Error::conflict(format!(
+                "Container {} is paused, unpause the container before exec",
+                r.id
+            )));
+        }
+        if lock(&exec.state).started {
+            return Err(Error::conflict(format!("Error: Exec command {id} has already run")));
+        }
+        Ok(())
+    }
+
     /// `POST /exec/{id}/start`: runs the process and returns its stream.
     pub async fn exec_start(&self, id: &str) -> Result<ExecStream> {
         let exec = self.exec_get(id)?;
