@@ -14,6 +14,7 @@ mod exec;
 mod filters;
 mod images;
 mod networks;
+pub mod reference;
 mod system;
 pub mod units;
 pub mod version;

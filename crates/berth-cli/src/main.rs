@@ -8,7 +8,6 @@ mod detach;
 mod format;
 mod fsops;
 mod image;
-mod refs;
 mod system;
 mod template;
 mod term;

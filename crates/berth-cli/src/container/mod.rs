@@ -27,11 +27,11 @@ use run::reject_flag_positional;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
+use berth_api::reference::Reference;
 use berth_api::ContainerInspect;
 use berth_client::{query_escape, stream, Body, Client};
 use serde_json::Value;
 
-use crate::refs::Ref;
 use crate::Fail;
 
 /// Go's `url.Values.Encode`: keys sorted, values escaped.
@@ -77,7 +77,7 @@ pub fn filters_json(filters: &[String]) -> Result<Option<String>, Fail> {
 
 /// `POST /images/create` and display its progress. `out` is stdout for `pull`, stderr
 /// for the auto-pull in `run`.
-pub fn pull_image(client: &mut Client, r: &Ref, platform: Option<&str>, out: &mut dyn Write, out_is_tty: bool, quiet: bool) -> Result<(), Fail> {
+pub fn pull_image(client: &mut Client, r: &Reference, platform: Option<&str>, out: &mut dyn Write, out_is_tty: bool, quiet: bool) -> Result<(), Fail> {
     let mut params = vec![("fromImage", r.full_name()), ("tag", r.tag_or_digest())];
     if let Some(p) = platform {
         params.push(("platform", p.to_string()));

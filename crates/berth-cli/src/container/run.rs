@@ -3,12 +3,12 @@
 
 use std::io::{self, Write};
 
+use berth_api::reference::{is_full_hex_id, Reference};
 use berth_api::ContainerCreateResponse;
 use berth_client::Body;
 
 use super::*;
 use crate::cli::{RunArgs, StartArgs};
-use crate::refs::Ref;
 use crate::{term, CmdResult, Ctx, Fail};
 
 /// With trailing var args clap takes an unknown `--foo` before the image as the image;
@@ -64,20 +64,21 @@ fn create_container(ctx: &mut Ctx, o: &RunArgs, cmd_name: &str) -> Result<(Strin
         params.push(("platform", p.clone()));
     }
     let path = query("/containers/create", &params);
-    let r = Ref::parse(&image).map_err(|e| Fail::new(125, e).with_help(cmd_name))?.with_default_tag();
+    // docker's ParseAnyReference: a full hex id names a local image and is never pulled.
+    let named = if is_full_hex_id(&image) { None } else { Some(Reference::parse(&image).map_err(|e| Fail::new(125, e.to_string()).with_help(cmd_name))?.with_default_tag()) };
     let mut stderr = io::stderr();
     let stderr_tty = term::isatty(2);
-    if o.pull == "always" {
-        pull_image(&mut ctx.client, &r, o.platform.as_deref(), &mut stderr, stderr_tty, o.quiet).map_err(|f| daemon_fail(f.msg, cmd_name))?;
+    if let (Some(r), "always") = (&named, o.pull.as_str()) {
+        pull_image(&mut ctx.client, r, o.platform.as_deref(), &mut stderr, stderr_tty, o.quiet).map_err(|f| daemon_fail(f.msg, cmd_name))?;
     }
-    let resp: ContainerCreateResponse = match ctx.client.post_json(&path, &body) {
-        Ok(r) => r,
-        Err(e) if e.is_not_found() && o.pull != "never" => {
+    let resp: ContainerCreateResponse = match (ctx.client.post_json(&path, &body), &named) {
+        (Ok(r), _) => r,
+        (Err(e), Some(r)) if e.is_not_found() && o.pull != "never" => {
             let _ = writeln!(stderr, "Unable to find image '{}' locally", r.familiar());
-            pull_image(&mut ctx.client, &r, o.platform.as_deref(), &mut stderr, stderr_tty, o.quiet).map_err(|f| daemon_fail(f.msg, cmd_name))?;
+            pull_image(&mut ctx.client, r, o.platform.as_deref(), &mut stderr, stderr_tty, o.quiet).map_err(|f| daemon_fail(f.msg, cmd_name))?;
             ctx.client.post_json(&path, &body).map_err(|e| daemon_fail(e.to_string(), cmd_name))?
         }
-        Err(e) => return Err(daemon_fail(e.to_string(), cmd_name)),
+        (Err(e), _) => return Err(daemon_fail(e.to_string(), cmd_name)),
     };
     for w in &resp.warnings {
         let _ = writeln!(stderr, "WARNING: {w}");
