@@ -16,6 +16,7 @@ mod exec;
 mod filters;
 mod images;
 mod networks;
+pub mod reference;
 mod system;
 pub mod units;
 pub mod version;

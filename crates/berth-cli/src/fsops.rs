@@ -504,7 +504,7 @@ pub fn commit(ctx: &mut Ctx, o: CommitArgs) -> CmdResult {
     ctx.require("commit", o.names.len(), 1, Some(2))?;
     let (repo, tag) = match o.names.get(1) {
         Some(r) => {
-            let r = crate::refs::Ref::parse(r).map_err(|e| Fail::new(1, e))?;
+            let r = berth_api::reference::Reference::parse(r).map_err(|e| Fail::new(1, e.to_string()))?;
             if r.digest.is_some() {
                 return Err(Fail::new(1, "refusing to create a tag with a digest reference"));
             }

@@ -2,13 +2,13 @@
 
 use std::io;
 
+use berth_api::reference::Reference;
 use berth_api::{ImageDeleteItem, ImageSummary};
 use serde_json::{json, Value};
 
 use crate::cli::{ImagesArgs, Names, PullArgs, RmiArgs};
 use crate::container::{decode_list, filters_json, pull_image, query, render_rows};
 use crate::format::{go_time_string, human_size, since, truncate_id};
-use crate::refs::Ref;
 use crate::{term, CmdResult, Ctx, Fail};
 
 const IMAGE_HEADERS: &[(&str, &str)] = &[
@@ -46,7 +46,7 @@ fn image_ctx(i: &ImageSummary, repo: &str, tag: &str, digest: &str, trunc: bool)
 }
 
 fn split_ref(r: &str) -> Option<(String, String)> {
-    let p = Ref::parse(r).ok()?;
+    let p = Reference::parse(r).ok()?;
     Some((p.familiar_name(), p.tag.or(p.digest)?))
 }
 
@@ -71,7 +71,7 @@ pub fn image_rows(images: &[ImageSummary], digests: bool, trunc: bool) -> Vec<Va
         }
         let mut repo_digests: Vec<(String, Vec<String>)> = Vec::new();
         for d in &i.repo_digests {
-            if let Some((repo, dg)) = d.split_once('@').and_then(|(r, dg)| Ref::parse(r).ok().map(|p| (p.familiar_name(), dg.to_string()))) {
+            if let Some((repo, dg)) = d.split_once('@').and_then(|(r, dg)| Reference::parse(r).ok().map(|p| (p.familiar_name(), dg.to_string()))) {
                 match repo_digests.iter_mut().find(|(r, _)| *r == repo) {
                     Some((_, v)) => v.push(dg),
                     None => repo_digests.push((repo, vec![dg])),
@@ -136,7 +136,7 @@ pub fn images(ctx: &mut Ctx, o: ImagesArgs, path: &str) -> CmdResult {
 
 pub fn pull(ctx: &mut Ctx, o: PullArgs) -> CmdResult {
     ctx.require("pull", o.names.len(), 1, Some(1))?;
-    let r = Ref::parse(&o.names[0]).map_err(|e| Fail::new(1, e))?;
+    let r = Reference::parse(&o.names[0]).map_err(|e| Fail::new(1, e.to_string()))?;
     if r.tag.is_none() && r.digest.is_none() && !o.all_tags && !o.quiet {
         println!("Using default tag: latest");
     }
@@ -149,7 +149,7 @@ pub fn pull(ctx: &mut Ctx, o: PullArgs) -> CmdResult {
 
 pub fn tag(ctx: &mut Ctx, o: Names) -> CmdResult {
     ctx.require("tag", o.names.len(), 2, Some(2))?;
-    let target = Ref::parse(&o.names[1]).map_err(|e| Fail::new(1, e))?;
+    let target = Reference::parse(&o.names[1]).map_err(|e| Fail::new(1, e.to_string()))?;
     if target.digest.is_some() {
         return Err(Fail::new(1, "refusing to create a tag with a digest reference"));
     }

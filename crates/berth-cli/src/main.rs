@@ -10,7 +10,6 @@ mod detach;
 mod format;
 mod fsops;
 mod image;
-mod refs;
 mod system;
 mod template;
 // The one module with `unsafe` outside berth-sys: the local terminal's raw mode and

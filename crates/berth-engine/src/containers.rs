@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use berth_api::{
     parse_filters, ContainerCreateRequest, ContainerCreateResponse, ContainerInspect,
-    ContainerSummary, EndpointSettings, GraphDriver, MountPoint, NetworkSettings,
+    ContainerSummary, GraphDriver, MountPoint, NetworkSettings,
     SummaryHostConfig, SummaryNetworkSettings, WaitError, WaitResponse, ZERO_TIME,
 };
 use berth_runtime::client;
@@ -68,36 +68,6 @@ impl WaitCondition {
 fn random_id() -> String {
     let bytes: [u8; 32] = rand::random();
     hex::encode(bytes)
-}
-
-/// `/etc/hosts` of a container without a network of its own yet.
-fn hosts_file(hostname: &str) -> String {
-    format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
-    )
-}
-
-/// The host's resolv.conf without loopback name servers (unreachable from the
-/// container's network namespace); Docker's public fallback when none remain.
-fn resolv_conf(host: &str) -> String {
-    let mut out = String::new();
-    let mut servers = 0;
-    for line in host.lines() {
-        let t = line.trim();
-        if let Some(addr) = t.strip_prefix("nameserver") {
-            let addr = addr.trim();
-            if addr.starts_with("127.") || addr == "::1" {
-                continue;
-            }
-            servers += 1;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    if servers == 0 {
-        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
-    }
-    out
 }
 
 /// `-v src:dst[:ro]` bind specs.
@@ -236,8 +206,8 @@ impl Engine {
             make_container_dirs(&tmp)?;
             let files = [
                 ("hostname", format!("{hostname}\n")),
-                ("hosts", hosts_file(&hostname)),
-                ("resolv.conf", resolv_conf(&host_resolv)),
+                ("hosts", berth_network::hosts_file(&hostname)),
+                ("resolv.conf", berth_network::resolv_conf(&host_resolv)),
             ];
             for (f, content) in files {
                 let p = tmp.join(f);
@@ -1013,7 +983,7 @@ impl Engine {
                 now,
             ),
             host_config: SummaryHostConfig { network_mode: r.host_config.network_mode.clone() },
-            network_settings: SummaryNetworkSettings { networks: networks(r) },
+            network_settings: SummaryNetworkSettings { networks: berth_network::endpoints(&r.host_config.network_mode) },
             mounts: mounts(r),
         }
     }
@@ -1060,7 +1030,7 @@ impl Engine {
             config: r.config.clone(),
             network_settings: NetworkSettings {
                 ports: BTreeMap::new(),
-                networks: networks(&r),
+                networks: berth_network::endpoints(&r.host_config.network_mode),
                 sandbox_key: String::new(),
                 ..Default::default()
             },
@@ -1374,13 +1344,6 @@ fn start_error(e: berth_runtime::RuntimeError) -> Error {
     }
 }
 
-fn networks(r: &Record) -> BTreeMap<String, EndpointSettings> {
-    let mut m = BTreeMap::new();
-    let mode = if r.host_config.network_mode.is_empty() { "bridge" } else { &r.host_config.network_mode };
-    m.insert(mode.to_string(), EndpointSettings::default());
-    m
-}
-
 fn mounts(r: &Record) -> Vec<MountPoint> {
     r.host_config
         .binds
@@ -1496,15 +1459,6 @@ mod tests {
         assert!(!parse_bind("/tmp:/data").expect("bind").readonly);
         assert!(parse_bind("/tmp:data").is_err());
         assert!(parse_bind("nope").is_err());
-    }
-
-    #[test]
-    fn resolv_conf_drops_loopback_servers() {
-        let r = resolv_conf("nameserver 127.0.0.53\nsearch x\n");
-        assert!(!r.contains("127.0.0.53"));
-        assert!(r.contains("nameserver 8.8.8.8"));
-        let r = resolv_conf("nameserver 10.1.2.3\n");
-        assert_eq!(r, "nameserver 10.1.2.3\n");
     }
 
     #[test]

@@ -29,7 +29,7 @@ use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt,
 use std::path::{Component, Path, PathBuf};
 
 use berth_api::ContainerConfig;
-use berth_image::Reference;
+use berth_image::{Reference, ReferenceErrorKind};
 use berth_sys::libc;
 use bytes::Bytes;
 use serde::Serialize;

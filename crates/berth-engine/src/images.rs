@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use berth_api::{GraphDriver, ImageDeleteItem, ImageInspect, ImageSummary, JsonMessage, ProgressDetail, RootFs};
-use berth_image::{Image, Progress, Reference, RemoveItem};
+use berth_image::{Image, Progress, Reference, ReferenceErrorKind, RemoveItem};
 use tokio::sync::mpsc;
 
 use crate::error::{from_image, Error, Result};

@@ -20,27 +20,18 @@ pub enum ErrorKind {
     Internal,
 }
 
-/// A reference string that does not follow Docker's grammar.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReferenceError {
-    #[error("invalid reference format")]
-    InvalidFormat,
-    #[error("invalid reference format: repository name ({0}) must be lowercase")]
-    Uppercase(String),
-    #[error("invalid repository name ({0}), cannot specify 64-byte hexadecimal strings")]
-    HexName(String),
-    #[error("invalid reference format: repository name must not be more than 255 characters")]
-    NameTooLong,
-    /// A `tag` query parameter that is no tag (distribution's ErrTagInvalidFormat).
-    #[error("invalid tag format")]
-    InvalidTag,
-    /// A repository given with a digest where only a name (and tag) may stand.
-    #[error("cannot import digest reference")]
-    DigestReference,
+/// A reference string that does not follow Docker's grammar; the type and its texts
+/// live with the grammar in `berth_api::reference`.
+pub use berth_api::reference::ReferenceError;
+
+/// The kind of a [`ReferenceError`]: always 400, a malformed reference or tag. A trait
+/// because the error type is berth-api's.
+pub trait ReferenceErrorKind {
+    fn kind(&self) -> ErrorKind;
 }
 
-impl ReferenceError {
-    pub fn kind(&self) -> ErrorKind {
+impl ReferenceErrorKind for ReferenceError {
+    fn kind(&self) -> ErrorKind {
         ErrorKind::InvalidArgument
     }
 }

@@ -18,7 +18,7 @@ pub mod registry;
 pub mod store;
 pub mod unpack;
 
-pub use error::{ErrorKind, PullError, ReferenceError, StoreError, UnpackError};
+pub use error::{ErrorKind, PullError, ReferenceError, ReferenceErrorKind, StoreError, UnpackError};
 pub use manifest::{ContainerConfig, ImageConfig};
 pub use pull::{pull, Credentials, Progress, RegistryConfig};
 pub use reference::Reference;

@@ -1,0 +1,539 @@
+//! The on-disk image store: content-addressed blobs, unpacked layers (overlayfs lower
+//! directories shared between images by chain id), image records and the reference
+//! map. See docs/storage.md for the layout and the crash-safety argument. `pull` writes
+//! into it through the crate-private ingest/commit methods; the engine reads it.
+//!
+//! One file per concern: `blobs` (content-addressed blobs and ingest), `layers`
+//! (unpacked layers by chain id), `images` (image records, commit, rmi) and `references`
+//! (`repositories.json`, name resolution). This file holds the shared state, `open`
+//! with its crash recovery, and the file helpers.
+
+mod blobs;
+mod images;
+mod layers;
+mod references;
+
+pub use images::{Image, RemoveItem};
+pub(crate) use images::ImageRecord;
+pub use layers::chain_id;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::error::StoreError;
+
+use blobs::live_blobs;
+use images::{load_entry, Entry};
+use references::{is_id_prefix, is_single_reference, load_repositories, refs_of, resolve_id};
+
+#[derive(Default)]
+struct State {
+    images: BTreeMap<String, Entry>,
+    /// Familiar reference (`alpine:latest`, `alpine@sha256:…`) → image id.
+    refs: BTreeMap<String, String>,
+    /// Chain ids (hex) that a pull in progress relies on: never garbage-collected.
+    pins: HashMap<String, usize>,
+}
+
+struct Inner {
+    root: PathBuf,
+    state: Mutex<State>,
+}
+
+/// The image store rooted at `<data-root>/image`. Cheap to clone; all clones share state.
+#[derive(Clone)]
+pub struct ImageStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ImageStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageStore").field("root", &self.inner.root).finish()
+    }
+}
+
+pub(crate) fn digest_hex(d: &str) -> &str {
+    d.strip_prefix("sha256:").unwrap_or(d)
+}
+
+fn short(id: &str) -> String {
+    digest_hex(id).chars().take(12).collect()
+}
+
+/// The mode of the store's root directory (Docker's `image/`).
+pub const STORE_ROOT_MODE: u32 = 0o700;
+
+impl ImageStore {
+    /// Opens (creating if needed) the store at `root` and recovers from a crash:
+    /// partial downloads and incomplete layers are deleted, records whose layers or
+    /// config are missing are dropped, and unreferenced layers and blobs are collected.
+    pub fn open(root: &Path) -> Result<ImageStore, StoreError> {
+        for d in ["blobs/sha256", "ingest", "layers", "images"] {
+            let p = root.join(d);
+            fs::create_dir_all(&p).map_err(|e| StoreError::io("create", &p, e))?;
+        }
+        // Docker's `image/` is 0700: image configs can hold build secrets (ENV), and
+        // containers reach their layers through overlayfs, which opens the lower dirs
+        // with the mounter's (root's) credentials. A store of an older version (0755)
+        // is tightened here.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(root, fs::Permissions::from_mode(STORE_ROOT_MODE))
+                .map_err(|e| StoreError::io("chmod", root, e))?;
+        }
+        // ingest/*: partial downloads never survive a restart.
+        for e in read_dir(&root.join("ingest"))? {
+            remove_any(&e)?;
+        }
+        // layers/*: only directories with an `ok` marker are complete.
+        let layers_dir = root.join("layers");
+        for e in read_dir(&layers_dir)? {
+            if !e.join("ok").is_file() {
+                tracing::info!(path = %e.display(), "removing incomplete layer");
+                remove_any(&e)?;
+            }
+        }
+        let mut state = State::default();
+        let images_dir = root.join("images");
+        for p in read_dir(&images_dir)? {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+            if !name.ends_with(".json") || name.starts_with('.') {
+                remove_any(&p)?; // leftovers of an interrupted atomic write
+                continue;
+            }
+            match load_entry(root, &p) {
+                Ok(entry) => {
+                    state.images.insert(entry.record.id.clone(), entry);
+                }
+                Err(e) => {
+                    tracing::warn!(path = %p.display(), error = %e, "dropping broken image record");
+                    remove_any(&p)?;
+                }
+            }
+        }
+        load_repositories(root, &mut state)?;
+        let store = ImageStore { inner: Arc::new(Inner { root: root.to_path_buf(), state: Mutex::new(state) }) };
+        {
+            let st = store.lock()?;
+            store.gc_unreferenced(&st)?;
+        }
+        Ok(store)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, State>, StoreError> {
+        self.inner
+            .state
+            .lock()
+            .map_err(|_| StoreError::Internal("image store lock poisoned".to_string()))
+    }
+
+    fn gc_unreferenced(&self, st: &State) -> Result<(), StoreError> {
+        for p in read_dir(&self.inner.root.join("layers"))? {
+            let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+            if self.layer_unused(st, &n) {
+                tracing::info!(layer = %n, "removing unreferenced layer");
+                self.delete_layer(&n)?;
+            }
+        }
+        let live = live_blobs(st);
+        for p in read_dir(&self.inner.root.join("blobs/sha256"))? {
+            let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if !live.contains(n) {
+                remove_any(&p)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let rd = fs::read_dir(dir).map_err(|e| StoreError::io("read dir", dir, e))?;
+    let mut out = Vec::new();
+    for e in rd {
+        let e = e.map_err(|e| StoreError::io("read dir", dir, e))?;
+        out.push(e.path());
+    }
+    Ok(out)
+}
+
+/// Removes a file, symlink or directory tree without following symlinks.
+pub(crate) fn remove_any(p: &Path) -> Result<(), StoreError> {
+    let md = match fs::symlink_metadata(p) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::io("stat", p, e)),
+    };
+    let r = if md.is_dir() { fs::remove_dir_all(p) } else { fs::remove_file(p) };
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StoreError::io("remove", p, e)),
+    }
+}
+
+pub(crate) fn write_synced(path: &Path, data: &[u8]) -> Result<(), StoreError> {
+    let mut f = fs::File::create(path).map_err(|e| StoreError::io("create", path, e))?;
+    f.write_all(data).map_err(|e| StoreError::io("write", path, e))?;
+    f.sync_all().map_err(|e| StoreError::io("fsync", path, e))
+}
+
+/// tmp + fsync + rename + fsync(dir).
+fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.{:016x}", rand::random::<u64>()));
+    write_synced(&tmp, data)?;
+    fs::rename(&tmp, path).map_err(|e| StoreError::io("rename", path, e))?;
+    fsync_dir(dir)
+}
+
+pub(crate) fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
+    let f = fs::File::open(dir).map_err(|e| StoreError::io("open", dir, e))?;
+    f.sync_all().map_err(|e| StoreError::io("fsync", dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference::Reference;
+    use sha2::{Digest as _, Sha256};
+    use crate::unpack::unpack;
+    use std::cell::RefCell;
+
+    #[test]
+    fn store_root_is_private_and_an_older_one_is_tightened() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().expect("test setup");
+        let root = tmp.path().join("image");
+        let mode = |p: &Path| fs::metadata(p).expect("test setup").permissions().mode() & 0o7777;
+        ImageStore::open(&root).expect("test setup");
+        assert_eq!(mode(&root), STORE_ROOT_MODE);
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).expect("test setup");
+        ImageStore::open(&root).expect("test setup");
+        assert_eq!(mode(&root), 0o700);
+    }
+
+    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (p, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_path(p).unwrap();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_cksum();
+            b.append(&h, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    /// Imports an image built from `layers` the way pull does; returns its id.
+    fn import(store: &ImageStore, layers: &[&[(&str, &[u8])]], created: &str, refs: &[&str]) -> String {
+        let mut diff_ids = Vec::new();
+        for files in layers {
+            let tar = tar_of(files);
+            diff_ids.push(format!("sha256:{}", hex::encode(Sha256::digest(&tar))));
+            let chains = chain_id(&diff_ids);
+            let chain = chains.last().unwrap();
+            if store.has_layer(chain) {
+                continue;
+            }
+            let tmp = store.layer_tmp();
+            fs::create_dir(&tmp).unwrap();
+            let stats = unpack(&tar[..], &tmp.join("diff")).unwrap();
+            store.commit_layer(&tmp, chain, stats.size).unwrap();
+        }
+        let config = serde_json::json!({
+            "architecture": "amd64", "os": "linux", "created": created,
+            "config": {"Cmd": ["sh"], "Env": null},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        });
+        let bytes = serde_json::to_vec(&config).unwrap();
+        let id = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        store.write_blob(&id, &bytes).unwrap();
+        let manifest = format!("manifest-of-{id}");
+        let mdigest = format!("sha256:{}", hex::encode(Sha256::digest(manifest.as_bytes())));
+        store.write_blob(&mdigest, manifest.as_bytes()).unwrap();
+        let record = ImageRecord {
+            id: id.clone(),
+            layers: diff_ids.clone(),
+            chain_ids: chain_id(&diff_ids),
+            manifest_digest: Some(mdigest.clone()),
+            blobs: vec![mdigest.clone()],
+        };
+        let mut rs: Vec<Reference> = refs.iter().map(|r| Reference::parse(r).unwrap().with_default_tag()).collect();
+        if let Some(first) = rs.first().cloned() {
+            rs.push(Reference { tag: None, digest: Some(mdigest), ..first });
+        }
+        store.commit_image(record, &rs).unwrap();
+        id
+    }
+
+    fn no_container(_: &str) -> Option<String> {
+        None
+    }
+
+    fn names(items: &[RemoveItem]) -> Vec<String> {
+        items
+            .iter()
+            .map(|i| match i {
+                RemoveItem::Untagged(s) => format!("Untagged: {s}"),
+                RemoveItem::Deleted(s) => format!("Deleted: {s}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chain_ids_follow_the_oci_spec() {
+        let d = vec!["sha256:aa".to_string(), "sha256:bb".to_string()];
+        let c = chain_id(&d);
+        assert_eq!(c[0], "sha256:aa");
+        assert_eq!(c[1], format!("sha256:{}", hex::encode(Sha256::digest(b"sha256:aa sha256:bb"))));
+        assert!(chain_id(&[]).is_empty());
+    }
+
+    #[test]
+    fn resolve_list_tag_and_layer_dirs() {
+        let t = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(t.path()).unwrap();
+        let id = import(&store, &[&[("a", b"12345")], &[("b", b"xy")]], "2024-01-02T03:04:05Z", &["alpine"]);
+        let img = store.resolve("alpine").unwrap();
+        assert_eq!(img.id, id);
+        assert_eq!(img.repo_tags, vec!["alpine:latest"]);
+        assert_eq!(img.repo_digests.len(), 1);
+        assert!(img.repo_digests[0].starts_with("alpine@sha256:"));
+        assert_eq!(img.size, 7);
+        assert_eq!(img.created.as_deref(), Some("2024-01-02T03:04:05Z"));
+        assert_eq!(img.config.config.as_ref().unwrap().cmd, Some(vec!["sh".to_string()]));
+        for name in ["alpine:latest", "docker.io/library/alpine", &id, digest_hex(&id), &digest_hex(&id)[..5], &img.repo_digests[0]] {
+            assert_eq!(store.resolve(name).unwrap().id, id, "{name}");
+        }
+        assert_eq!(store.get(&id).unwrap().id, id);
+        for (name, msg) in [
+            ("alpine:3", "No such image: alpine:3"),
+            ("nosuch", "No such image: nosuch:latest"),
+            ("localhost:5000/x", "No such image: localhost:5000/x:latest"),
+            ("sha256:0000", "No such image: sha256:0000"),
+        ] {
+            let e = store.resolve(name).unwrap_err();
+            assert_eq!(e.to_string(), msg);
+            assert_eq!(e.kind(), crate::ErrorKind::NotFound);
+        }
+        store.tag(&id, &Reference::parse("localhost:5000/x:v1").unwrap()).unwrap();
+        assert_eq!(store.resolve("alpine").unwrap().repo_tags, vec!["alpine:latest", "localhost:5000/x:v1"]);
+
+        let dirs = store.layer_dirs(&img).unwrap();
+        assert_eq!(dirs.len(), 2);
+        assert!(dirs[0].join("b").is_file(), "top layer first");
+        assert!(dirs[1].join("a").is_file());
+
+        // Moving a tag to another image.
+        let id2 = import(&store, &[&[("a", b"12345")]], "2025-01-01T00:00:00Z", &["other"]);
+        store.tag(&id2, &Reference::parse("localhost:5000/x:v1").unwrap()).unwrap();
+        assert_eq!(store.resolve("localhost:5000/x:v1").unwrap().id, id2);
+        let list = store.list();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].id, id2, "newest first");
+
+        // Everything survives a reopen.
+        drop(store);
+        let store = ImageStore::open(t.path()).unwrap();
+        assert_eq!(store.resolve("localhost:5000/x:v1").unwrap().id, id2);
+        assert_eq!(store.resolve("alpine").unwrap().repo_tags, vec!["alpine:latest"]);
+        assert_eq!(store.list().len(), 2);
+    }
+
+    #[test]
+    fn rmi_untag_then_delete() {
+        let t = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(t.path()).unwrap();
+        let base = import(&store, &[&[("a", b"1")]], "2024-01-01T00:00:00Z", &["base"]);
+        let id = import(&store, &[&[("a", b"1")], &[("b", b"2")]], "2024-01-01T00:00:00Z", &["localhost:5000/myb"]);
+        store.tag(&id, &Reference::parse("myimg:v1").unwrap()).unwrap();
+        let digest_ref = store.get(&id).unwrap().repo_digests[0].clone();
+
+        let r = store.remove("myimg:v1", false, &no_container).unwrap();
+        assert_eq!(names(&r), vec!["Untagged: myimg:v1"]);
+
+        // A container uses it: the last tag may not go without force.
+        let used = |i: &str| (i == id).then(|| "2193b0430448aaaaaaaaaaaa".to_string());
+        let e = store.remove("localhost:5000/myb", false, &used).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Conflict);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "conflict: unable to remove repository reference \"localhost:5000/myb\" (must force) - container 2193b0430448 is using its referenced image {}",
+                &digest_hex(&id)[..12]
+            )
+        );
+
+        let r = store.remove("localhost:5000/myb", false, &no_container).unwrap();
+        let top_chain = chain_id(&store_diff_ids(&t, &id))[1].clone();
+        assert_eq!(
+            names(&r),
+            vec![
+                "Untagged: localhost:5000/myb:latest".to_string(),
+                format!("Untagged: {digest_ref}"),
+                format!("Deleted: {id}"),
+                format!("Deleted: {top_chain}"),
+            ]
+        );
+        // The shared bottom layer stays for `base`.
+        let b = store.resolve("base").unwrap();
+        assert!(store.layer_dirs(&b).unwrap()[0].join("a").is_file());
+        assert!(!t.path().join("layers").join(digest_hex(&top_chain)).exists());
+        assert!(!t.path().join("images").join(format!("{}.json", digest_hex(&id))).exists());
+        assert!(!t.path().join("blobs/sha256").join(digest_hex(&id)).exists());
+        assert!(t.path().join("blobs/sha256").join(digest_hex(&base)).exists());
+
+        let e = store.remove("nosuchimage_trace", false, &no_container).unwrap_err();
+        assert_eq!(e.to_string(), "No such image: nosuchimage_trace:latest");
+        assert_eq!(e.kind(), crate::ErrorKind::NotFound);
+    }
+
+    fn store_diff_ids(_t: &tempfile::TempDir, _id: &str) -> Vec<String> {
+        let a = tar_of(&[("a", b"1")]);
+        let b = tar_of(&[("b", b"2")]);
+        vec![
+            format!("sha256:{}", hex::encode(Sha256::digest(&a))),
+            format!("sha256:{}", hex::encode(Sha256::digest(&b))),
+        ]
+    }
+
+    #[test]
+    fn rmi_by_id() {
+        let t = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(t.path()).unwrap();
+        let id = import(&store, &[&[("a", b"1")]], "2024-01-01T00:00:00Z", &["one"]);
+        store.tag(&id, &Reference::parse("two:latest").unwrap()).unwrap();
+        let short = &digest_hex(&id)[..12];
+        let e = store.remove(short, false, &no_container).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Conflict);
+        assert_eq!(
+            e.to_string(),
+            format!("conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories")
+        );
+        let used = |_: &str| Some("c0ffee000000".to_string());
+        let e = store.remove(short, true, &used).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Conflict);
+        let r = store.remove(short, true, &no_container).unwrap();
+        let n = names(&r);
+        assert!(n.contains(&"Untagged: one:latest".to_string()), "{n:?}");
+        assert!(n.contains(&"Untagged: two:latest".to_string()), "{n:?}");
+        assert!(n.contains(&format!("Deleted: {id}")), "{n:?}");
+        assert!(store.list().is_empty());
+        assert!(fs::read_dir(t.path().join("layers")).unwrap().next().is_none());
+
+        // Single repository (tag + digest) by id without force: removes both.
+        let id = import(&store, &[&[("a", b"1")]], "2024-01-01T00:00:00Z", &["one"]);
+        let r = store.remove(&id, false, &no_container).unwrap();
+        assert_eq!(names(&r).len(), 4, "{:?}", names(&r));
+        assert!(names(&r)[1].starts_with("Untagged: one@sha256:"));
+
+        // Used by a container and removed by tag with force: untagged, kept on disk.
+        let id = import(&store, &[&[("a", b"1")]], "2024-01-01T00:00:00Z", &["one"]);
+        let used = |_: &str| Some("c0ffee000000".to_string());
+        let r = store.remove("one", true, &used).unwrap();
+        assert_eq!(names(&r).len(), 2);
+        let img = store.get(&id).unwrap();
+        assert!(img.repo_tags.is_empty());
+        assert!(store.layer_dirs(&img).is_ok());
+    }
+
+    #[test]
+    fn open_recovers_from_a_crash() {
+        let t = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(t.path()).unwrap();
+        let id = import(&store, &[&[("a", b"1")]], "2024-01-01T00:00:00Z", &["keep"]);
+        drop(store);
+        let root = t.path();
+        // A partial download, a half-unpacked layer, a layer that was renamed into
+        // place but never got its `ok`, a tmp record and a tmp repositories file.
+        fs::write(root.join("ingest/partial"), b"xx").unwrap();
+        fs::create_dir_all(root.join("layers/.tmp-0001/diff")).unwrap();
+        fs::create_dir_all(root.join("layers/abcd/diff")).unwrap();
+        fs::write(root.join("images/.x.json.123"), b"{").unwrap();
+        fs::write(root.join(".repositories.json.1234"), b"{").unwrap();
+        // A complete layer no image refers to (crash before the record was written).
+        fs::create_dir_all(root.join("layers/beef/diff")).unwrap();
+        fs::write(root.join("layers/beef/ok"), b"").unwrap();
+        // A record whose layer vanished.
+        let orphan = ImageRecord {
+            id: "sha256:1111111111111111111111111111111111111111111111111111111111111111".into(),
+            layers: vec!["sha256:2222".into()],
+            chain_ids: vec!["sha256:2222".into()],
+            manifest_digest: None,
+            blobs: vec![],
+        };
+        fs::write(root.join("images/1111111111111111111111111111111111111111111111111111111111111111.json"), serde_json::to_vec(&orphan).unwrap()).unwrap();
+        let store = ImageStore::open(root).unwrap();
+        assert!(fs::read_dir(root.join("ingest")).unwrap().next().is_none());
+        for gone in ["layers/.tmp-0001", "layers/abcd", "layers/beef", "images/.x.json.123", ".repositories.json.1234"] {
+            assert!(!root.join(gone).exists(), "{gone}");
+        }
+        assert_eq!(store.list().len(), 1);
+        assert_eq!(store.resolve("keep").unwrap().id, id);
+    }
+
+    #[test]
+    fn commit_stacks_a_layer_on_its_parent() {
+        let t = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(t.path()).unwrap();
+        let base = import(&store, &[&[("a", b"1")]], "2024-01-01T00:00:00Z", &["base"]);
+        let parent = store.get(&base).unwrap();
+        let layer = tar_of(&[("new", b"hello")]);
+        let config = serde_json::json!({
+            "architecture": "amd64", "os": "linux", "created": "2025-01-01T00:00:00Z",
+            "config": {"Cmd": ["cat", "/new"]},
+            "history": [{"created_by": "sh"}],
+        });
+        let r = Reference::parse("committed:v1").unwrap();
+        let img = store.commit(Some(&parent), &layer[..], config, Some(&r)).unwrap();
+        assert_eq!(img.repo_tags, vec!["committed:v1"]);
+        assert_eq!(img.layers.len(), 2);
+        assert_eq!(img.layers[0], parent.layers[0]);
+        assert_eq!(img.layers[1], format!("sha256:{}", hex::encode(Sha256::digest(&layer))));
+        assert_eq!(img.config.config.as_ref().unwrap().cmd, Some(vec!["cat".to_string(), "/new".to_string()]));
+        assert_eq!(img.config.rootfs.diff_ids, img.layers);
+        let dirs = store.layer_dirs(&img).unwrap();
+        assert_eq!(fs::read(dirs[0].join("new")).unwrap(), b"hello");
+        assert!(dirs[1].join("a").is_file());
+        // Survives a reopen; removing it keeps the parent's layer.
+        drop(store);
+        let store = ImageStore::open(t.path()).unwrap();
+        assert_eq!(store.resolve("committed:v1").unwrap().id, img.id);
+        store.remove("committed:v1", false, &no_container).unwrap();
+        assert!(store.layer_dirs(&store.get(&base).unwrap()).is_ok());
+        // Without a parent or a reference: a dangling single-layer image.
+        let img = store.commit(None, &tar_of(&[("x", b"1")])[..], serde_json::json!({"os": "linux"}), None).unwrap();
+        assert!(img.repo_tags.is_empty());
+        assert_eq!(img.layers.len(), 1);
+    }
+
+    #[test]
+    fn pins_protect_layers_from_removal() {
+        let t = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(t.path()).unwrap();
+        let id = import(&store, &[&[("a", b"1")]], "2024-01-01T00:00:00Z", &["x"]);
+        let img = store.get(&id).unwrap();
+        let chains = chain_id(&img.layers);
+        let seen = RefCell::new(0);
+        {
+            let _pin = store.pin(&chains);
+            let r = store.remove("x", false, &|_| {
+                *seen.borrow_mut() += 1;
+                None
+            }).unwrap();
+            assert_eq!(r.len(), 3, "{r:?}"); // untag, untag digest, delete image; layer pinned
+            assert!(store.has_layer(&chains[0]));
+        }
+        assert!(*seen.borrow() > 0);
+    }
+}
