@@ -106,13 +106,24 @@ const IDLE: u8 = 0; // between requests: the next response, if any, is hyper's o
 const BUSY: u8 = 1; // a handler's response is being produced or written
 const RAW: u8 = 2; // upgraded: the bytes are the container's, never touched
 
+/// The largest request head berthd reads (Go's `http.DefaultMaxHeaderBytes`).
+const MAX_HEADER_BYTES: usize = 1 << 20;
+
+/// The connection's socket as a request extension, so that a hijacking handler can see
+/// when the client has read the `101` (see `hijack::relay`). Valid while the connection
+/// lives, which an upgraded stream keeps alive.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnFd(pub std::os::fd::RawFd);
+
 async fn serve_connection(stream: UnixStream, state: State) {
+    let conn_fd = ConnFd(std::os::fd::AsRawFd::as_raw_fd(&stream));
     let mode = Arc::new(AtomicU8::new(IDLE));
     let io = ErrorBodies { inner: stream, mode: mode.clone(), pending: None };
     let limits = state.limits;
-    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+    let svc = service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
         let state = state.clone();
         let mode = mode.clone();
+        req.extensions_mut().insert(conn_fd);
         async move {
             mode.store(BUSY, Ordering::SeqCst);
             tracing::debug!("Calling {} {}", req.method(), req.uri().path());
@@ -127,7 +138,15 @@ async fn serve_connection(stream: UnixStream, state: State) {
         }
     });
     let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        // Go's `http.DefaultMaxHeaderBytes`, which dockerd uses: a request head over
+        // 1 MiB is a 431. Set explicitly: hyper's own buffer limit alone is checked only
+        // between reads, so a head just over it could still be accepted or refused
+        // depending on how the bytes arrived. The buffer has room for the largest head.
+        .max_header_size(MAX_HEADER_BYTES)
+        .max_buf_size(MAX_HEADER_BYTES + 64 * 1024);
     let conn = builder.serve_connection(TokioIo::new(io), svc).with_upgrades();
     if let Err(e) = conn.await {
         tracing::debug!("connection: {e}");

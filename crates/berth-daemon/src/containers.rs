@@ -147,16 +147,49 @@ pub fn attach(state: &State, mut ctx: Ctx, id: &str) -> Resp {
         stdout: ctx.flag("stdout"),
         stderr: ctx.flag("stderr"),
     };
-    let (container, ticket) = match state.engine.attach(id, opts) {
+    // As Docker: `logs=1` replays the whole log first; `stream=0` ends after that
+    // (without registering for the live output at all).
+    let (logs, live) = (ctx.flag("logs"), ctx.flag("stream"));
+    let tty = match state.engine.inspect(id) {
+        Ok(i) => i.config.tty,
+        Err(e) => return from_error(&e),
+    };
+    let prelude = if logs && (opts.stdout || opts.stderr) {
+        let log_opts = LogOptions { stdout: opts.stdout, stderr: opts.stderr, ..Default::default() };
+        match state.engine.logs(id, log_opts) {
+            Ok((_, mut rx)) => {
+                let (tx, out) = tokio::sync::mpsc::channel(16);
+                tokio::spawn(async move {
+                    while let Some(entry) = rx.recv().await {
+                        let b = if tty { bytes::Bytes::from(entry.data) } else { frame(entry.stream, &entry.data) };
+                        if tx.send(b).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                Some(out)
+            }
+            Err(e) => return from_error(&e),
+        }
+    } else {
+        None
+    };
+    let relay = |stdin: bool| hijack::Relay {
+        tty,
+        stdin,
+        detach_keys: ctx.q("detachKeys").to_string(),
+        on_exit: None,
+        prelude,
+    };
+    if !live {
+        let relay = relay(false);
+        return hijack::relay(&mut ctx, relay, async { None });
+    }
+    let (_container, ticket) = match state.engine.attach(id, opts) {
         Ok(t) => t,
         Err(e) => return from_error(&e),
     };
-    let relay = hijack::Relay {
-        tty: container.tty(),
-        stdin: opts.stdin,
-        detach_keys: ctx.q("detachKeys").to_string(),
-        on_exit: None,
-    };
+    let relay = relay(opts.stdin);
     hijack::relay(&mut ctx, relay, ticket.stream())
 }
 

@@ -83,6 +83,7 @@ pub async fn start(state: &State, mut ctx: Ctx, id: &str) -> Resp {
         stdin: inspect.open_stdin,
         detach_keys: inspect.detach_keys.clone(),
         on_exit: Some(on_exit),
+        prelude: None,
     };
     hijack::relay(&mut ctx, relay, async move {
         match engine.exec_start(&exec_id).await {

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
 
 use crate::http::{channel_body, empty, Resp};
 use crate::routes::Ctx;
@@ -137,6 +138,9 @@ pub struct Relay {
     pub stdin: bool,
     pub detach_keys: String,
     pub on_exit: Option<OnExit>,
+    /// Bytes written to the client before the live stream, already in the client's
+    /// framing (attach's `logs=1` replay).
+    pub prelude: Option<mpsc::Receiver<Bytes>>,
 }
 
 fn content_type(ctx: &Ctx, tty: bool) -> &'static str {
@@ -155,6 +159,21 @@ fn content_type(ctx: &Ctx, tty: bool) -> &'static str {
 
 /// Answers the hijack and relays once `source` yields the shim stream (None: the
 /// process never started; the connection is just closed).
+/// How long a relay waits for the client to read the `101` before sending more.
+const HEAD_READ_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Waits until the client has read everything sent on its connection (the `101` head),
+/// at most [`HEAD_READ_WAIT`]. Clients such as docker-py read the head through a
+/// buffered reader and then switch to the raw socket: bytes that arrived with the head
+/// would sit in that buffer and be lost. Docker leaves this to timing (its replay of
+/// `logs=1` usually comes later than the client's read); Berth checks.
+async fn client_read_the_head(fd: crate::conn::ConnFd) {
+    let deadline = tokio::time::Instant::now() + HEAD_READ_WAIT;
+    while berth_engine::unread_by_peer(fd.0).is_ok_and(|n| n > 0) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
 pub fn relay<F>(ctx: &mut Ctx, opts: Relay, source: F) -> Resp
 where
     F: Future<Output = Option<StdUnixStream>> + Send + 'static,
@@ -163,11 +182,18 @@ where
         .header("upgrade")
         .is_some_and(|u| u.eq_ignore_ascii_case("tcp") || u.eq_ignore_ascii_case("h2c"));
     let ctype = content_type(ctx, opts.tty);
-    let Relay { tty, stdin, detach_keys, on_exit } = opts;
+    let Relay { tty, stdin, detach_keys, on_exit, prelude } = opts;
     if !upgrade {
         // Plain streamed answer: output only.
         let (tx, body) = channel_body(16);
         tokio::spawn(async move {
+            if let Some(mut p) = prelude {
+                while let Some(b) = p.recv().await {
+                    if tx.send(b).await.is_err() {
+                        return;
+                    }
+                }
+            }
             let Some(s) = source.await else { return };
             let Ok(s) = to_tokio(s) else { return };
             let (r, mut w) = s.into_split();
@@ -191,6 +217,7 @@ where
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
         return r;
     }
+    let conn_fd = ctx.req.extensions().get::<crate::conn::ConnFd>().copied();
     let on_upgrade = hyper::upgrade::on(&mut ctx.req);
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
@@ -200,7 +227,18 @@ where
                 return;
             }
         };
+        if let Some(fd) = conn_fd {
+            client_read_the_head(fd).await;
+        }
         let (mut client_r, mut client_w) = tokio::io::split(TokioIo::new(upgraded));
+        if let Some(mut p) = prelude {
+            while let Some(b) = p.recv().await {
+                if client_w.write_all(&b).await.is_err() {
+                    return;
+                }
+            }
+            let _ = client_w.flush().await;
+        }
         let Some(shim) = source.await else {
             let _ = client_w.shutdown().await;
             return;

@@ -72,3 +72,32 @@ print(repr(CLIENT.exec_start(e["Id"], tty=True)))
     assert_eq!(lines[2], "(b'out\\n', b'err\\n')", "{r:?}");
     assert_eq!(lines[3], "b'raw\\n'", "{r:?}");
 }
+
+/// `attach` with `logs=1&stream=0` on an exited container answers the log at once
+/// (docker-py's `attach(stream=False, logs=True)`), and with `stream=0` alone nothing.
+#[test]
+fn attach_replays_logs_without_streaming() {
+    let d = Daemon::start();
+    d.berth(&["pull", "busybox"]).ok();
+    let r = docker_py(
+        &d,
+        r#"
+c = CLIENT.create_container("busybox", "sh -c 'echo hello; echo oops >&2'")
+CLIENT.start(c)
+CLIENT.wait(c, condition="not-running")
+print(repr(CLIENT.attach(c, stream=False, logs=True)))
+print(repr(CLIENT.attach(c, stream=False, logs=True, stderr=False)))
+print(repr(CLIENT.attach(c, stream=False, logs=False)))
+t = CLIENT.create_container("busybox", "echo tty-line", tty=True)
+CLIENT.start(t)
+CLIENT.wait(t, condition="not-running")
+print(repr(CLIENT.attach(t, stream=False, logs=True)))
+"#,
+    )
+    .ok();
+    let lines = r.lines();
+    assert_eq!(lines[0], "b'hello\\noops\\n'", "{r:?}");
+    assert_eq!(lines[1], "b'hello\\n'", "{r:?}");
+    assert_eq!(lines[2], "b''", "{r:?}");
+    assert_eq!(lines[3], "b'tty-line\\r\\n'", "{r:?}");
+}

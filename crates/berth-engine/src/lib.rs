@@ -37,6 +37,8 @@ pub use logs::{LogEntry, LogOptions};
 pub use record::Container;
 /// For the daemon: give freed heap memory back after a large request.
 pub use berth_sys::mem::trim_heap;
+/// For the daemon's hijacked connections (it links no system crate of its own).
+pub use berth_sys::fd::unread_by_peer;
 
 /// Where the engine keeps things and which helpers it runs.
 #[derive(Clone, Debug)]

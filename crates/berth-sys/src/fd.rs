@@ -141,3 +141,35 @@ pub fn set_recv_timeout(sock: BorrowedFd<'_>, timeout: std::time::Duration) -> i
     })?;
     Ok(())
 }
+/// Whether the peer of the stream socket `fd` has read everything written to it: the
+/// socket's send queue (SIOCOUTQ; for Unix sockets the kernel's buffer accounting of
+/// the unread data, not a byte count), zero once the peer has read it all.
+/// Takes a raw fd because callers hold it through another owner (a connection that
+/// an HTTP library owns); the ioctl only writes into a local integer, so a stale or
+/// wrong fd number gives an error or a meaningless count, never memory unsafety.
+pub fn unread_by_peer(fd: RawFd) -> io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ (== SIOCOUTQ) writes one int through the pointer, which is alive.
+    check(unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n) })?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+
+#[cfg(test)]
+mod unread_tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn counts_what_the_peer_has_not_read() {
+        let (mut a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert_eq!(unread_by_peer(a.as_raw_fd()).unwrap(), 0);
+        a.write_all(b"hello").unwrap();
+        assert!(unread_by_peer(a.as_raw_fd()).unwrap() > 0);
+        let mut buf = [0u8; 5];
+        b.read_exact(&mut buf).unwrap();
+        assert_eq!(unread_by_peer(a.as_raw_fd()).unwrap(), 0);
+        assert!(unread_by_peer(-1).is_err());
+    }
+}
