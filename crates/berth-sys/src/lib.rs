@@ -8,6 +8,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod fd;
+pub mod fs;
 pub mod mem;
 pub mod mount;
 pub mod net;
