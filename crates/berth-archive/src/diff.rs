@@ -177,15 +177,7 @@ impl Walk<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn is_root() -> bool {
-        nix::unistd::geteuid().is_root()
-    }
-
-    fn whiteout(p: &Path) -> bool {
-        use nix::sys::stat::{makedev, mknod, Mode, SFlag};
-        mknod(p, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0)).is_ok()
-    }
+    use crate::test_util::{is_root, whiteout};
 
     #[test]
     fn changes_against_lower_layers() {

@@ -542,6 +542,7 @@ fn pax_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> Vec<(String, Vec<u8>)> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::is_root;
     use std::collections::BTreeMap;
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
@@ -602,9 +603,6 @@ mod tests {
         b.into_inner().unwrap()
     }
 
-    fn is_root() -> bool {
-        nix::unistd::geteuid().is_root()
-    }
 
     /// A layer unpacked into `dest` (created).
     fn unpack(tar: &[u8], dest: &Path) -> Result<ExtractStats, ExtractError> {

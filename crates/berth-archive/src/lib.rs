@@ -64,3 +64,18 @@ pub fn set_mtime(p: &Path, secs: i64) {
         tracing::debug!(path = %p.display(), error = %e, "utimensat failed");
     }
 }
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    use std::path::Path;
+
+    pub fn is_root() -> bool {
+        nix::unistd::geteuid().is_root()
+    }
+
+    /// Makes an overlay whiteout at `p` (needs CAP_MKNOD).
+    pub fn whiteout(p: &Path) -> bool {
+        use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+        mknod(p, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0)).is_ok()
+    }
+}

@@ -51,8 +51,6 @@ pub fn go_time(secs: i64, nanos: i64) -> String {
     s
 }
 
-/// `X-Docker-Container-Path-Stat` (base64 of this, as JSON).
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -347,6 +347,7 @@ impl<W: Write> TarOut<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::{is_root, whiteout};
     use crate::is_whiteout;
 
     #[test]
@@ -365,15 +366,6 @@ mod tests {
                 .unwrap(),
             long.len()
         );
-    }
-
-    fn is_root() -> bool {
-        nix::unistd::geteuid().is_root()
-    }
-
-    fn whiteout(p: &Path) -> bool {
-        use nix::sys::stat::{makedev, mknod, Mode, SFlag};
-        mknod(p, SFlag::S_IFCHR, Mode::empty(), makedev(0, 0)).is_ok()
     }
 
     #[test]
