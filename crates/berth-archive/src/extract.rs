@@ -891,7 +891,7 @@ mod tests {
         use super::*;
         use proptest::prelude::*;
 
-        const SEGS: &[&str] = &["a", "b", "l", "..", ".", "", "etc", "passwd", "@OUT@", "sentinel", "LONG"];
+        const SEGS: &[&str] = &["a", "b", "l", "..", ".", "", "etc", "passwd", "@OUT@", "sentinel", "LONG", ".wh.a", ".wh..wh..opq", ".wh.."];
         const LINKS: &[&str] = &["/", "..", "../..", "../../..", "@OUT@", "@OUT@/sentinel", "a", "l", "a/l", "../outside/sentinel", "/etc", "LONG", ""];
         const KINDS: &[tar::EntryType] = &[
             tar::EntryType::Regular,
@@ -916,8 +916,9 @@ mod tests {
             #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
 
             /// Whatever the archive holds (`..`, absolute names, links out and files
-            /// written through them, hard links out, devices, long names), nothing
-            /// outside the destination changes, and nothing panics.
+            /// written through them, hard links out, devices, long names, whiteouts),
+            /// nothing outside the destination changes, and nothing panics, in either
+            /// mode.
             #[test]
             fn extractor_never_writes_outside(entries in proptest::collection::vec(entry(), 1..12)) {
                 let a = Arena::new();
@@ -933,8 +934,14 @@ mod tests {
                     let data: &[u8] = if kind == tar::EntryType::Regular { &data } else { b"" };
                     raw_entry(&mut tar, &fix(&name), kind, &fix(LINKS[*link]), data);
                 }
+                let tar = finish_tar(tar);
                 let opts = ExtractOptions { no_overwrite_dir_non_dir: entries.len() % 2 == 0, ..Default::default() };
-                let _ = extract(&finish_tar(tar)[..], &a.dest(), &opts);
+                let _ = extract(&tar[..], &a.dest(), &opts);
+                prop_assert_eq!(a.snapshot(), before);
+                // The same archive as an image layer (whiteouts applied).
+                let a = Arena::new();
+                let before = a.snapshot();
+                let _ = extract(&tar[..], &a.dest(), &ExtractOptions { layer: true, ..Default::default() });
                 prop_assert_eq!(a.snapshot(), before);
             }
         }

@@ -17,9 +17,12 @@
 //!   on a private tmpfs (`/u`, `/l0`, `/l1`, …), read with `lstat` only.
 //!
 //! The mount namespace dies with the thread, which unmounts everything it mounted.
-//! Pure parts (Go `FileMode` bits, change kinds, `--change` instructions, whiteout
-//! conversion) are plain functions with unit tests. `berth-image` stores what `commit`
-//! produces (`ImageStore::commit`); `berth-daemon`'s `archive.rs` is the HTTP edge.
+//! Inside the jail, `berth-archive` does the file work: its tar writer (cp, export,
+//! commit), its extractor in copy mode (cp into a container) and its diff walker. What
+//! stays here is engine-specific: the jails, the byte pipes between worker threads and
+//! async code, the `--change` parser and commit orchestration. `berth-image` stores
+//! what `commit` produces (`ImageStore::commit`); `berth-daemon`'s `archive.rs` is the
+//! HTTP edge.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
