@@ -16,9 +16,7 @@ use crate::container::{query, ram_in_bytes, render_rows};
 use crate::format::{human_size, human_size_prec, since, truncate_id};
 use crate::{term, CmdResult, Ctx, Fail};
 
-/// Go's `os.FileMode` bits used in `X-Docker-Container-Path-Stat`.
-const MODE_DIR: u64 = 1 << 31;
-const MODE_SYMLINK: u64 = 1 << 27;
+use berth_archive::mode::{MODE_DIR, MODE_SYMLINK};
 
 /// The decoded `X-Docker-Container-Path-Stat` header.
 #[derive(Debug, Default, Deserialize, PartialEq)]
@@ -33,10 +31,10 @@ pub struct PathStat {
 
 impl PathStat {
     pub fn is_dir(&self) -> bool {
-        self.mode & MODE_DIR != 0
+        self.mode & u64::from(MODE_DIR) != 0
     }
     pub fn is_symlink(&self) -> bool {
-        self.mode & MODE_SYMLINK != 0
+        self.mode & u64::from(MODE_SYMLINK) != 0
     }
 }
 

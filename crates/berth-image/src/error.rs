@@ -199,3 +199,19 @@ impl PullError {
         }
     }
 }
+
+impl From<berth_archive::ExtractError> for UnpackError {
+    fn from(e: berth_archive::ExtractError) -> Self {
+        use berth_archive::ExtractError as X;
+        match e {
+            X::Read(e) => UnpackError::Tar(e),
+            X::Escape { path } => UnpackError::Escape { path: path.display().to_string() },
+            X::Invalid(m) => UnpackError::Tar(std::io::Error::new(std::io::ErrorKind::InvalidData, m)),
+            X::ThroughSymlink { path, through } => UnpackError::ThroughSymlink { path, through },
+            X::BadHardlink { path, target } => UnpackError::BadHardlink { path, target },
+            X::Whiteout { path, source } => UnpackError::Whiteout { path, source },
+            X::Opaque { path, source } => UnpackError::Opaque { path, source },
+            X::Io { op, path, source } => UnpackError::Io { op, path, source },
+        }
+    }
+}

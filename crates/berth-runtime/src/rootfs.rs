@@ -7,8 +7,6 @@
 use crate::spec::{Mount, MountKind, Rootfs, RunSpec};
 use berth_sys::libc;
 use berth_sys::mount::{mknod, mount, pivot_root, umount2};
-use std::collections::VecDeque;
-use std::ffi::OsString;
 use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{symlink, OpenOptionsExt};
@@ -77,57 +75,7 @@ pub fn common_dir(paths: &[&Path]) -> Option<PathBuf> {
     (common.len() > 1).then(|| common.iter().collect())
 }
 
-/// Resolves the container path `unsafe_path` under `root` like a chroot would:
-/// `..` cannot climb above `root`, symlinks are followed relative to `root`. Missing
-/// components are kept as given (for the caller to create).
-pub fn secure_join(root: &Path, unsafe_path: &str) -> io::Result<PathBuf> {
-    let mut pending: VecDeque<OsString> = Path::new(unsafe_path)
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(s) => Some(s.to_os_string()),
-            Component::ParentDir => Some(OsString::from("..")),
-            _ => None,
-        })
-        .collect();
-    let mut done: Vec<OsString> = Vec::new();
-    let mut links = 0;
-    while let Some(c) = pending.pop_front() {
-        if c == ".." {
-            done.pop();
-            continue;
-        }
-        let mut cand = root.to_path_buf();
-        cand.extend(&done);
-        cand.push(&c);
-        match std::fs::symlink_metadata(&cand) {
-            Ok(m) if m.file_type().is_symlink() => {
-                links += 1;
-                if links > 255 {
-                    return Err(io::Error::from_raw_os_error(libc::ELOOP));
-                }
-                let target = std::fs::read_link(&cand)?;
-                if target.is_absolute() {
-                    done.clear();
-                }
-                let mut comps: Vec<OsString> = target
-                    .components()
-                    .filter_map(|c| match c {
-                        Component::Normal(s) => Some(s.to_os_string()),
-                        Component::ParentDir => Some(OsString::from("..")),
-                        _ => None,
-                    })
-                    .collect();
-                while let Some(x) = comps.pop() {
-                    pending.push_front(x);
-                }
-            }
-            _ => done.push(c),
-        }
-    }
-    let mut out = root.to_path_buf();
-    out.extend(&done);
-    Ok(out)
-}
+pub use berth_sys::fs::secure_join;
 
 fn ctx(what: impl std::fmt::Display, e: io::Error) -> String {
     format!("{what}: {}", berth_sys::errno_text(&e))
@@ -351,25 +299,5 @@ mod tests {
         let sys = &standard_mounts()[1];
         assert!(sys.flags & libc::MS_RDONLY != 0);
         assert!(standard_mounts()[3].data.contains("newinstance"));
-    }
-
-    #[test]
-    fn secure_join_stays_inside() {
-        let t = tempfile::tempdir().unwrap();
-        let root = t.path();
-        std::fs::create_dir_all(root.join("etc/real")).unwrap();
-        symlink("/etc/real", root.join("abs")).unwrap();
-        symlink("../../../../../..", root.join("etc/up")).unwrap();
-        symlink("real", root.join("etc/rel")).unwrap();
-        symlink("loop2", root.join("loop1")).unwrap();
-        symlink("loop1", root.join("loop2")).unwrap();
-        let j = |p: &str| secure_join(root, p).unwrap();
-        assert_eq!(j("/etc/hosts"), root.join("etc/hosts"));
-        assert_eq!(j("/../../etc/hosts"), root.join("etc/hosts"));
-        assert_eq!(j("/abs/x"), root.join("etc/real/x"));
-        assert_eq!(j("/etc/up/tmp"), root.join("tmp"));
-        assert_eq!(j("/etc/rel/f"), root.join("etc/real/f"));
-        assert_eq!(j("/missing/a/../b"), root.join("missing/b"));
-        assert!(secure_join(root, "/loop1/x").is_err());
     }
 }

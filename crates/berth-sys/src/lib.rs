@@ -9,6 +9,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod fd;
+pub mod fs;
 pub mod mem;
 pub mod mount;
 pub mod net;
