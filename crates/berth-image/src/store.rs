@@ -616,11 +616,7 @@ impl ImageStore {
         }
         let json = serde_json::to_vec_pretty(&file)
             .map_err(|e| StoreError::Internal(format!("encoding repositories.json: {e}")))?;
-        let path = self.inner.root.join("repositories.json");
-        let tmp = self.inner.root.join(format!(".repositories.json.{:016x}", rand::random::<u64>()));
-        write_synced(&tmp, &json)?;
-        fs::rename(&tmp, &path).map_err(|e| StoreError::io("rename", &path, e))?;
-        fsync_dir(&self.inner.root)
+        write_atomic(&self.inner.root.join("repositories.json"), &json)
     }
 
     fn layer_unused(&self, st: &State, chain_hex: &str) -> bool {
@@ -850,14 +846,10 @@ pub(crate) fn write_synced(path: &Path, data: &[u8]) -> Result<(), StoreError> {
     f.sync_all().map_err(|e| StoreError::io("fsync", path, e))
 }
 
-/// tmp + fsync + rename + fsync(dir).
+/// tmp + fsync + rename + fsync(dir): [`berth_sys::fs::write_atomic`], 0644 as
+/// `File::create` under the usual umask gave.
 fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StoreError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.{:016x}", rand::random::<u64>()));
-    write_synced(&tmp, data)?;
-    fs::rename(&tmp, path).map_err(|e| StoreError::io("rename", path, e))?;
-    fsync_dir(dir)
+    berth_sys::fs::write_atomic(path, data, 0o644).map_err(|e| StoreError::io(e.op, e.path, e.source))
 }
 
 pub(crate) fn fsync_dir(dir: &Path) -> Result<(), StoreError> {

@@ -1015,14 +1015,9 @@ fn bind(path: &Path) -> Result<UnixListener, String> {
     Ok(l)
 }
 
+/// Root only, as every state file in the container's directory (Docker's 0600), and
+/// durable: [`berth_sys::fs::write_atomic`].
 fn write_exit(path: &Path, x: &ExitInfo) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
     let data = serde_json::to_vec(x).map_err(io::Error::other)?;
-    use std::os::unix::fs::OpenOptionsExt;
-    // Root only, as every state file in the container's directory (Docker's 0600).
-    let mut f = File::options().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-    f.write_all(&data)?;
-    drop(f);
-    std::fs::rename(&tmp, path)
+    berth_sys::fs::write_atomic(path, &data, 0o600).map_err(|e| io::Error::new(e.source.kind(), e))
 }
