@@ -15,6 +15,7 @@ mod filters;
 mod images;
 mod networks;
 mod system;
+pub mod time;
 pub mod units;
 pub mod version;
 
