@@ -41,10 +41,10 @@ impl Engine {
     pub fn exec_create(&self, name_or_id: &str, config: ExecConfig) -> Result<String> {
         let c = self.lookup(name_or_id)?;
         let r = c.record();
-        if !r.state.running {
+        if !r.state.status.is_running() {
             return Err(Error::conflict(format!("Container {} is not running", r.id)));
         }
-        if r.state.paused {
+        if !r.state.status.can_exec() {
             return Err(Error::conflict(format!(
                 "Container {} is paused, unpause the container before exec",
                 r.id
@@ -83,10 +83,10 @@ impl Engine {
         let exec = self.exec_get(id)?;
         let c = self.lookup(&exec.container_id)?;
         let r = c.record();
-        if !r.state.running {
+        if !r.state.status.is_running() {
             return Err(Error::conflict(format!("Container {} is not running", r.id)));
         }
-        if r.state.paused {
+        if !r.state.status.can_exec() {
             return Err(Error::conflict(format!(
                 "Container {} is paused, unpause the container before exec",
                 r.id

@@ -19,6 +19,7 @@ pub mod merge;
 pub mod names;
 mod record;
 pub mod signal;
+pub mod state;
 pub mod timefmt;
 pub mod validate;
 
@@ -27,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use berth_image::{ImageStore, RegistryConfig};
+use state::Status;
 
 pub use containers::{dir_size, AttachOpts, AttachTicket, WaitCondition};
 pub use exec::{Exec, ExecStream};
@@ -231,9 +233,9 @@ impl Engine {
         let mut running = 0;
         let mut paused = 0;
         for c in &all {
-            match c.status().as_str() {
-                "running" | "restarting" => running += 1,
-                "paused" => paused += 1,
+            match c.status() {
+                Status::Running | Status::Restarting => running += 1,
+                Status::Paused => paused += 1,
                 _ => {}
             }
         }

@@ -4,6 +4,8 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::state::Status;
+
 /// Go's RFC3339Nano in UTC, trailing zeros trimmed (`Created`, `StartedAt`,
 /// `FinishedAt`): `2026-11-23T11:29:54.177021719Z`, `2026-11-23T11:29:54.5Z`.
 pub fn rfc3339_nano(t: DateTime<Utc>) -> String {
@@ -31,21 +33,21 @@ pub fn human_duration(d: chrono::Duration) -> String {
 
 /// The `Status` column of `ps`, which the CLI prints verbatim.
 pub fn status_string(
-    status: &str,
+    status: impl Into<Status>,
     exit_code: i64,
     started_at: &str,
     finished_at: &str,
     now: DateTime<Utc>,
 ) -> String {
     let since = |t: &str| parse(t).map(|t| human_duration(now - t)).unwrap_or_default();
-    match status {
-        "running" => format!("Up {}", since(started_at)),
-        "paused" => format!("Up {} (Paused)", since(started_at)),
-        "restarting" => format!("Restarting ({exit_code}) {} ago", since(finished_at)),
-        "exited" => format!("Exited ({exit_code}) {} ago", since(finished_at)),
-        "removing" => "Removal In Progress".into(),
-        "dead" => "Dead".into(),
-        _ => "Created".into(),
+    match status.into() {
+        Status::Running => format!("Up {}", since(started_at)),
+        Status::Paused => format!("Up {} (Paused)", since(started_at)),
+        Status::Restarting => format!("Restarting ({exit_code}) {} ago", since(finished_at)),
+        Status::Exited => format!("Exited ({exit_code}) {} ago", since(finished_at)),
+        Status::Removing => "Removal In Progress".into(),
+        Status::Dead => "Dead".into(),
+        Status::Created => "Created".into(),
     }
 }
 
