@@ -19,7 +19,7 @@ use berth_runtime::spec::{CgroupSpec, Mount, MountKind, RunSpec, Rootfs};
 use chrono::Utc;
 use tokio::sync::oneshot;
 
-use crate::error::{from_runtime, Error, Result};
+use crate::error::{Error, Result};
 use crate::record::{Container, Notice, PendingAttach, Record};
 use crate::state::Status;
 use crate::{lock, merge, names, signal, timefmt, Engine};
@@ -398,13 +398,7 @@ impl Engine {
             if !matches!(e.kind(), crate::ErrorKind::NotModified | crate::ErrorKind::NotFound) {
                 // Docker records the failure: 127 (not found), 126 (not executable),
                 // else 128, and the message, in State.
-                let code = if e.message.contains("executable file not found") || e.message.contains("no such file or directory") {
-                    127
-                } else if e.message.contains("permission denied") {
-                    126
-                } else {
-                    128
-                };
+                let code = start_failure_code(e);
                 let _ = c.update(&self.container_dir(&c.id), |r| {
                     r.state.exit_code = code;
                     r.state.error = e.message.clone();
@@ -423,12 +417,12 @@ impl Engine {
         if !rec.state.status.can_start() {
             return Err(Error::new(crate::ErrorKind::NotModified, "container already started"));
         }
-        let image = self.inner.images.get(&rec.image).map_err(|e| crate::error::from_image(e.kind(), e))?;
+        let image = self.inner.images.get(&rec.image).map_err(Error::from)?;
         let lower = self
             .inner
             .images
             .layer_dirs(&image)
-            .map_err(|e| crate::error::from_image(e.kind(), e))?;
+            .map_err(Error::from)?;
         let spec = self.run_spec(&rec, lower)?;
         let spec_path = self.spec_path(&rec.id);
         let spec_json = serde_json::to_vec(&spec).map_err(|e| Error::internal(e.to_string()))?;
@@ -728,7 +722,7 @@ impl Engine {
         tokio::task::spawn_blocking(move || client::kill(&socket, signo))
             .await
             .map_err(|e| Error::internal(e.to_string()))?
-            .map_err(from_runtime)
+            .map_err(Error::from)
     }
 
     /// Waits until the container is no longer running, at most `timeout`.
@@ -1350,11 +1344,20 @@ fn remove_cgroup(cg: &berth_runtime::cgroup::Cgroup) {
     tracing::warn!(cgroup = %cg.rel_path().display(), "cgroup could not be removed");
 }
 
-fn start_error(e: berth_runtime::RuntimeError) -> Error {
+/// A failed start or exec: the runtime's typed start error is the client's fault
+/// (400, as Docker's `startInvalidConfigError`), kept as the source so its exit code
+/// ([`Error::start_exit_code`]) reaches the container's state.
+pub(crate) fn start_error(e: berth_runtime::RuntimeError) -> Error {
     match e {
-        berth_runtime::RuntimeError::Start(msg) => Error::invalid(msg),
-        other => from_runtime(other),
+        e @ berth_runtime::RuntimeError::Start(_) => Error::caused_by(crate::ErrorKind::InvalidArgument, e),
+        other => Error::from(other),
     }
+}
+
+/// The exit code Docker records for a start that failed with `e`: the runtime's
+/// 127/126 for a missing or non-executable command, else 128.
+fn start_failure_code(e: &Error) -> i64 {
+    e.start_exit_code().map_or(128, i64::from)
 }
 
 fn networks(r: &Record) -> BTreeMap<String, EndpointSettings> {
@@ -1450,6 +1453,24 @@ mod tests {
         }
         crate::write_atomic(&dir.join("config.v2.json"), b"{}").expect("test setup");
         assert_eq!(mode(&dir.join("config.v2.json")), 0o600);
+    }
+
+    #[test]
+    fn start_failure_codes_follow_the_runtime() {
+        let start = |m: &str| start_error(berth_runtime::RuntimeError::Start(m.into()));
+        // (error, recorded exit code, kind)
+        for (e, code, kind) in [
+            (start("exec: \"nosuchcmd\": executable file not found in $PATH: unknown"), 127, crate::ErrorKind::InvalidArgument),
+            (start("exec: \"/etc\": permission denied: unknown"), 126, crate::ErrorKind::InvalidArgument),
+            // Regression: both texts; Docker (and the runtime) say 126, the engine's own
+            // substring match said 127.
+            (start("exec: \"/x/y\": permission denied (no such file or directory): unknown"), 126, crate::ErrorKind::InvalidArgument),
+            (start("mount overlay: invalid argument: unknown"), 128, crate::ErrorKind::InvalidArgument),
+            // Not a start error of the runtime: 128 whatever its text.
+            (Error::internal("open /x: no such file or directory"), 128, crate::ErrorKind::Internal),
+        ] {
+            assert_eq!((start_failure_code(&e), e.kind), (code, kind), "{e}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use berth_api::{ExecConfig, ExecInspect, ExecProcessConfig};
 use berth_runtime::client;
 use berth_runtime::spec::ExecSpec;
 
-use crate::error::{from_runtime, Error, Result};
+use crate::error::{Error, Result};
 use crate::{lock, Engine};
 
 #[derive(Debug, Default)]
@@ -123,10 +123,7 @@ impl Engine {
                 let mut st = lock(&exec.state);
                 st.running = false;
                 st.exit_code = Some(e.start_exit_code().map_or(126, i64::from));
-                return Err(match e {
-                    berth_runtime::RuntimeError::Start(m) => Error::invalid(m),
-                    other => from_runtime(other),
-                });
+                return Err(crate::containers::start_error(e));
             }
         };
         lock(&exec.state).pid = pid;
@@ -190,7 +187,7 @@ impl Engine {
         tokio::task::spawn_blocking(move || client::resize_exec(&socket, pid, rows, cols))
             .await
             .map_err(|e| Error::internal(e.to_string()))?
-            .map_err(from_runtime)
+            .map_err(Error::from)
     }
 
     /// `POST /containers/{id}/resize`.
@@ -203,7 +200,7 @@ impl Engine {
         tokio::task::spawn_blocking(move || client::resize(&socket, rows, cols))
             .await
             .map_err(|e| Error::internal(e.to_string()))?
-            .map_err(from_runtime)
+            .map_err(Error::from)
     }
 
     /// Drops the exec instances of a removed container.

@@ -112,7 +112,7 @@ impl Engine {
         let images = tokio::task::spawn_blocking(move || ImageStore::open(&image_root))
             .await
             .map_err(|e| Error::internal(e.to_string()))?
-            .map_err(|e| error::from_image(e.kind(), e))?;
+            .map_err(Error::from)?;
         let engine = Engine {
             inner: Arc::new(Inner {
                 cfg,

@@ -8,7 +8,7 @@ use berth_api::{HostConfig, TopResponse};
 use berth_runtime::cgroup::Cgroup;
 use serde_json::{json, Value};
 
-use crate::error::{from_runtime, Error, Result};
+use crate::error::{Error, Result};
 use crate::record::{Container, Record};
 use crate::state::Status;
 use crate::{timefmt, Engine};
@@ -93,7 +93,7 @@ impl Engine {
         tokio::task::spawn_blocking(move || cg.freeze())
             .await
             .map_err(|e| Error::internal(e.to_string()))?
-            .map_err(from_runtime)?;
+            .map_err(Error::from)?;
         let rec = c.update(&self.container_dir(&r.id), |r| {
             r.state.status = Status::Paused;
         })?;
@@ -113,7 +113,7 @@ impl Engine {
         tokio::task::spawn_blocking(move || cg.thaw())
             .await
             .map_err(|e| Error::internal(e.to_string()))?
-            .map_err(from_runtime)?;
+            .map_err(Error::from)?;
         let rec = c.update(&self.container_dir(&r.id), |r| {
             r.state.status = Status::Running;
         })?;
@@ -273,7 +273,7 @@ impl Engine {
                 tokio::task::spawn_blocking(move || cg.apply(&spec))
                     .await
                     .map_err(|e| Error::internal(e.to_string()))?
-                    .map_err(from_runtime)?;
+                    .map_err(Error::from)?;
             }
         }
         self.container_event(&rec, "update", &[]);
