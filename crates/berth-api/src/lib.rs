@@ -18,6 +18,7 @@ mod images;
 mod networks;
 pub mod reference;
 mod system;
+pub mod time;
 pub mod units;
 pub mod version;
 

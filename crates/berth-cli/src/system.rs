@@ -373,8 +373,10 @@ pub fn event_line(e: &EventMessage) -> String {
 
 /// `jsonmessage.RFC3339NanoFixed` in the local zone (always 9 fractional digits).
 fn rfc3339_fixed(nanos: i64) -> String {
-    use chrono::{Local, SecondsFormat, TimeZone};
-    Local.timestamp_nanos(nanos).to_rfc3339_opts(SecondsFormat::Nanos, true)
+    use chrono::{Offset, TimeZone};
+    let (secs, sub) = (nanos.div_euclid(1_000_000_000), nanos.rem_euclid(1_000_000_000) as u32);
+    let offset = chrono::Local.timestamp_nanos(nanos).offset().fix().local_minus_utc();
+    berth_api::time::rfc3339_nano_fixed(secs, sub, offset)
 }
 
 pub fn events(ctx: &mut Ctx, o: EventsArgs) -> CmdResult {

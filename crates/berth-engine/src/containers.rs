@@ -19,8 +19,9 @@ use berth_runtime::spec::{CgroupSpec, Mount, MountKind, RunSpec, Rootfs};
 use chrono::Utc;
 use tokio::sync::oneshot;
 
-use crate::error::{from_runtime, Error, Result};
+use crate::error::{Error, Result};
 use crate::record::{Container, Notice, PendingAttach, Record};
+use crate::state::Status;
 use crate::{lock, merge, names, signal, timefmt, Engine};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -371,13 +372,7 @@ impl Engine {
             if !matches!(e.kind(), crate::ErrorKind::NotModified | crate::ErrorKind::NotFound) {
                 // Docker records the failure: 127 (not found), 126 (not executable),
                 // else 128, and the message, in State.
-                let code = if e.message.contains("executable file not found") || e.message.contains("no such file or directory") {
-                    127
-                } else if e.message.contains("permission denied") {
-                    126
-                } else {
-                    128
-                };
+                let code = start_failure_code(e);
                 let _ = c.update(&self.container_dir(&c.id), |r| {
                     r.state.exit_code = code;
                     r.state.error = e.message.clone();
@@ -393,15 +388,15 @@ impl Engine {
     async fn start_container(&self, c: &Arc<Container>, name_or_id: &str) -> Result<()> {
         let _op = self.op_lock(c, name_or_id).await?;
         let rec = c.record();
-        if rec.state.running {
+        if !rec.state.status.can_start() {
             return Err(Error::new(crate::ErrorKind::NotModified, "container already started"));
         }
-        let image = self.inner.images.get(&rec.image).map_err(|e| crate::error::from_image(e.kind(), e))?;
+        let image = self.inner.images.get(&rec.image).map_err(Error::from)?;
         let lower = self
             .inner
             .images
             .layer_dirs(&image)
-            .map_err(|e| crate::error::from_image(e.kind(), e))?;
+            .map_err(Error::from)?;
         let spec = self.run_spec(&rec, lower)?;
         let spec_path = self.spec_path(&rec.id);
         let spec_json = serde_json::to_vec(&spec).map_err(|e| Error::internal(e.to_string()))?;
@@ -450,16 +445,13 @@ impl Engine {
         let dir = self.container_dir(&rec.id);
         let shim_pid = shim.id() as i32;
         c.update(&dir, |r| {
-            r.state.status = "running".into();
-            r.state.running = true;
-            r.state.paused = false;
+            r.state.status = Status::Running;
             r.state.pid = started.pid as i64;
             r.state.exit_code = 0;
             r.state.error.clear();
             r.state.oom_killed = false;
             r.state.started_at = timefmt::now();
             r.state.finished_at = ZERO_TIME.into();
-            r.state.restarting = false;
             r.shim_pid = shim_pid;
             r.manually_stopped = false;
         })?;
@@ -529,9 +521,7 @@ impl Engine {
         lock(&c.attaches).live = false;
         let dir = self.container_dir(&c.id);
         let rec = c.update(&dir, |r| {
-            r.state.status = "exited".into();
-            r.state.running = false;
-            r.state.paused = false;
+            r.state.status = Status::Exited;
             r.state.pid = 0;
             r.state.exit_code = code;
             r.state.oom_killed = oom;
@@ -580,15 +570,14 @@ impl Engine {
         };
         let dir = self.container_dir(&c.id);
         let _ = c.update(&dir, |r| {
-            r.state.restarting = true;
-            r.state.status = "restarting".into();
+            r.state.status = Status::Restarting;
             r.restart_count += 1;
         });
         let engine = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(delay)).await;
             let r = c.record();
-            if !r.state.restarting || r.manually_stopped {
+            if r.state.status != Status::Restarting || r.manually_stopped {
                 return;
             }
             if lock(&engine.inner.containers).get(&c.id).is_none() {
@@ -597,8 +586,7 @@ impl Engine {
             if let Err(e) = engine.start(&c.id).await {
                 tracing::warn!(container = %c.id, "restart failed: {e}");
                 let _ = c.update(&engine.container_dir(&c.id), |r| {
-                    r.state.restarting = false;
-                    r.state.status = "exited".into();
+                    r.state.status = Status::Exited;
                     r.state.error = e.message.clone();
                 });
             } else {
@@ -612,12 +600,11 @@ impl Engine {
     /// thaws it if paused, so signals reach it.
     async fn manual_stop(&self, c: &Container) {
         let dir = self.container_dir(&c.id);
-        let was_paused = c.record().state.paused;
+        let was_paused = c.record().state.status == Status::Paused;
         let _ = c.update(&dir, |r| {
             r.manually_stopped = true;
-            if r.state.restarting {
-                r.state.restarting = false;
-                r.state.status = "exited".into();
+            if r.state.status == Status::Restarting {
+                r.state.status = Status::Exited;
             }
         });
         if was_paused {
@@ -625,9 +612,8 @@ impl Engine {
                 let _ = tokio::task::spawn_blocking(move || cg.thaw()).await;
             }
             let _ = c.update(&dir, |r| {
-                r.state.paused = false;
-                if r.state.running {
-                    r.state.status = "running".into();
+                if r.state.status == Status::Paused {
+                    r.state.status = Status::Running;
                 }
             });
         }
@@ -715,7 +701,7 @@ impl Engine {
         tokio::task::spawn_blocking(move || client::kill(&socket, signo))
             .await
             .map_err(|e| Error::internal(e.to_string()))?
-            .map_err(from_runtime)
+            .map_err(Error::from)
     }
 
     /// Waits until the container is no longer running, at most `timeout`.
@@ -806,11 +792,11 @@ impl Engine {
     pub async fn remove(&self, name_or_id: &str, force: bool) -> Result<()> {
         let c = self.lookup(name_or_id)?;
         let _op = self.op_lock(&c, name_or_id).await?;
-        if c.record().state.restarting {
+        if c.record().state.status == Status::Restarting {
             self.manual_stop(&c).await;
         }
         if c.is_running() {
-            if !force {
+            if !c.status().can_remove(force) {
                 return Err(Error::conflict(format!(
                     "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
                     c.id
@@ -880,7 +866,7 @@ impl Engine {
         let mut reclaimed = 0;
         for c in self.all_containers() {
             let r = c.record();
-            if r.state.running || r.state.restarting {
+            if r.state.status.is_active() {
                 continue;
             }
             if let Some(labels) = filters.get("label") {
@@ -934,7 +920,7 @@ impl Engine {
         for c in self.all_containers() {
             let r = c.record();
             let explicit_status = filters.contains_key("status");
-            if !all && !r.state.running && !explicit_status {
+            if !all && !r.state.status.is_running() && !explicit_status {
                 continue;
             }
             if !matches_filters(&r, &filters, &self.image_name(&r)) {
@@ -974,9 +960,9 @@ impl Engine {
             size_rw: None,
             size_root_fs: None,
             labels: r.config.labels.clone().unwrap_or_default(),
-            state: r.state.status.clone(),
+            state: r.state.status.as_str().to_string(),
             status: timefmt::status_string(
-                &r.state.status,
+                r.state.status,
                 r.state.exit_code,
                 &r.state.started_at,
                 &r.state.finished_at,
@@ -993,7 +979,7 @@ impl Engine {
         let c = self.lookup(name_or_id)?;
         let r = c.record();
         let dir = self.container_dir(&r.id);
-        let started = r.state.status != "created";
+        let started = r.state.status != Status::Created;
         let path_if = |p: PathBuf| if started { p.to_string_lossy().into_owned() } else { String::new() };
         let mut gd = BTreeMap::new();
         gd.insert("UpperDir".to_string(), dir.join("fs/upper").to_string_lossy().into_owned());
@@ -1010,7 +996,7 @@ impl Engine {
             created: r.created.clone(),
             path: r.path.clone(),
             args: r.args.clone(),
-            state: r.state.clone(),
+            state: r.state.to_api(),
             image: r.image.clone(),
             resolv_conf_path: path_if(dir.join("resolv.conf")),
             hostname_path: path_if(dir.join("hostname")),
@@ -1061,14 +1047,14 @@ impl Engine {
             };
             tighten_container_dir(&entry.path());
             let c = Arc::new(Container::new(rec));
-            if c.is_running() || c.record().state.restarting {
+            if c.status().is_active() {
                 running.push(c.clone());
             } else if UnixStream::connect(self.socket_path(&c.id)).is_ok() {
                 unrecorded.push(c.clone());
             } else {
                 let r = c.record();
                 let p = r.host_config.restart_policy.name.as_str();
-                if (p == "always" || (p == "unless-stopped" && !r.manually_stopped)) && r.state.status == "exited" {
+                if (p == "always" || (p == "unless-stopped" && !r.manually_stopped)) && r.state.status == Status::Exited {
                     to_restart.push(c.clone());
                 }
             }
@@ -1170,7 +1156,7 @@ impl crate::Engine {
             let socket = self.socket_path(&id);
             match known {
                 Some(c) => {
-                    if !c.is_running() && !c.record().state.restarting && UnixStream::connect(&socket).is_err() {
+                    if !c.status().is_active() && UnixStream::connect(&socket).is_err() {
                         let _ = std::fs::remove_file(&socket);
                         let _ = std::fs::remove_file(self.spec_path(&id));
                     }
@@ -1337,11 +1323,20 @@ fn remove_cgroup(cg: &berth_runtime::cgroup::Cgroup) {
     tracing::warn!(cgroup = %cg.rel_path().display(), "cgroup could not be removed");
 }
 
-fn start_error(e: berth_runtime::RuntimeError) -> Error {
+/// A failed start or exec: the runtime's typed start error is the client's fault
+/// (400, as Docker's `startInvalidConfigError`), kept as the source so its exit code
+/// ([`Error::start_exit_code`]) reaches the container's state.
+pub(crate) fn start_error(e: berth_runtime::RuntimeError) -> Error {
     match e {
-        berth_runtime::RuntimeError::Start(msg) => Error::invalid(msg),
-        other => from_runtime(other),
+        e @ berth_runtime::RuntimeError::Start(_) => Error::caused_by(crate::ErrorKind::InvalidArgument, e),
+        other => Error::from(other),
     }
+}
+
+/// The exit code Docker records for a start that failed with `e`: the runtime's
+/// 127/126 for a missing or non-executable command, else 128.
+fn start_failure_code(e: &Error) -> i64 {
+    e.start_exit_code().map_or(128, i64::from)
 }
 
 fn mounts(r: &Record) -> Vec<MountPoint> {
@@ -1379,7 +1374,7 @@ fn matches_filters(r: &Record, filters: &BTreeMap<String, Vec<String>>, image: &
                 }
             }),
             "id" => values.iter().any(|v| r.id.starts_with(v.as_str())),
-            "status" => values.iter().any(|v| *v == r.state.status),
+            "status" => values.iter().any(|v| *v == r.state.status.as_str()),
             "label" => values.iter().all(|v| {
                 let labels = r.config.labels.clone().unwrap_or_default();
                 match v.split_once('=') {
@@ -1390,7 +1385,7 @@ fn matches_filters(r: &Record, filters: &BTreeMap<String, Vec<String>>, image: &
             "ancestor" => values.iter().any(|v| v == image || r.image.contains(v.as_str())),
             "exited" => values
                 .iter()
-                .any(|v| r.state.status == "exited" && v.parse::<i64>().ok() == Some(r.state.exit_code)),
+                .any(|v| r.state.status == Status::Exited && v.parse::<i64>().ok() == Some(r.state.exit_code)),
             _ => true,
         };
         if !ok {
@@ -1430,6 +1425,24 @@ mod tests {
         }
         crate::write_atomic(&dir.join("config.v2.json"), b"{}").expect("test setup");
         assert_eq!(mode(&dir.join("config.v2.json")), 0o600);
+    }
+
+    #[test]
+    fn start_failure_codes_follow_the_runtime() {
+        let start = |m: &str| start_error(berth_runtime::RuntimeError::Start(m.into()));
+        // (error, recorded exit code, kind)
+        for (e, code, kind) in [
+            (start("exec: \"nosuchcmd\": executable file not found in $PATH: unknown"), 127, crate::ErrorKind::InvalidArgument),
+            (start("exec: \"/etc\": permission denied: unknown"), 126, crate::ErrorKind::InvalidArgument),
+            // Regression: both texts; Docker (and the runtime) say 126, the engine's own
+            // substring match said 127.
+            (start("exec: \"/x/y\": permission denied (no such file or directory): unknown"), 126, crate::ErrorKind::InvalidArgument),
+            (start("mount overlay: invalid argument: unknown"), 128, crate::ErrorKind::InvalidArgument),
+            // Not a start error of the runtime: 128 whatever its text.
+            (Error::internal("open /x: no such file or directory"), 128, crate::ErrorKind::Internal),
+        ] {
+            assert_eq!((start_failure_code(&e), e.kind), (code, kind), "{e}");
+        }
     }
 
     #[test]

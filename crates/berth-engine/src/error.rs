@@ -1,7 +1,11 @@
-//! The engine's error: a kind (mapped to an HTTP status once, at the API edge) and
-//! Docker's message text.
+//! The engine's error: a kind (mapped to an HTTP status once, at the API edge),
+//! Docker's message text, and the error of the crate below that caused it (kept as
+//! `source()`, so the chain and a start failure's exit code survive).
 
 use std::fmt;
+use std::sync::Arc;
+
+use berth_image::ReferenceErrorKind;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -14,17 +18,41 @@ pub enum ErrorKind {
     Internal,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The cause of an [`Error`]: the image or runtime crate's error it came from.
+pub type Source = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+#[derive(Clone, Debug)]
 pub struct Error {
     pub kind: ErrorKind,
     pub message: String,
+    /// The lower crate's error this one was made from (its text is `message`).
+    pub source: Option<Source>,
 }
+
+/// Errors compare by kind and message (what the API shows), not by cause.
+impl PartialEq for Error {
+    fn eq(&self, other: &Error) -> bool {
+        self.kind == other.kind && self.message == other.message
+    }
+}
+
+impl Eq for Error {}
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
-        Error { kind, message: message.into() }
+        Error { kind, message: message.into(), source: None }
+    }
+    /// An error of a lower crate: its kind, its text as the message, itself as source.
+    pub fn caused_by<E: std::error::Error + Send + Sync + 'static>(kind: ErrorKind, e: E) -> Error {
+        Error { kind, message: e.to_string(), source: Some(Arc::new(e)) }
+    }
+    /// For a failed start, the exit code Docker records (127 command not found, 126
+    /// not executable), from the runtime's typed start error in the chain.
+    pub fn start_exit_code(&self) -> Option<i32> {
+        let src = self.source.as_deref()?;
+        src.downcast_ref::<berth_runtime::RuntimeError>()?.start_exit_code()
     }
     pub fn not_found(m: impl Into<String>) -> Error {
         Error::new(ErrorKind::NotFound, m)
@@ -53,7 +81,30 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+macro_rules! from_image_errors {
+    ($($t:ty),*) => {$(
+        /// Keeps the image crate's kind, text and the error itself as the source.
+        impl From<$t> for Error {
+            fn from(e: $t) -> Error {
+                Error::caused_by(e.kind().into(), e)
+            }
+        }
+    )*};
+}
+from_image_errors!(berth_image::StoreError, berth_image::ReferenceError, berth_image::PullError, berth_image::UnpackError);
+
+/// Keeps the runtime's kind, text and the error itself as the source.
+impl From<berth_runtime::RuntimeError> for Error {
+    fn from(e: berth_runtime::RuntimeError) -> Error {
+        Error::caused_by(e.kind().into(), e)
+    }
+}
 
 impl From<berth_image::ErrorKind> for ErrorKind {
     fn from(k: berth_image::ErrorKind) -> ErrorKind {
@@ -79,12 +130,60 @@ impl From<berth_runtime::ErrorKind> for ErrorKind {
     }
 }
 
-/// Converts any error of the image crate, keeping its kind and text.
+/// Converts an error of the image crate that has no `From` impl, keeping its kind and
+/// text (the typed ones convert with `?`, keeping the source too).
 pub fn from_image<E: std::fmt::Display>(kind: berth_image::ErrorKind, e: E) -> Error {
     Error::new(kind.into(), e.to_string())
 }
 
-/// Converts any error of the runtime crate, keeping its kind and text.
-pub fn from_runtime(e: berth_runtime::RuntimeError) -> Error {
-    Error::new(e.kind().into(), e.to_string())
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn lower_errors_keep_kind_text_and_source() {
+        let io = || std::io::Error::from_raw_os_error(2);
+        // (converted error, kind, message, source's message)
+        let cases: Vec<(Error, ErrorKind, &str)> = vec![
+            (berth_image::StoreError::NoSuchImage("alpine:latest".into()).into(), ErrorKind::NotFound, "No such image: alpine:latest"),
+            (berth_image::ReferenceError::InvalidFormat.into(), ErrorKind::InvalidArgument, "invalid reference format"),
+            (berth_image::StoreError::Conflict("in use".into()).into(), ErrorKind::Conflict, "in use"),
+            (berth_runtime::RuntimeError::NotRunning.into(), ErrorKind::Conflict, "container is not running"),
+            (
+                berth_runtime::RuntimeError::Protocol("bad frame".into()).into(),
+                ErrorKind::Internal,
+                "shim protocol error: bad frame",
+            ),
+        ];
+        for (e, kind, msg) in cases {
+            assert_eq!((e.kind, e.message.as_str()), (kind, msg));
+            assert_eq!(e.to_string(), msg);
+            assert_eq!(e.source().map(|s| s.to_string()).as_deref(), Some(msg), "{msg}");
+        }
+        // The chain goes on below: the I/O error under a store error.
+        let e = Error::from(berth_image::StoreError::Io { op: "open", path: "/x".into(), source: io() });
+        let below = e.source().and_then(|s| s.source()).map(|s| s.to_string());
+        assert_eq!(below, Some(io().to_string()));
+        // Errors made here have no cause, and compare by kind and message only.
+        assert!(Error::conflict("x").source().is_none());
+        assert_eq!(Error::from(berth_image::StoreError::Conflict("x".into())), Error::conflict("x"));
+    }
+
+    #[test]
+    fn start_exit_codes_come_from_the_runtime_error() {
+        let start = |m: &str| Error::caused_by(ErrorKind::InvalidArgument, berth_runtime::RuntimeError::Start(m.into()));
+        for (e, want) in [
+            (start("exec: \"nosuchcmd\": executable file not found in $PATH"), Some(127)),
+            (start("exec: \"/etc\": permission denied"), Some(126)),
+            (start("mount overlay: invalid argument"), None),
+            // Not a start error, whatever its text says.
+            (Error::internal("open /x: no such file or directory"), None),
+            (Error::from(berth_runtime::RuntimeError::Protocol("no such file or directory".into())), None),
+        ] {
+            assert_eq!(e.start_exit_code(), want, "{e}");
+        }
+    }
+
 }

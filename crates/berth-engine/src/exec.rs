@@ -9,7 +9,7 @@ use berth_api::{ExecConfig, ExecInspect, ExecProcessConfig};
 use berth_runtime::client;
 use berth_runtime::spec::ExecSpec;
 
-use crate::error::{from_runtime, Error, Result};
+use crate::error::{Error, Result};
 use crate::{lock, Engine};
 
 #[derive(Debug, Default)]
@@ -41,10 +41,10 @@ impl Engine {
     pub fn exec_create(&self, name_or_id: &str, config: ExecConfig) -> Result<String> {
         let c = self.lookup(name_or_id)?;
         let r = c.record();
-        if !r.state.running {
+        if !r.state.status.is_running() {
             return Err(Error::conflict(format!("Container {} is not running", r.id)));
         }
-        if r.state.paused {
+        if !r.state.status.can_exec() {
             return Err(Error::conflict(format!(
                 "Container {} is paused, unpause the container before exec",
                 r.id
@@ -87,10 +87,10 @@ impl Engine {
         let exec = self.exec_get(id)?;
         let c = self.lookup(&exec.container_id)?;
         let r = c.record();
-        if !r.state.running {
+        if !r.state.status.is_running() {
             return Err(Error::conflict(format!("Container {} is not running", r.id)));
         }
-        if r.state.paused {
+        if !r.state.status.can_exec() {
             return Err(Error::conflict(format!(
                 "Container {} is paused, unpause the container before exec",
                 r.id
@@ -107,10 +107,10 @@ impl Engine {
         let exec = self.exec_get(id)?;
         let c = self.lookup(&exec.container_id)?;
         let r = c.record();
-        if !r.state.running {
+        if !r.state.status.is_running() {
             return Err(Error::conflict(format!("Container {} is not running", r.id)));
         }
-        if r.state.paused {
+        if !r.state.status.can_exec() {
             return Err(Error::conflict(format!(
                 "Container {} is paused, unpause the container before exec",
                 r.id
@@ -147,10 +147,7 @@ impl Engine {
                 let mut st = lock(&exec.state);
                 st.running = false;
                 st.exit_code = Some(e.start_exit_code().map_or(126, i64::from));
-                return Err(match e {
-                    berth_runtime::RuntimeError::Start(m) => Error::invalid(m),
-                    other => from_runtime(other),
-                });
+                return Err(crate::containers::start_error(e));
             }
         };
         lock(&exec.state).pid = pid;
@@ -214,7 +211,7 @@ impl Engine {
         tokio::task::spawn_blocking(move || client::resize_exec(&socket, pid, rows, cols))
             .await
             .map_err(|e| Error::internal(e.to_string()))?
-            .map_err(from_runtime)
+            .map_err(Error::from)
     }
 
     /// `POST /containers/{id}/resize`.
@@ -227,7 +224,7 @@ impl Engine {
         tokio::task::spawn_blocking(move || client::resize(&socket, rows, cols))
             .await
             .map_err(|e| Error::internal(e.to_string()))?
-            .map_err(from_runtime)
+            .map_err(Error::from)
     }
 
     /// Drops the exec instances of a removed container.

@@ -716,7 +716,7 @@ impl Engine {
 
     /// The jail in which a container's filesystem is seen as the container sees it.
     fn view_jail(&self, rec: &crate::record::Record, write: bool) -> Result<Jail> {
-        if rec.state.running && rec.state.pid > 0 {
+        if rec.state.status.is_running() && rec.state.pid > 0 {
             return Ok(Jail::Chroot(PathBuf::from(format!(
                 "/proc/{}/root",
                 rec.state.pid
@@ -936,7 +936,7 @@ impl Engine {
             &timefmt::now(),
         );
         let paused_here =
-            opts.pause && rec.state.running && !rec.state.paused && self.pause(&c.id).await.is_ok();
+            opts.pause && rec.state.status.can_pause() && self.pause(&c.id).await.is_ok();
         let stubs: HashSet<String> = mount_points(&rec)
             .iter()
             .map(|p| p.to_string_lossy().trim_start_matches('/').to_string())

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 
 use berth_api::{GraphDriver, ImageDeleteItem, ImageInspect, ImageSummary, JsonMessage, ProgressDetail, RootFs};
-use berth_image::{Image, Progress, Reference, ReferenceErrorKind, RemoveItem};
+use berth_image::{Image, Progress, Reference, RemoveItem};
 use tokio::sync::mpsc;
 
-use crate::error::{from_image, Error, Result};
+use crate::error::{Error, Result};
 use crate::{timefmt, Engine};
 
 fn created_unix(img: &Image) -> i64 {
@@ -54,7 +54,7 @@ impl Engine {
         tokio::task::spawn_blocking(move || store.resolve(&name))
             .await
             .map_err(|e| Error::internal(e.to_string()))?
-            .map_err(|e| from_image(e.kind(), e))
+            .map_err(Error::from)
     }
 
     /// `GET /images/json`.
@@ -118,7 +118,7 @@ impl Engine {
     pub fn pull(&self, from_image: &str, tag: &str) -> Result<mpsc::UnboundedReceiver<Result<JsonMessage>>> {
         let reference = Reference::parse(from_image)
             .and_then(|r| r.with_tag_param(tag))
-            .map_err(|e| from_image_err(e.kind(), e))?
+            .map_err(Error::from)?
             .with_default_tag();
         let (tx, rx) = mpsc::unbounded_channel();
         let store = self.inner.images.clone();
@@ -132,7 +132,7 @@ impl Engine {
             match berth_image::pull(&store, &reference, &cfg, None, &mut progress).await {
                 Ok(img) => engine.image_event("pull", &reference.familiar(), &img),
                 Err(e) => {
-                    let _ = tx.send(Err(from_image_err(e.kind(), e)));
+                    let _ = tx.send(Err(Error::from(e)));
                 }
             }
         });
@@ -142,8 +142,8 @@ impl Engine {
     /// `POST /images/{name}/tag?repo=&tag=`.
     pub async fn tag_image(&self, name: &str, repo: &str, tag: &str) -> Result<()> {
         let image = self.resolve_image(name).await?;
-        let r = Reference::parse_repo_tag(repo, tag).map_err(|e| from_image_err(e.kind(), e))?.with_default_tag();
-        self.inner.images.tag(&image.id, &r).map_err(|e| from_image(e.kind(), e))?;
+        let r = Reference::parse_repo_tag(repo, tag).map_err(Error::from)?.with_default_tag();
+        self.inner.images.tag(&image.id, &r).map_err(Error::from)?;
         self.image_event("tag", &image.id, &image);
         Ok(())
     }
@@ -165,7 +165,7 @@ impl Engine {
         })
         .await
         .map_err(|e| Error::internal(e.to_string()))?
-        .map_err(|e| from_image(e.kind(), e))?;
+        .map_err(Error::from)?;
         for i in &items {
             let (action, id) = match i {
                 RemoveItem::Untagged(s) => ("untag", s),
@@ -231,9 +231,6 @@ impl Engine {
     }
 }
 
-fn from_image_err<E: std::fmt::Display>(kind: berth_image::ErrorKind, e: E) -> Error {
-    from_image(kind, e)
-}
 
 #[cfg(test)]
 mod tests {

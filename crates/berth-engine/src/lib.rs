@@ -21,6 +21,7 @@ pub mod merge;
 pub mod names;
 mod record;
 pub mod signal;
+pub mod state;
 pub mod timefmt;
 pub mod validate;
 
@@ -29,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use berth_image::{ImageStore, RegistryConfig};
+use state::Status;
 
 pub use containers::{dir_size, AttachOpts, AttachTicket, WaitCondition};
 pub use exec::{Exec, ExecStream};
@@ -114,7 +116,7 @@ impl Engine {
         let images = tokio::task::spawn_blocking(move || ImageStore::open(&image_root))
             .await
             .map_err(|e| Error::internal(e.to_string()))?
-            .map_err(|e| error::from_image(e.kind(), e))?;
+            .map_err(Error::from)?;
         let engine = Engine {
             inner: Arc::new(Inner {
                 cfg,
@@ -235,9 +237,9 @@ impl Engine {
         let mut running = 0;
         let mut paused = 0;
         for c in &all {
-            match c.status().as_str() {
-                "running" | "restarting" => running += 1,
-                "paused" => paused += 1,
+            match c.status() {
+                Status::Running | Status::Restarting => running += 1,
+                Status::Paused => paused += 1,
                 _ => {}
             }
         }
@@ -264,25 +266,9 @@ pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| Error::io("chmod", path, e))
 }
 
-/// Writes `data` to `path` through a temp file and a rename, readable by root only
-/// ([`STATE_FILE_MODE`]): the records and run specs hold the containers' Env.
+/// Writes `data` to `path` durably ([`berth_sys::fs::write_atomic`]: temp file, fsync,
+/// rename, fsync of the directory), readable by root only ([`STATE_FILE_MODE`]): the
+/// records and run specs hold the containers' Env.
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(STATE_FILE_MODE)
-        .open(&tmp)
-        .map_err(|e| Error::io("write", &tmp, e))?;
-    // A temp file left by an older version keeps its mode on open: set it.
-    {
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(STATE_FILE_MODE)).map_err(|e| Error::io("chmod", &tmp, e))?;
-    }
-    f.write_all(data).map_err(|e| Error::io("write", &tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| Error::io("rename", path, e))
+    berth_sys::fs::write_atomic(path, data, STATE_FILE_MODE).map_err(|e| Error::io(e.op, &e.path, e.source))
 }

@@ -8,8 +8,9 @@ use berth_api::{HostConfig, TopResponse};
 use berth_runtime::cgroup::Cgroup;
 use serde_json::{json, Value};
 
-use crate::error::{from_runtime, Error, Result};
+use crate::error::{Error, Result};
 use crate::record::{Container, Record};
+use crate::state::Status;
 use crate::{timefmt, Engine};
 
 /// Docker's restart manager: 100 ms doubling up to a minute; a run of 10 s resets it.
@@ -74,7 +75,7 @@ impl Engine {
 
     fn running_or_conflict(&self, c: &Container) -> Result<Record> {
         let r = c.record();
-        if !r.state.running {
+        if !r.state.status.is_running() {
             return Err(Error::conflict(format!("Container {} is not running", r.id)));
         }
         Ok(r)
@@ -85,17 +86,16 @@ impl Engine {
         let c = self.lookup(name_or_id)?;
         let _op = self.op_lock(&c, name_or_id).await?;
         let r = self.running_or_conflict(&c)?;
-        if r.state.paused {
+        if !r.state.status.can_pause() {
             return Err(Error::conflict(format!("Container {} is already paused", r.id)));
         }
         let cg = self.cgroup_of(&r.id).ok_or_else(|| Error::invalid("pause needs cgroups"))?;
         tokio::task::spawn_blocking(move || cg.freeze())
             .await
             .map_err(|e| Error::internal(e.to_string()))?
-            .map_err(from_runtime)?;
+            .map_err(Error::from)?;
         let rec = c.update(&self.container_dir(&r.id), |r| {
-            r.state.paused = true;
-            r.state.status = "paused".into();
+            r.state.status = Status::Paused;
         })?;
         self.container_event(&rec, "pause", &[]);
         Ok(())
@@ -106,19 +106,16 @@ impl Engine {
         let c = self.lookup(name_or_id)?;
         let _op = self.op_lock(&c, name_or_id).await?;
         let r = c.record();
-        if !r.state.paused {
+        if !r.state.status.can_unpause() {
             return Err(Error::conflict(format!("Container {} is not paused", r.id)));
         }
         let cg = self.cgroup_of(&r.id).ok_or_else(|| Error::invalid("unpause needs cgroups"))?;
         tokio::task::spawn_blocking(move || cg.thaw())
             .await
             .map_err(|e| Error::internal(e.to_string()))?
-            .map_err(from_runtime)?;
+            .map_err(Error::from)?;
         let rec = c.update(&self.container_dir(&r.id), |r| {
-            r.state.paused = false;
-            if r.state.running {
-                r.state.status = "running".into();
-            }
+            r.state.status = Status::Running;
         })?;
         self.container_event(&rec, "unpause", &[]);
         Ok(())
@@ -168,7 +165,7 @@ impl Engine {
         let r = c.record();
         let now = timefmt::now();
         let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let (cpu, mem, pids, blkio) = if r.state.running {
+        let (cpu, mem, pids, blkio) = if r.state.status.is_running() {
             let s = self.cgroup_of(&r.id).map(|cg| cg.stats()).unwrap_or_default();
             let proc_root = std::path::Path::new("/proc");
             let host = berth_runtime::cgroup::system_cpu_usage(proc_root).unwrap_or_default();
@@ -270,13 +267,13 @@ impl Engine {
                 hc.restart_policy = upd.restart_policy.clone();
             }
         })?;
-        if rec.state.running {
+        if rec.state.status.is_running() {
             if let Some(cg) = self.cgroup_of(&rec.id) {
                 let spec = self.cgroup_spec(&rec);
                 tokio::task::spawn_blocking(move || cg.apply(&spec))
                     .await
                     .map_err(|e| Error::internal(e.to_string()))?
-                    .map_err(from_runtime)?;
+                    .map_err(Error::from)?;
             }
         }
         self.container_event(&rec, "update", &[]);

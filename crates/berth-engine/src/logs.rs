@@ -102,7 +102,7 @@ fn select(opts: &LogOptions, stream: u8, time: &str, text: String) -> Option<Log
     if opts.timestamps {
         // The file holds Go's RFC3339Nano (trailing zeros trimmed); `logs -t` prints
         // Docker's fixed nine-digit form.
-        let fixed = timefmt::parse(time).map(timefmt::rfc3339_nano);
+        let fixed = timefmt::parse(time).map(timefmt::rfc3339_nano_fixed);
         data.extend_from_slice(fixed.as_deref().unwrap_or(time).as_bytes());
         data.push(b' ');
     }

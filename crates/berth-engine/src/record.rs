@@ -5,13 +5,14 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use berth_api::{ContainerConfig, ContainerState, HostConfig};
+use berth_api::{ContainerConfig, HostConfig};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 
 use crate::containers::AttachOpts;
 use crate::error::{Error, Result};
 use crate::lock;
+use crate::state::{State, Status};
 
 /// What is written to `containers/<id>/config.v2.json`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -27,7 +28,7 @@ pub struct Record {
     pub host_config: HostConfig,
     /// `sha256:<hex>` of the image.
     pub image: String,
-    pub state: ContainerState,
+    pub state: State,
     pub restart_count: i64,
     pub shim_pid: i32,
     /// Stopped or killed by a user: restart policies (except `always` on daemon start)
@@ -74,7 +75,7 @@ impl Container {
         let notice = Notice {
             exits: 0,
             exit_code: rec.state.exit_code,
-            running: rec.state.running,
+            running: rec.state.status.is_running(),
             removed: false,
         };
         Container {
@@ -95,12 +96,12 @@ impl Container {
         lock(&self.rec).name.clone()
     }
 
-    pub fn status(&self) -> String {
-        lock(&self.rec).state.status.clone()
+    pub fn status(&self) -> Status {
+        lock(&self.rec).state.status
     }
 
     pub fn is_running(&self) -> bool {
-        lock(&self.rec).state.running
+        lock(&self.rec).state.status.is_running()
     }
 
     pub fn tty(&self) -> bool {

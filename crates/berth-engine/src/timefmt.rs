@@ -1,18 +1,29 @@
 //! Time stamps as Docker writes them, and the human durations in `ps` STATUS.
+//! Formatting and parsing go through [`berth_api::time`] (shared with the shim and the
+//! CLI); chrono stays here for the arithmetic (`ps` durations, `--since`/`--until`).
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 
-/// RFC 3339 with nanoseconds in UTC: `2026-11-23T11:29:54.177021719Z`.
+use crate::state::Status;
+
+/// Go's RFC3339Nano in UTC, trailing zeros trimmed (`Created`, `StartedAt`,
+/// `FinishedAt`): `2026-11-23T11:29:54.177021719Z`, `2026-11-23T11:29:54.5Z`.
 pub fn rfc3339_nano(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Nanos, true)
+    berth_api::time::rfc3339_nano(t.timestamp(), t.timestamp_subsec_nanos())
 }
 
+/// Docker's `jsonmessage.RFC3339NanoFixed` in UTC, always nine digits (`logs -t`).
+pub fn rfc3339_nano_fixed(t: DateTime<Utc>) -> String {
+    berth_api::time::rfc3339_nano_fixed(t.timestamp(), t.timestamp_subsec_nanos(), 0)
+}
+
+/// Now in Go's RFC3339Nano.
 pub fn now() -> String {
-    rfc3339_nano(Utc::now())
+    berth_api::time::now_rfc3339_nano()
 }
 
 pub fn parse(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+    berth_api::time::parse_rfc3339(s).and_then(|(secs, nanos)| DateTime::from_timestamp(secs, nanos))
 }
 
 /// Docker's `units.HumanDuration` of a chrono duration.
@@ -22,21 +33,21 @@ pub fn human_duration(d: chrono::Duration) -> String {
 
 /// The `Status` column of `ps`, which the CLI prints verbatim.
 pub fn status_string(
-    status: &str,
+    status: impl Into<Status>,
     exit_code: i64,
     started_at: &str,
     finished_at: &str,
     now: DateTime<Utc>,
 ) -> String {
     let since = |t: &str| parse(t).map(|t| human_duration(now - t)).unwrap_or_default();
-    match status {
-        "running" => format!("Up {}", since(started_at)),
-        "paused" => format!("Up {} (Paused)", since(started_at)),
-        "restarting" => format!("Restarting ({exit_code}) {} ago", since(finished_at)),
-        "exited" => format!("Exited ({exit_code}) {} ago", since(finished_at)),
-        "removing" => "Removal In Progress".into(),
-        "dead" => "Dead".into(),
-        _ => "Created".into(),
+    match status.into() {
+        Status::Running => format!("Up {}", since(started_at)),
+        Status::Paused => format!("Up {} (Paused)", since(started_at)),
+        Status::Restarting => format!("Restarting ({exit_code}) {} ago", since(finished_at)),
+        Status::Exited => format!("Exited ({exit_code}) {} ago", since(finished_at)),
+        Status::Removing => "Removal In Progress".into(),
+        Status::Dead => "Dead".into(),
+        Status::Created => "Created".into(),
     }
 }
 
@@ -81,5 +92,24 @@ mod tests {
     fn nanosecond_stamps() {
         let t = parse("2026-11-23T11:29:54.177021719Z").expect("parse");
         assert_eq!(rfc3339_nano(t), "2026-11-23T11:29:54.177021719Z");
+        assert_eq!(rfc3339_nano_fixed(t), "2026-11-23T11:29:54.177021719Z");
+    }
+
+    #[test]
+    fn stamps_trim_like_go_and_the_fixed_form_keeps_nine_digits() {
+        // Regression: `StartedAt` (engine) had nine digits while `FinishedAt` (shim)
+        // trimmed them; both are Go's RFC3339Nano now.
+        for (input, trimmed, fixed) in [
+            ("2026-11-23T11:29:54.500000000Z", "2026-11-23T11:29:54.5Z", "2026-11-23T11:29:54.500000000Z"),
+            ("2026-11-23T11:29:54Z", "2026-11-23T11:29:54Z", "2026-11-23T11:29:54.000000000Z"),
+            ("2026-11-23T12:29:54.12+01:00", "2026-11-23T11:29:54.12Z", "2026-11-23T11:29:54.120000000Z"),
+        ] {
+            let t = parse(input).expect("parse");
+            assert_eq!(rfc3339_nano(t), trimmed, "{input}");
+            assert_eq!(rfc3339_nano_fixed(t), fixed, "{input}");
+        }
+        // `now()` (StartedAt, Created) is that same trimmed form.
+        let n = now();
+        assert_eq!(parse(&n).map(rfc3339_nano), Some(n));
     }
 }

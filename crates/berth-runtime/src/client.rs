@@ -116,7 +116,7 @@ fn parse_exit(ans: &str) -> Option<ExitInfo> {
     let mut w = ans.strip_prefix("exit ")?.split_whitespace();
     let exit_code = w.next()?.parse().ok()?;
     let oom_killed = w.next()? == "1";
-    let finished_at = w.next().map(str::to_string).unwrap_or_else(crate::timefmt::now_rfc3339_nano);
+    let finished_at = w.next().map(str::to_string).unwrap_or_else(berth_api::time::now_rfc3339_nano);
     Some(ExitInfo { exit_code, oom_killed, finished_at })
 }
 

@@ -20,7 +20,6 @@ pub mod security;
 #[doc(hidden)]
 pub mod shim;
 pub mod spec;
-pub mod timefmt;
 pub mod user;
 
 mod exec;

@@ -10,7 +10,8 @@ use crate::cgroup::Cgroup;
 use crate::frame;
 use crate::jsonlog::{encode_entry, LineSplitter, LogFile};
 use crate::spec::{ExecSpec, Rlimit, RunSpec};
-use crate::{exec, init, start_error_message, timefmt, ExitInfo};
+use crate::{exec, init, start_error_message, ExitInfo};
+use berth_api::time as timefmt;
 use berth_sys::libc;
 use berth_sys::poll::{PollFd, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT};
 use berth_sys::process::{clone_process, CloneResult};
@@ -1015,14 +1016,9 @@ fn bind(path: &Path) -> Result<UnixListener, String> {
     Ok(l)
 }
 
+/// Root only, as every state file in the container's directory (Docker's 0600), and
+/// durable: [`berth_sys::fs::write_atomic`].
 fn write_exit(path: &Path, x: &ExitInfo) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
     let data = serde_json::to_vec(x).map_err(io::Error::other)?;
-    use std::os::unix::fs::OpenOptionsExt;
-    // Root only, as every state file in the container's directory (Docker's 0600).
-    let mut f = File::options().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-    f.write_all(&data)?;
-    drop(f);
-    std::fs::rename(&tmp, path)
+    berth_sys::fs::write_atomic(path, &data, 0o600).map_err(|e| io::Error::new(e.source.kind(), e))
 }

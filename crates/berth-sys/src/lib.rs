@@ -1,6 +1,7 @@
 //! berth-sys: the only crate in Berth with `unsafe`. Thin, safe wrappers over the Linux
 //! syscalls the container runtime needs — namespaces (clone/setns), mounts and
-//! pivot_root, ptys, signals, poll, fd plumbing and credentials. Every `unsafe` block
+//! pivot_root, ptys, signals, poll, fd plumbing and credentials, and the one durable
+//! `fs::write_atomic` for state files. Every `unsafe` block
 //! carries a `// SAFETY:` note. Policy (what to mount, which namespaces) lives in
 //! `berth-runtime`; this crate only makes the calls. Errors are `std::io::Error`
 //! carrying the errno.

@@ -184,14 +184,10 @@ pub(crate) fn write_synced(path: &Path, data: &[u8]) -> Result<(), StoreError> {
     f.sync_all().map_err(|e| StoreError::io("fsync", path, e))
 }
 
-/// tmp + fsync + rename + fsync(dir).
-fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StoreError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.{:016x}", rand::random::<u64>()));
-    write_synced(&tmp, data)?;
-    fs::rename(&tmp, path).map_err(|e| StoreError::io("rename", path, e))?;
-    fsync_dir(dir)
+/// tmp + fsync + rename + fsync(dir): [`berth_sys::fs::write_atomic`], 0644 as
+/// `File::create` under the usual umask gave.
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StoreError> {
+    berth_sys::fs::write_atomic(path, data, 0o644).map_err(|e| StoreError::io(e.op, e.path, e.source))
 }
 
 pub(crate) fn fsync_dir(dir: &Path) -> Result<(), StoreError> {

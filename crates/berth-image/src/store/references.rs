@@ -82,11 +82,7 @@ impl ImageStore {
         }
         let json = serde_json::to_vec_pretty(&file)
             .map_err(|e| StoreError::Internal(format!("encoding repositories.json: {e}")))?;
-        let path = self.inner.root.join("repositories.json");
-        let tmp = self.inner.root.join(format!(".repositories.json.{:016x}", rand::random::<u64>()));
-        write_synced(&tmp, &json)?;
-        fs::rename(&tmp, &path).map_err(|e| StoreError::io("rename", &path, e))?;
-        fsync_dir(&self.inner.root)
+        write_atomic(&self.inner.root.join("repositories.json"), &json)
     }
 }
 

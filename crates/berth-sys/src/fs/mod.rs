@@ -1,6 +1,11 @@
-//! File-system calls the archive code needs that std lacks: times on a symlink itself
-//! (`utimensat` with `AT_SYMLINK_NOFOLLOW`), the file-system type of a path
-//! (`statfs`), and a chroot-like path join that keeps symlinks inside a root.
+//! File-system calls std lacks: times on a symlink itself (`utimensat` with
+//! `AT_SYMLINK_NOFOLLOW`), the file-system type of a path (`statfs`), a chroot-like
+//! path join that keeps symlinks inside a root, and (`atomic`) the one durable
+//! `write_atomic` every crate uses for state files.
+
+mod atomic;
+
+pub use atomic::{fsync_dir, write_atomic, WriteError};
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
