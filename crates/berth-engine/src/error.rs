@@ -130,12 +130,6 @@ impl From<berth_runtime::ErrorKind> for ErrorKind {
     }
 }
 
-/// Converts an error of the image crate that has no `From` impl, keeping its kind and
-/// text (the typed ones convert with `?`, keeping the source too).
-pub fn from_image<E: std::fmt::Display>(kind: berth_image::ErrorKind, e: E) -> Error {
-    Error::new(kind.into(), e.to_string())
-}
-
 
 #[cfg(test)]
 mod tests {

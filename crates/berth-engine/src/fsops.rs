@@ -34,13 +34,13 @@ use berth_api::ContainerConfig;
 use berth_archive::path::clean_abs;
 use berth_archive::{self as archive, go_file_mode, go_time, TarOut};
 pub use berth_archive::{compute_changes, Change, CHANGE_ADD, CHANGE_DELETE, CHANGE_MODIFY};
-use berth_image::{Reference, ReferenceErrorKind};
+use berth_image::Reference;
 use berth_sys::libc;
 use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::error::{from_image, Error, Result};
+use crate::error::{Error, Result};
 use crate::{merge, timefmt, Engine};
 
 /// A stream of bytes between the engine and the HTTP edge (a tar, either way).
@@ -707,11 +707,10 @@ impl Engine {
     fn lower_dirs(&self, image_id: &str) -> Result<Vec<PathBuf>> {
         let img = self
             .images()
-            .get(image_id)
-            .map_err(|e| from_image(e.kind(), e))?;
+            .get(image_id)?;
         self.images()
             .layer_dirs(&img)
-            .map_err(|e| from_image(e.kind(), e))
+            .map_err(Error::from)
     }
 
     /// The jail in which a container's filesystem is seen as the container sees it.
@@ -912,7 +911,7 @@ impl Engine {
         let reference = if opts.repo.is_empty() {
             None
         } else {
-            let r = Reference::parse_repo_tag(&opts.repo, &opts.tag).map_err(|e| from_image(e.kind(), e))?;
+            let r = Reference::parse_repo_tag(&opts.repo, &opts.tag)?;
             Some(r.with_default_tag())
         };
         let rec = c.record();
@@ -924,8 +923,7 @@ impl Engine {
         merge::merge(&mut cfg, &rec.config);
         let parent = self
             .images()
-            .get(&rec.image)
-            .map_err(|e| from_image(e.kind(), e))?;
+            .get(&rec.image)?;
         let config = commit_config(
             &parent.config_raw,
             &cfg,
@@ -983,7 +981,7 @@ impl Engine {
         let (w, r) = tokio::join!(writer, reader);
         w?;
         r.map_err(|e| Error::internal(e.to_string()))?
-            .map_err(|e| from_image(e.kind(), e))
+            .map_err(Error::from)
     }
 }
 
