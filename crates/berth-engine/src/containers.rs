@@ -1140,6 +1140,11 @@ impl crate::Engine {
     /// killed first, and its container's cgroup removed.
     async fn sweep_exec_root(&self) {
         let root = self.inner.cfg.exec_root.clone();
+        // Temp files of record and spec writes a crash interrupted.
+        let _ = berth_sys::fs::remove_stale_temps(&root);
+        for c in self.all_containers() {
+            let _ = berth_sys::fs::remove_stale_temps(&self.container_dir(&c.id));
+        }
         let Ok(entries) = std::fs::read_dir(&root) else { return };
         let mut ids: Vec<String> = entries
             .flatten()

@@ -84,6 +84,10 @@ impl ImageStore {
             fs::set_permissions(root, fs::Permissions::from_mode(STORE_ROOT_MODE))
                 .map_err(|e| StoreError::io("chmod", root, e))?;
         }
+        // Temp files of metadata writes a crash interrupted (berth_sys::fs::write_atomic).
+        for d in [root.to_path_buf(), root.join("images")] {
+            let _ = berth_sys::fs::remove_stale_temps(&d);
+        }
         // ingest/*: partial downloads never survive a restart.
         for e in read_dir(&root.join("ingest"))? {
             remove_any(&e)?;

@@ -70,6 +70,37 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), WriteErro
     fsync_dir(dir)
 }
 
+/// Removes the temp files that [`write_atomic`] calls in processes that no longer run
+/// left in `dir` (a crash between create and rename). A temp file whose writer (the
+/// pid in its name) is alive is kept: it may be renamed into place any moment (a shim
+/// writing `exit.json` while berthd starts). Returns how many were removed.
+pub fn remove_stale_temps(dir: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    for e in std::fs::read_dir(dir)?.flatten() {
+        let name = e.file_name();
+        let Some(pid) = temp_writer(&name.to_string_lossy()) else { continue };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if std::fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// The writer's pid of a `.<name>.<pid>.<seq>.tmp` temp file name.
+fn temp_writer(file_name: &str) -> Option<u32> {
+    let rest = file_name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let mut parts = rest.rsplitn(3, '.');
+    let seq = parts.next()?;
+    let pid = parts.next()?;
+    let name = parts.next()?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(seq) && !name.is_empty()).then_some(())?;
+    pid.parse().ok()
+}
+
 /// fsyncs a directory, making the creations, renames and removals in it durable.
 pub fn fsync_dir(dir: &Path) -> Result<(), WriteError> {
     let f = File::open(dir).map_err(fail("open", dir))?;
@@ -135,7 +166,7 @@ mod tests {
         write_atomic(&p, b"old content", 0o600).expect("write");
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg("ulimit -f 1 && exec \"$0\" --exact --nocapture fs::tests::child_write_large --include-ignored")
+            .arg("ulimit -f 1 && exec \"$0\" --exact --nocapture fs::atomic::tests::child_write_large --include-ignored")
             .arg(std::env::current_exe().expect("test setup"))
             .env("BERTH_SYS_FS_TEST_PATH", &p)
             .output()
@@ -156,4 +187,24 @@ mod tests {
         let e = write_atomic(Path::new(&p), &vec![b'x'; 64 << 10], 0o600).expect_err("over the file size limit");
         assert_eq!(e.op, "write");
     }
+
+    #[test]
+    fn stale_temps_of_dead_writers_go_live_ones_stay() {
+        assert_eq!(temp_writer(".config.v2.json.123.4.tmp"), Some(123));
+        assert_eq!(temp_writer(".abc.spec.json.77.0.tmp"), Some(77));
+        assert_eq!(temp_writer("config.v2.json"), None);
+        assert_eq!(temp_writer(".x.tmp"), None);
+        assert_eq!(temp_writer(".x.y.z.tmp"), None);
+        let t = tempfile::tempdir().expect("test setup");
+        // pid_max is at most 2^22: this pid cannot be running.
+        let dead = t.path().join(".rec.json.4194399.0.tmp");
+        let live = t.path().join(format!(".rec.json.{}.1.tmp", std::process::id()));
+        let other = t.path().join("rec.json");
+        for p in [&dead, &live, &other] {
+            std::fs::write(p, b"x").expect("test setup");
+        }
+        assert_eq!(remove_stale_temps(t.path()).expect("sweep"), 1);
+        assert!(!dead.exists() && live.exists() && other.exists());
+    }
 }
+
