@@ -95,3 +95,95 @@ fn bulk_kill_pause_unpause_print_names_in_order() {
         }
     }
 }
+
+/// Runs a CLI without a daemon (help and usage errors need none).
+fn offline(cli: Cli, args: &[&str]) -> berth_e2e::Run {
+    let (program, name) = match cli {
+        Cli::Berth => (berth_e2e::bins().berth.clone(), "berth"),
+        Cli::Docker => (berth_e2e::docker_cli().to_path_buf(), "docker"),
+    };
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args).env("DOCKER_HOST", "unix:///nonexistent.sock").env("DOCKER_CLI_HINTS", "false");
+    berth_e2e::run_with_timeout(cmd, format!("{name} {}", args.join(" ")), std::time::Duration::from_secs(30))
+}
+
+/// Docker's text with the program name swapped, as berth must print it.
+fn as_berth(s: &str) -> String {
+    s.replace("docker", "berth").replace("docs.berth.com", "docs.docker.com")
+}
+
+#[test]
+fn command_help_matches_docker_layout() {
+    // Everyday commands whose flags Berth has in full: the whole help text is Docker's.
+    for args in [
+        &["ps", "--help"][..],
+        &["container", "ls", "--help"],
+        &["exec", "--help"],
+        &["logs", "--help"],
+        &["stop", "--help"],
+        &["rm", "--help"],
+        &["kill", "--help"],
+        &["wait", "--help"],
+        &["pull", "-h"],
+        &["attach", "--help"],
+        &["inspect", "--help"],
+        &["version", "--help"],
+        &["container", "--help"],
+        &["container", "ls", "-h"],
+        &["system", "--help"],
+    ] {
+        let docker = offline(Cli::Docker, args).ok();
+        let berth = offline(Cli::Berth, args).ok();
+        assert_eq!(berth.stdout.replace("Show berth disk usage", "Show docker disk usage"), as_berth(&docker.stdout).replace("Show berth disk usage", "Show docker disk usage"), "{args:?}");
+    }
+    // run/images: Docker has flags Berth does not; the sections and the flag column
+    // layout of the flags both have must still match.
+    for cmd in ["run", "images"] {
+        let docker = as_berth(&offline(Cli::Docker, &[cmd, "--help"]).ok().stdout);
+        let berth = offline(Cli::Berth, &[cmd, "--help"]).ok().stdout;
+        let heads = |s: &str| s.lines().filter(|l| !l.starts_with(' ')).map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(heads(&berth), heads(&docker), "{cmd}");
+        let flag_starts = |s: &str| s.lines().filter(|l| l.starts_with("  -") || l.starts_with("      --")).map(|l| l.split("   ").next().unwrap_or("").trim().to_owned()).collect::<Vec<_>>();
+        let docker_flags = flag_starts(&docker);
+        for f in flag_starts(&berth) {
+            assert!(docker_flags.contains(&f), "{cmd}: berth shows `{f}` that docker shows differently");
+        }
+    }
+}
+
+#[test]
+fn root_help_and_no_args_like_docker() {
+    let docker = as_berth(&offline(Cli::Docker, &["--help"]).ok().stdout);
+    let help = offline(Cli::Berth, &["--help"]).ok();
+    // Alone, or a management command alone: the help on stderr, exit 0, as Docker does.
+    let bare = offline(Cli::Berth, &[]).ok();
+    assert_eq!((bare.stdout.as_str(), bare.stderr.as_str()), ("", help.stdout.as_str()), "`berth` alone");
+    let docker_c = offline(Cli::Docker, &["container"]).ok();
+    let berth_c = offline(Cli::Berth, &["container"]).ok();
+    assert_eq!((berth_c.stdout.as_str(), berth_c.stderr), ("", as_berth(&docker_c.stderr)));
+    let docker_h = offline(Cli::Docker, &["-h"]).ok();
+    let berth_h = offline(Cli::Berth, &["-h"]).ok();
+    assert_eq!((berth_h.stdout, berth_h.stderr), (help.stdout.clone(), docker_h.stderr));
+    let heads = |s: &str| s.lines().filter(|l| !l.starts_with(' ') && !l.is_empty()).map(str::to_owned).collect::<Vec<_>>();
+    // Docker also lists its Swarm commands and a docs link; Berth has neither.
+    let want: Vec<String> = heads(&docker).into_iter().filter(|l| l != "Swarm Commands:" && !l.starts_with("For more help")).collect();
+    assert_eq!(heads(&help.stdout), want);
+    // Every command line Berth lists is laid out exactly as Docker's line for it.
+    for line in help.stdout.lines().filter(|l| l.starts_with("  ") && !l.trim_start().starts_with('-') && l.len() > 14 && &l[2..3] != " ") {
+        let name = line.split_whitespace().next().unwrap_or("");
+        if ["system", "version", "df"].contains(&name) {
+            continue;
+        }
+        assert!(docker.lines().any(|l| l == line), "`{line}` differs from docker's");
+    }
+}
+
+#[test]
+fn unknown_flags_like_docker() {
+    for args in [&["--foo"][..], &["run", "--foo"], &["stop", "--nope", "x"], &["container", "--foo"], &["ps", "-Z"]] {
+        let docker = offline(Cli::Docker, args).code(125);
+        let berth = offline(Cli::Berth, args).code(125);
+        assert_eq!(berth.stderr, as_berth(&docker.stderr), "{args:?}");
+        assert_eq!(berth.stdout, "", "{args:?}");
+    }
+}
