@@ -187,3 +187,20 @@ fn unknown_flags_like_docker() {
         assert_eq!(berth.stdout, "", "{args:?}");
     }
 }
+
+#[test]
+fn version_fills_build_fields() {
+    let d = Daemon::start();
+    let r = d.berth(&["version"]).ok();
+    let client = r.stdout.split("\nServer").next().unwrap_or_default().to_string();
+    let field = |label: &str| client.lines().find_map(|l| l.trim_start().strip_prefix(label)).map(str::trim).map(str::to_owned);
+    let commit = field("Git commit:").unwrap_or_default();
+    assert!(!commit.is_empty() && commit != "unknown" && commit.chars().all(|c| c.is_ascii_hexdigit()), "{r:?}");
+    let rust = field("Rust version:").unwrap_or_default();
+    assert!(rust.split('.').count() == 3 && rust.split('.').all(|p| p.parse::<u32>().is_ok()), "{r:?}");
+    assert!(field("Built:").is_some_and(|b| !b.is_empty()), "{r:?}");
+    assert!(field("Go version:").is_none(), "{r:?}");
+    // The JSON shape keeps Docker's field names, with the toolchain under its own key.
+    let j = d.berth(&["version", "--format", "{{.Client.GitCommit}} {{.Client.RustVersion}}"]).ok();
+    assert_eq!(j.out(), format!("{commit} {rust}"));
+}
