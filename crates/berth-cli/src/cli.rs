@@ -3,6 +3,12 @@
 
 use clap::{Args, Parser, Subcommand};
 
+/// Docker's `--format` help for the commands that print one document (`flagsHelper.InspectFormatHelp`).
+const JSON_FORMAT_HELP: &str = "Format output using a custom template:\n'json':             Print in JSON format\n'TEMPLATE':         Print output using the given Go template.\nRefer to https://docs.docker.com/go/formatting/ for more information about formatting output with templates";
+
+/// Docker's `--format` help for the commands that print tables (`flagsHelper.FormatHelp`).
+const TABLE_FORMAT_HELP: &str = "Format output using a custom template:\n'table':            Print output in table format with column headers (default)\n'table TEMPLATE':   Print output in table format using the given Go template\n'json':             Print in JSON format\n'TEMPLATE':         Print output using the given Go template.\nRefer to https://docs.docker.com/go/formatting/ for more information about formatting output with templates";
+
 #[derive(Parser, Debug)]
 #[command(name = "berth", about = "A self-sufficient runtime for containers", disable_help_subcommand = true, disable_version_flag = true)]
 pub struct Cli {
@@ -12,7 +18,7 @@ pub struct Cli {
     /// Enable debug mode
     #[arg(short = 'D', long)]
     pub debug: bool,
-    /// Set the logging level
+    /// Set the logging level ("debug", "info", "warn", "error", "fatal")
     #[arg(short = 'l', long = "log-level")]
     pub log_level: Option<String>,
     /// Location of client config files
@@ -111,52 +117,87 @@ pub enum Cmd {
 
 #[derive(Subcommand, Debug)]
 pub enum ContainerCmd {
+    /// List containers
     #[command(alias = "list", alias = "ps")]
     Ls(PsArgs),
+    /// Create and run a new container from an image
     Run(RunArgs),
+    /// Create a new container
     Create(RunArgs),
+    /// Start one or more stopped containers
     Start(StartArgs),
+    /// Fetch the logs of a container
     Logs(LogsArgs),
+    /// Display detailed information on one or more containers
     Inspect(InspectArgs),
+    /// Remove one or more containers
     #[command(alias = "remove")]
     Rm(RmArgs),
+    /// Kill one or more running containers
     Kill(KillArgs),
+    /// Stop one or more running containers
     Stop(StopArgs),
+    /// Restart one or more containers
     Restart(StopArgs),
+    /// Block until one or more containers stop, then print their exit codes
     Wait(Names),
+    /// Rename a container
     Rename(Names),
+    /// Pause all processes within one or more containers
     Pause(Names),
+    /// Unpause all processes within one or more containers
     Unpause(Names),
+    /// Attach local standard input, output, and error streams to a running container
     Attach(AttachArgs),
+    /// Copy files/folders between a container and the local filesystem
     Cp(CpArgs),
+    /// Inspect changes to files or directories on a container's filesystem
     Diff(Names),
+    /// Export a container's filesystem as a tar archive
     Export(ExportArgs),
+    /// Create a new image from a container's changes
     Commit(CommitArgs),
+    /// Update configuration of one or more containers
     Update(UpdateArgs),
+    /// Execute a command in a running container
     Exec(ExecArgs),
+    /// Display the running processes of a container
     Top(TopArgs),
+    /// List port mappings or a specific mapping for the container
     Port(Names),
+    /// Display a live stream of container(s) resource usage statistics
     Stats(StatsArgs),
+    /// Remove all stopped containers
     Prune(PruneArgs),
 }
 
 #[derive(Subcommand, Debug)]
 pub enum ImageCmd {
+    /// List images
     #[command(alias = "list")]
     Ls(ImagesArgs),
+    /// Remove one or more images
     #[command(alias = "remove")]
     Rm(RmiArgs),
+    /// Download an image from a registry
     Pull(PullArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(Names),
+    /// Display detailed information on one or more images
     Inspect(InspectArgs),
+    /// Remove unused images
     Prune(PruneArgs),
 }
 
 #[derive(Subcommand, Debug)]
 pub enum SystemCmd {
+    /// Remove unused data
     Prune(PruneArgs),
+    /// Show docker disk usage
     Df(DfArgs),
+    /// Display system-wide information
     Info(FormatArgs),
+    /// Get real time events from the server
     Events(EventsArgs),
 }
 
@@ -378,8 +419,7 @@ pub struct PsArgs {
     /// Filter output based on conditions provided
     #[arg(short = 'f', long)]
     pub filter: Vec<String>,
-    /// Format output using a custom template
-    #[arg(long)]
+    #[arg(long, help = TABLE_FORMAT_HELP)]
     pub format: Option<String>,
     /// Show n last created containers (includes all states)
     #[arg(short = 'n', long = "last", default_value_t = -1, allow_negative_numbers = true)]
@@ -407,7 +447,7 @@ pub struct LogsArgs {
     /// Follow log output
     #[arg(short = 'f', long)]
     pub follow: bool,
-    /// Show logs since timestamp or relative (e.g. 42m for 42 minutes)
+    /// Show logs since timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)
     #[arg(long)]
     pub since: Option<String>,
     /// Number of lines to show from the end of the logs
@@ -416,7 +456,7 @@ pub struct LogsArgs {
     /// Show timestamps
     #[arg(short = 't', long)]
     pub timestamps: bool,
-    /// Show logs before a timestamp or relative (e.g. 42m for 42 minutes)
+    /// Show logs before a timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)
     #[arg(long)]
     pub until: Option<String>,
     pub containers: Vec<String>,
@@ -424,13 +464,12 @@ pub struct LogsArgs {
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// Format output using a custom template
-    #[arg(short = 'f', long)]
+    #[arg(short = 'f', long, help = JSON_FORMAT_HELP)]
     pub format: Option<String>,
     /// Display total file sizes if the type is container
     #[arg(short = 's', long)]
     pub size: bool,
-    /// Return JSON for specified type
+    /// Only inspect objects of the given type
     #[arg(long = "type")]
     pub kind: Option<String>,
     pub names: Vec<String>,
@@ -538,8 +577,7 @@ pub struct ImagesArgs {
     /// Filter output based on conditions provided
     #[arg(short = 'f', long)]
     pub filter: Vec<String>,
-    /// Format output using a custom template
-    #[arg(long)]
+    #[arg(long, help = TABLE_FORMAT_HELP)]
     pub format: Option<String>,
     /// Don't truncate output
     #[arg(long = "no-trunc")]
@@ -580,8 +618,7 @@ pub struct RmiArgs {
 
 #[derive(Args, Debug)]
 pub struct FormatArgs {
-    /// Format output using a custom template
-    #[arg(short = 'f', long)]
+    #[arg(short = 'f', long, help = JSON_FORMAT_HELP)]
     pub format: Option<String>,
     pub rest: Vec<String>,
 }
@@ -591,8 +628,7 @@ pub struct EventsArgs {
     /// Filter output based on conditions provided
     #[arg(short = 'f', long)]
     pub filter: Vec<String>,
-    /// Format output using a custom template
-    #[arg(long)]
+    #[arg(long, help = JSON_FORMAT_HELP)]
     pub format: Option<String>,
     /// Show all events created since timestamp
     #[arg(long)]
@@ -608,8 +644,7 @@ pub struct StatsArgs {
     /// Show all containers (default shows just running)
     #[arg(short = 'a', long)]
     pub all: bool,
-    /// Format output using a custom template
-    #[arg(long)]
+    #[arg(long, help = TABLE_FORMAT_HELP)]
     pub format: Option<String>,
     /// Disable streaming stats and only pull the first result
     #[arg(long = "no-stream")]
@@ -720,8 +755,7 @@ pub struct UpdateArgs {
 
 #[derive(Args, Debug)]
 pub struct DfArgs {
-    /// Format output using a custom template
-    #[arg(long)]
+    #[arg(long, help = TABLE_FORMAT_HELP)]
     pub format: Option<String>,
     /// Show detailed information on space usage
     #[arg(short = 'v', long)]

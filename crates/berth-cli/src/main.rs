@@ -9,6 +9,7 @@ mod container;
 mod detach;
 mod format;
 mod fsops;
+mod help;
 mod image;
 mod system;
 mod template;
@@ -70,32 +71,7 @@ pub struct Ctx {
 impl Ctx {
     /// The usage line of a command, e.g. `berth run [OPTIONS] IMAGE [COMMAND] [ARG...]`.
     pub fn usage(&self, path: &str) -> String {
-        let leaf = path.rsplit(' ').next().unwrap_or(path);
-        let rest = match leaf {
-            "ls" if path.starts_with("image") => "[OPTIONS] [REPOSITORY[:TAG]]",
-            "rm" | "remove" if path.starts_with("image") => "[OPTIONS] IMAGE [IMAGE...]",
-            "run" | "create" => "[OPTIONS] IMAGE [COMMAND] [ARG...]",
-            "start" | "rm" | "kill" | "stop" | "restart" => "[OPTIONS] CONTAINER [CONTAINER...]",
-            "wait" | "pause" | "unpause" => "CONTAINER [CONTAINER...]",
-            "logs" | "attach" => "[OPTIONS] CONTAINER",
-            "inspect" => "[OPTIONS] NAME|ID [NAME|ID...]",
-            "rename" => "CONTAINER NEW_NAME",
-            "exec" => "[OPTIONS] CONTAINER COMMAND [ARG...]",
-            "top" => "CONTAINER [ps OPTIONS]",
-            "port" => "CONTAINER [PRIVATE_PORT[/PROTO]]",
-            "images" => "[OPTIONS] [REPOSITORY[:TAG]]",
-            "pull" => "[OPTIONS] NAME[:TAG|@DIGEST]",
-            "tag" => "SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
-            "rmi" => "[OPTIONS] IMAGE [IMAGE...]",
-            "stats" => "[OPTIONS] [CONTAINER...]",
-            "cp" => "[OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n\tberth cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH",
-            "diff" => "CONTAINER",
-            "export" => "[OPTIONS] CONTAINER",
-            "commit" => "[OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
-            "update" => "[OPTIONS] CONTAINER [CONTAINER...]",
-            _ => "[OPTIONS]",
-        };
-        format!("{} {path} {}", self.prog, rest.replace("\tberth ", &format!("\t{} ", self.prog)))
+        usage_line(&self.prog, path)
     }
 
     /// Docker's positional-argument errors (`"berth run" requires at least 1 argument`).
@@ -121,6 +97,40 @@ impl Ctx {
             format!("{prog}: {msg}\n\nUsage:  {}\n\n{verb} '{prog} {path} --help' for more information", self.usage(path)),
         ))
     }
+}
+
+/// The usage line of a command, e.g. `berth run [OPTIONS] IMAGE [COMMAND] [ARG...]`;
+/// a management command alone is just its path (Docker's `Usage:  docker container`).
+pub fn usage_line(prog: &str, path: &str) -> String {
+    if matches!(path, "container" | "image" | "system") {
+        return format!("{prog} {path}");
+    }
+    let leaf = path.rsplit(' ').next().unwrap_or(path);
+    let rest = match leaf {
+        "ls" if path.starts_with("image") => "[OPTIONS] [REPOSITORY[:TAG]]",
+        "rm" | "remove" if path.starts_with("image") => "[OPTIONS] IMAGE [IMAGE...]",
+        "run" | "create" => "[OPTIONS] IMAGE [COMMAND] [ARG...]",
+        "start" | "rm" | "kill" | "stop" | "restart" => "[OPTIONS] CONTAINER [CONTAINER...]",
+        "wait" | "pause" | "unpause" => "CONTAINER [CONTAINER...]",
+        "logs" | "attach" => "[OPTIONS] CONTAINER",
+        "inspect" => "[OPTIONS] NAME|ID [NAME|ID...]",
+        "rename" => "CONTAINER NEW_NAME",
+        "exec" => "[OPTIONS] CONTAINER COMMAND [ARG...]",
+        "top" => "CONTAINER [ps OPTIONS]",
+        "port" => "CONTAINER [PRIVATE_PORT[/PROTO]]",
+        "images" => "[OPTIONS] [REPOSITORY[:TAG]]",
+        "pull" => "[OPTIONS] NAME[:TAG|@DIGEST]",
+        "tag" => "SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
+        "rmi" => "[OPTIONS] IMAGE [IMAGE...]",
+        "stats" => "[OPTIONS] [CONTAINER...]",
+        "cp" => "[OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n\tberth cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH",
+        "diff" => "CONTAINER",
+        "export" => "[OPTIONS] CONTAINER",
+        "commit" => "[OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
+        "update" => "[OPTIONS] CONTAINER [CONTAINER...]",
+        _ => "[OPTIONS]",
+    };
+    format!("{} {path} {}", prog, rest.replace("\tberth ", &format!("\t{} ", prog)))
 }
 
 /// Prints a failure the way docker does and returns the exit code.
@@ -165,14 +175,32 @@ fn prog_name() -> String {
 fn clap_failure(prog: &str, args: &[String], e: clap::Error) -> i32 {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     match e.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+        ErrorKind::DisplayHelp => {
+            // Docker's deprecation note goes to stderr for the root, stdout otherwise.
+            let path = command_path(args);
+            if args.iter().skip(1).any(|a| a == "-h") {
+                let note = "Flag shorthand -h has been deprecated, use --help";
+                if path.is_empty() {
+                    eprintln!("{note}");
+                } else {
+                    println!("{note}");
+                }
+            }
+            print!("{}", help::render(prog, &path, help::width()));
+            return 0;
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // `berth container` alone: the help on stderr, exit 0 (Docker 28).
+            eprint!("{}", help::render(prog, &command_path(args), help::width()));
+            return 0;
+        }
+        ErrorKind::DisplayVersion => {
             let _ = e.print();
             return 0;
         }
         _ => {}
     }
     let path = command_path(args);
-    let ctx = Ctx { client: match Client::new(berth_client::DEFAULT_HOST) { Ok(c) => c, Err(_) => return 125 }, prog: prog.to_string() };
     let invalid = match e.get(ContextKind::InvalidArg) {
         Some(ContextValue::String(s)) => s.split(['=', ' ']).next().unwrap_or(s).to_string(),
         _ => String::new(),
@@ -196,10 +224,10 @@ fn clap_failure(prog: &str, args: &[String], e: clap::Error) -> i32 {
         }
     };
     if path.is_empty() {
-        let _ = writeln!(std::io::stderr(), "{msg}\nSee '{prog} --help'.");
+        let _ = writeln!(std::io::stderr(), "{msg}\n\nUsage:  {prog} [OPTIONS] COMMAND [ARG...]\n\nRun '{prog} --help' for more information");
         return 125;
     }
-    let _ = writeln!(std::io::stderr(), "{msg}\n\nUsage:  {}\n\nRun '{prog} {path} --help' for more information", ctx.usage(&path));
+    let _ = writeln!(std::io::stderr(), "{msg}\n\nUsage:  {}\n\nRun '{prog} {path} --help' for more information", usage_line(prog, &path));
     125
 }
 
@@ -218,8 +246,8 @@ fn main() {
         return;
     }
     let Some(cmd) = parsed.cmd else {
-        use clap::CommandFactory;
-        let _ = cli::Cli::command().print_help();
+        // Docker 28: no command prints the help on stderr and exits 0.
+        eprint!("{}", help::render(&prog, "", help::width()));
         return;
     };
     detach::set_config_dir(parsed.config.clone());

@@ -17,10 +17,44 @@ use crate::format::{bytes_size, human_size_prec, json_indent, tabwrite_with, tru
 use crate::template::{go_print, Template};
 use crate::{CmdResult, Ctx, Fail};
 
-pub const GIT_COMMIT: &str = match option_env!("BERTH_GIT_COMMIT") {
-    Some(c) => c,
-    None => "unknown",
-};
+pub use berth_buildinfo::GIT_COMMIT;
+
+/// Docker's `reformatDate`: an RFC 3339 build time shown as Go's `time.ANSIC`
+/// (`Fri May 30 12:07:14 2025`); anything else as it is.
+fn reformat_date(t: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(t) {
+        Ok(d) => d.format("%a %b %e %H:%M:%S %Y").to_string(),
+        Err(_) => t.to_string(),
+    }
+}
+
+/// The toolchain line of a version block: `Rust version:` when the component says
+/// which Rust built it (Berth), else Docker's `Go version:`.
+fn toolchain_line(v: &Value) -> String {
+    match v.get("RustVersion").and_then(Value::as_str).filter(|r| !r.is_empty()) {
+        Some(r) => format!("Rust version:\t{r}"),
+        None => format!("Go version:\t{}", v.get("GoVersion").map(go_print).filter(|x| x != "<nil>").unwrap_or_default()),
+    }
+}
+
+/// The `Client:` block of `berth version` (tab-separated, before tabwriting).
+fn client_block(client: &Value) -> String {
+    let s = |k: &str| client.get(k).map(go_print).filter(|x| x != "<nil>").unwrap_or_default();
+    let mut api = s("ApiVersion");
+    if api != MAX_API_VERSION {
+        api = format!("{api} (downgraded from {MAX_API_VERSION})");
+    }
+    format!(
+        "Client:\n Version:\t{}\n API version:\t{api}\n {}\n Git commit:\t{}\n Built:\t{}\n OS/Arch:\t{}/{}\n Context:\t{}\n",
+        s("Version"),
+        toolchain_line(client),
+        s("GitCommit"),
+        s("BuildTime"),
+        s("Os"),
+        s("Arch"),
+        s("Context"),
+    )
+}
 
 /// An io error as Go prints it (`no such file or directory`).
 pub fn io_text(e: &io::Error) -> String {
@@ -148,10 +182,10 @@ pub fn version(ctx: &mut Ctx, o: FormatArgs) -> CmdResult {
         "ApiVersion": negotiated,
         "DefaultAPIVersion": MAX_API_VERSION,
         "GitCommit": GIT_COMMIT,
-        "GoVersion": concat!("rust", env!("BERTH_RUSTC_VERSION")),
+        "RustVersion": berth_buildinfo::RUST_VERSION,
         "Os": std::env::consts::OS,
         "Arch": go_arch(),
-        "BuildTime": "",
+        "BuildTime": reformat_date(berth_buildinfo::BUILD_TIME),
         "Context": "default",
     });
     if let Some(f) = o.format.as_deref().filter(|f| !f.trim().is_empty()) {
@@ -166,21 +200,7 @@ pub fn version(ctx: &mut Ctx, o: FormatArgs) -> CmdResult {
         };
     }
     let s = |v: &Value, k: &str| v.get(k).map(go_print).filter(|x| x != "<nil>").unwrap_or_default();
-    let mut text = String::from("Client:\n");
-    let mut api = s(&client, "ApiVersion");
-    if api != MAX_API_VERSION {
-        api = format!("{api} (downgraded from {MAX_API_VERSION})");
-    }
-    text.push_str(&format!(
-        " Version:\t{}\n API version:\t{api}\n Go version:\t{}\n Git commit:\t{}\n Built:\t{}\n OS/Arch:\t{}/{}\n Context:\t{}\n",
-        s(&client, "Version"),
-        s(&client, "GoVersion"),
-        s(&client, "GitCommit"),
-        s(&client, "BuildTime"),
-        s(&client, "Os"),
-        s(&client, "Arch"),
-        s(&client, "Context"),
-    ));
+    let mut text = client_block(&client);
     let server = match server {
         Ok(v) => v,
         Err(e) => {
@@ -194,13 +214,13 @@ pub fn version(ctx: &mut Ctx, o: FormatArgs) -> CmdResult {
     let comps = server.get("Components").and_then(Value::as_array).cloned().unwrap_or_default();
     let engine_block = |t: &mut String, d: &Value| {
         t.push_str(&format!(
-            "  Version:\t{}\n  API version:\t{} (minimum version {})\n  Go version:\t{}\n  Git commit:\t{}\n  Built:\t{}\n  OS/Arch:\t{}/{}\n  Experimental:\t{}\n",
+            "  Version:\t{}\n  API version:\t{} (minimum version {})\n  {}\n  Git commit:\t{}\n  Built:\t{}\n  OS/Arch:\t{}/{}\n  Experimental:\t{}\n",
             s(d, "Version"),
             s(d, "ApiVersion"),
             s(d, "MinAPIVersion"),
-            s(d, "GoVersion"),
+            toolchain_line(d),
             s(d, "GitCommit"),
-            s(d, "BuildTime"),
+            reformat_date(&s(d, "BuildTime")),
             s(d, "Os"),
             s(d, "Arch"),
             d.get("Experimental").map(go_print).unwrap_or_else(|| "false".into()),
@@ -867,6 +887,31 @@ pub fn system_prune(ctx: &mut Ctx, o: PruneArgs) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn version_build_fields() {
+        let cases: &[(&str, &str)] = &[
+            ("2025-05-30T12:07:14.000000000+00:00", "Fri May 30 12:07:14 2025"),
+            ("2026-12-01T04:05:06Z", "Tue Dec  1 04:05:06 2026"),
+            ("", ""),
+            ("yesterday", "yesterday"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(reformat_date(raw), *want, "{raw}");
+        }
+        assert_eq!(toolchain_line(&json!({"GoVersion": "go1.24.3"})), "Go version:\tgo1.24.3");
+        assert_eq!(toolchain_line(&json!({"GoVersion": "", "RustVersion": "1.89.0"})), "Rust version:\t1.89.0");
+        let block = client_block(&json!({
+            "Version": "0.1.0", "ApiVersion": MAX_API_VERSION, "GitCommit": GIT_COMMIT,
+            "RustVersion": berth_buildinfo::RUST_VERSION, "BuildTime": reformat_date(berth_buildinfo::BUILD_TIME),
+            "Os": "linux", "Arch": "amd64", "Context": "default",
+        }));
+        let get = |label: &str| block.lines().find_map(|l| l.trim_start().strip_prefix(label)).map(str::trim).unwrap_or_default().to_string();
+        assert!(!get("Git commit:").is_empty(), "{block}");
+        assert!(!get("Rust version:").is_empty(), "{block}");
+        assert!(!get("Built:").is_empty() && !get("Built:").contains("+00:00"), "{block}");
+        assert!(!block.contains("Go version"), "{block}");
+    }
 
     #[test]
     fn event_lines() {
