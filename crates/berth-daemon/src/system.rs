@@ -40,6 +40,12 @@ pub fn version(_state: &State) -> Resp {
     details.insert("Os".into(), "linux".into());
     details.insert("Arch".into(), arch().into());
     details.insert("KernelVersion".into(), kernel_version());
+    details.insert("GitCommit".into(), berth_buildinfo::GIT_COMMIT.into());
+    details.insert("BuildTime".into(), berth_buildinfo::BUILD_TIME.into());
+    // Docker's clients print `GoVersion`; berth's prints this under its own label.
+    details.insert("GoVersion".into(), String::new());
+    details.insert("RustVersion".into(), berth_buildinfo::RUST_VERSION.into());
+    details.insert("Experimental".into(), "false".into());
     let v = VersionResponse {
         platform: Platform { name: "Berth Engine".into() },
         components: vec![ComponentVersion {
@@ -50,13 +56,13 @@ pub fn version(_state: &State) -> Resp {
         version: VERSION.into(),
         api_version: MAX_API_VERSION.into(),
         min_api_version: MIN_API_VERSION.into(),
-        git_commit: option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown").into(),
-        go_version: "n/a (Rust)".into(),
+        git_commit: berth_buildinfo::GIT_COMMIT.into(),
+        go_version: String::new(),
         os: "linux".into(),
         arch: arch().into(),
         kernel_version: kernel_version(),
         experimental: false,
-        build_time: String::new(),
+        build_time: berth_buildinfo::BUILD_TIME.into(),
     };
     json(StatusCode::OK, &v)
 }

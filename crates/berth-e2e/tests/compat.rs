@@ -101,3 +101,21 @@ print(repr(CLIENT.attach(t, stream=False, logs=True)))
     assert_eq!(lines[2], "b''", "{r:?}");
     assert_eq!(lines[3], "b'tty-line\\r\\n'", "{r:?}");
 }
+
+/// `GET /version` fills what Docker fills: the git commit and build time at the top and
+/// in the engine component's details (where the docker CLI reads them), and the Rust
+/// toolchain under its own key rather than in `GoVersion`.
+#[test]
+fn version_reports_the_build() {
+    let d = Daemon::start();
+    let v = d.request("GET", "/v1.47/version", None).json();
+    let details = &v["Components"][0]["Details"];
+    for key in ["GitCommit", "BuildTime"] {
+        assert!(!v[key].as_str().unwrap_or("").is_empty(), "{key} empty: {v}");
+        assert_eq!(v[key], details[key], "{key}: {v}");
+    }
+    assert!(details["RustVersion"].as_str().unwrap_or("").starts_with("1."), "{v}");
+    assert_eq!(v["GoVersion"], "", "{v}");
+    d.berth(&["version"]).ok().stdout_has("  Rust version:").stdout_lacks("Go version");
+    d.docker(&["version"]).ok().stdout_has("  Git commit:");
+}
