@@ -6,6 +6,7 @@
 //! depends on serde only: no HTTP, no engine.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::type_complexity))]
 
 use std::collections::BTreeMap;
 

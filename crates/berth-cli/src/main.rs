@@ -3,6 +3,7 @@
 //! works. Talks to the daemon only through `berth-client`; never links the engine.
 
 #![deny(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::type_complexity))]
 
 mod cli;
 mod container;

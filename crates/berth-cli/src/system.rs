@@ -277,7 +277,7 @@ pub fn info(ctx: &mut Ctx, o: FormatArgs) -> CmdResult {
     let v = match server {
         Ok(v) => v,
         Err(e) => {
-            print!("{out}Server:\n");
+            println!("{out}Server:");
             let _ = io::stdout().flush();
             return Err(Fail::new(1, e.to_string()));
         }

@@ -312,7 +312,8 @@ fn split_pieces(src: &str) -> Result<Vec<Piece>, Error> {
     Ok(out)
 }
 
-/// What ended a list of nodes.
+/// What ended a list of nodes (the variants are the template's own words: `{{end}}`).
+#[allow(clippy::enum_variant_names)]
 enum End {
     Eof,
     End,

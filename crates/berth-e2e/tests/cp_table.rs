@@ -3,6 +3,8 @@
 //! files), `cp` of a running container's `/` (D9: it walked into /proc and was cut
 //! short), and a PUT archive with a hard link to nothing (a 400, not a 500).
 
+#![allow(clippy::type_complexity)] // table-driven cases
+
 use std::fs;
 use std::path::Path;
 

@@ -319,7 +319,6 @@ impl Engine {
             log_max_file: log_opts.1,
             security: security_spec(hc)?,
             runtime: self.inner.cfg.runtime_path(hc.runtime.as_deref().unwrap_or(""))?,
-            ..Default::default()
         })
     }
 
@@ -1249,7 +1248,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
         _ => (s, 1),
     };
     let v: f64 = num.parse().ok()?;
-    (v >= 0.0).then(|| (v * mult as f64) as u64)
+    (v >= 0.0).then_some((v * mult as f64) as u64)
 }
 
 /// Default json-file rotation: Docker never rotates by default and fills disks; Berth

@@ -77,7 +77,7 @@ pub fn matches(ev: &EventMessage, filters: &BTreeMap<String, Vec<String>>) -> bo
             ev.actor.id == *v || ev.actor.id.starts_with(v.as_str()) || attr("name") == v
         };
         match key.as_str() {
-            "type" => values.iter().any(|v| *v == ev.kind),
+            "type" => values.contains(&ev.kind),
             "event" | "action" => values.iter().any(|v| {
                 *v == ev.action || ev.action.split(':').next() == Some(v.as_str())
             }),

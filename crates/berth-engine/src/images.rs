@@ -17,7 +17,7 @@ fn created_unix(img: &Image) -> i64 {
 /// Docker's progress bar: `[=====>      ]  1.2MB/3.4MB`.
 fn progress_bar(current: u64, total: u64) -> String {
     let width = 50u64;
-    let filled = if total == 0 { 0 } else { (current.min(total) * width / total) as usize };
+    let filled = (current.min(total) * width).checked_div(total).unwrap_or(0) as usize;
     let mut bar = String::with_capacity(64);
     bar.push('[');
     for i in 0..width as usize {

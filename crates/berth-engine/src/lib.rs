@@ -196,7 +196,7 @@ impl Engine {
     /// All containers, newest first.
     pub fn all_containers(&self) -> Vec<Arc<Container>> {
         let mut v: Vec<Arc<Container>> = lock(&self.inner.containers).values().cloned().collect();
-        v.sort_by(|a, b| b.created_key().cmp(&a.created_key()));
+        v.sort_by_key(|c| std::cmp::Reverse(c.created_key()));
         v
     }
 

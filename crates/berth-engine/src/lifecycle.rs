@@ -37,9 +37,7 @@ pub fn validate_restart_policy(hc: &HostConfig) -> Result<()> {
     match p.name.as_str() {
         "" | "no" | "always" | "unless-stopped" => {
             if p.maximum_retry_count != 0 {
-                return Err(Error::invalid(format!(
-                    "invalid restart policy: maximum retry count can only be used with 'on-failure'"
-                )));
+                return Err(Error::invalid("invalid restart policy: maximum retry count can only be used with 'on-failure'".to_string()));
             }
         }
         "on-failure" => {
@@ -343,8 +341,10 @@ mod tests {
 
     #[test]
     fn policy_validation() {
-        let mut hc = HostConfig::default();
-        hc.restart_policy = RestartPolicy { name: "sometimes".into(), maximum_retry_count: 0 };
+        let mut hc = HostConfig {
+            restart_policy: RestartPolicy { name: "sometimes".into(), maximum_retry_count: 0 },
+            ..Default::default()
+        };
         assert!(validate_restart_policy(&hc).is_err());
         hc.restart_policy = RestartPolicy { name: "always".into(), maximum_retry_count: 0 };
         assert!(validate_restart_policy(&hc).is_ok());

@@ -199,7 +199,7 @@ pub fn build_create(o: &RunArgs, image: &str, cmd: &[String], console: Option<(u
         if o.rm && !matches!(name, "" | "no") {
             return Err(bad("conflicting options: cannot specify both --restart and --rm".into()));
         }
-        RestartPolicy { name: if name.is_empty() { "no".into() } else { name.into() }, maximum_retry_count: count.parse().map_err(|_| bad(format!("invalid restart policy format: maximum retry count must be an integer")))? }
+        RestartPolicy { name: if name.is_empty() { "no".into() } else { name.into() }, maximum_retry_count: count.parse().map_err(|_| bad("invalid restart policy format: maximum retry count must be an integer".to_string()))? }
     };
     let network = o.network.clone().unwrap_or_else(|| "default".into());
     let mut endpoints = BTreeMap::new();

@@ -175,13 +175,13 @@ mod tests {
         assert_eq!(row["RunningFor"], json!("2 minutes ago"));
         assert_eq!(row["Names"], json!("web"));
         assert_eq!(row["Ports"], json!("0.0.0.0:18080->80/tcp"));
-        let table = render_rows("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}", &[row.clone()], PS_HEADERS).expect("render");
+        let table = render_rows("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}", std::slice::from_ref(&row), PS_HEADERS).expect("render");
         assert_eq!(
             table,
             "CONTAINER ID   IMAGE     COMMAND                  CREATED         STATUS         PORTS                   NAMES\n\
              4730254c0111   busybox   \"sh -c 'while true; …\"   2 minutes ago   Up 2 minutes   0.0.0.0:18080->80/tcp   web\n"
         );
-        assert_eq!(render_rows("{{.Names}}\\t{{.Label \"trace\"}}", &[row.clone()], PS_HEADERS).expect("plain"), "web\t1\n");
+        assert_eq!(render_rows("{{.Names}}\\t{{.Label \"trace\"}}", std::slice::from_ref(&row), PS_HEADERS).expect("plain"), "web\t1\n");
         let j = render_rows("json", &[row], PS_HEADERS).expect("json");
         assert!(j.starts_with("{\"Command\":") && !j.contains("__"), "{j}");
         assert_eq!(render_rows("table {{.Names}}", &[], PS_HEADERS).expect("empty"), "NAMES\n");
