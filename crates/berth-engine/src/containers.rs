@@ -1546,7 +1546,7 @@ mod tests {
             ("", &[], settings(JsonFile, Some(DEFAULT_LOG_MAX_SIZE), DEFAULT_LOG_MAX_FILE, false)),
             ("json-file", &[("max-size", "1k"), ("max-file", "3")], settings(JsonFile, Some(1024), 3, false)),
             ("json-file", &[("max-size", "1k")], settings(JsonFile, Some(1024), 1, false)),
-            ("json-file", &[("max-size", "-1")], settings(JsonFile, None, 1, false)),
+            ("json-file", &[("max-size", "-1")], settings(JsonFile, Option::None, 1, false)),
             ("none", &[], settings(None, Option::None, 0, false)),
             ("local", &[], settings(Local, Some(DEFAULT_LOG_MAX_SIZE), DEFAULT_LOG_MAX_FILE, true)),
             ("local", &[("mode", "non-blocking")], settings(Local, Some(DEFAULT_LOG_MAX_SIZE), DEFAULT_LOG_MAX_FILE, true)),

@@ -366,3 +366,178 @@ impl LocalReader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_runtime::locallog::encode_entry;
+
+    const T0: i64 = 1_764_561_234_000_000_000;
+
+    fn frames(stream: &str, range: std::ops::Range<usize>) -> Vec<u8> {
+        let mut v = Vec::new();
+        for i in range {
+            encode_entry(&mut v, format!("{i}\n").as_bytes(), stream, T0 + i as i64 * 1_000_000_000);
+        }
+        v
+    }
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).expect("gz");
+        e.finish().expect("gz")
+    }
+
+    fn both() -> LogOptions {
+        LogOptions { stdout: true, stderr: true, ..Default::default() }
+    }
+
+    fn small() -> Limits {
+        Limits { block: 7, max_line: 200, batch: 3 }
+    }
+
+    fn read_all(r: &mut LocalReader) -> Vec<LogEntry> {
+        let mut out = Vec::new();
+        loop {
+            let b = r.next_batch().expect("batch");
+            assert!(b.entries.len() <= r.limits.batch);
+            out.extend(b.entries);
+            if b.caught_up {
+                return out;
+            }
+        }
+    }
+
+    fn texts(e: &[LogEntry]) -> Vec<String> {
+        e.iter().map(|e| String::from_utf8_lossy(&e.data).trim_end().to_string()).collect()
+    }
+
+    fn nums(r: std::ops::Range<usize>) -> Vec<String> {
+        r.map(|i| i.to_string()).collect()
+    }
+
+    fn read(log: &Path, opts: LogOptions, limits: Limits) -> Vec<String> {
+        texts(&read_all(&mut LocalReader::open(log, opts, limits).expect("open")))
+    }
+
+    /// `container.log` = 6..9, `.1.gz` = 3..6, `.2` (not yet compressed) = 0..3.
+    fn rotated_log(dir: &Path) -> PathBuf {
+        let log = dir.join("container.log");
+        std::fs::write(&log, frames("stdout", 6..9)).expect("w");
+        std::fs::write(numbered(&log, 1, true), gz(&frames("stdout", 3..6))).expect("w");
+        std::fs::write(numbered(&log, 2, false), frames("stdout", 0..3)).expect("w");
+        log
+    }
+
+    #[test]
+    fn tail_across_rotated_and_compressed_files() {
+        let t = tempfile::tempdir().expect("tmp");
+        let log = rotated_log(t.path());
+        for limits in [Limits::default(), small()] {
+            let cases: &[(Option<usize>, std::ops::Range<usize>)] =
+                &[(None, 0..9), (Some(0), 0..0), (Some(1), 8..9), (Some(3), 6..9), (Some(5), 4..9), (Some(100), 0..9)];
+            for (n, want) in cases {
+                assert_eq!(read(&log, LogOptions { tail: *n, ..both() }, limits), nums(want.clone()), "tail {n:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn selection_timestamps_and_partial_entries() {
+        let t = tempfile::tempdir().expect("tmp");
+        let log = t.path().join("container.log");
+        let mut v = Vec::new();
+        encode_entry(&mut v, b"out\n", "stdout", T0 + 5);
+        encode_entry(&mut v, b"err\n", "stderr", T0 + 2_000_000_000);
+        encode_entry(&mut v, b"part", "stdout", T0 + 3_000_000_000);
+        encode_entry(&mut v, b"ial\n", "stdout", T0 + 3_000_000_000);
+        // A frame too long for the limits is skipped, then reading goes on.
+        encode_entry(&mut v, &[b'x'; 300], "stdout", T0);
+        encode_entry(&mut v, b"end\n", "stderr", T0 + 4_000_000_000);
+        std::fs::write(&log, &v).expect("w");
+        let all = read_all(&mut LocalReader::open(&log, both(), small()).expect("open"));
+        let got: Vec<(u8, &[u8])> = all.iter().map(|e| (e.stream, &e.data[..])).collect();
+        assert_eq!(got, [(1, &b"out\n"[..]), (2, b"err\n"), (1, b"part"), (1, b"ial\n"), (2, b"end\n")]);
+        let err = LogOptions { stderr: true, tail: Some(1), ..Default::default() };
+        assert_eq!(read(&log, err, small()), ["end"]);
+        let since = LogOptions { since: Some(secs(T0) + 1.5), until: Some(secs(T0) + 3.5), ..both() };
+        assert_eq!(read(&log, since, small()), ["err", "part", "ial"]);
+        let stamped = LogOptions { stdout: true, timestamps: true, tail: Some(3), ..Default::default() };
+        let e = read_all(&mut LocalReader::open(&log, stamped, small()).expect("open"));
+        assert_eq!(e[0].data, b"2025-12-01T03:53:54.000000005Z out\n".to_vec());
+    }
+
+    #[test]
+    fn follow_waits_for_whole_frames_and_goes_on_across_rotation() {
+        let t = tempfile::tempdir().expect("tmp");
+        let log = t.path().join("container.log");
+        std::fs::write(&log, frames("stdout", 0..2)).expect("w");
+        let append = |data: &[u8]| {
+            use std::io::Write;
+            let mut f = File::options().append(true).create(true).open(&log).expect("open");
+            f.write_all(data).expect("write");
+        };
+        let follow = LogOptions { follow: true, tail: Some(1), ..both() };
+        let mut r = LocalReader::open(&log, follow, small()).expect("open");
+        let mut step = || texts(&read_all(&mut r));
+        assert_eq!(step(), ["1"]);
+        let f2 = frames("stdout", 2..3);
+        append(&f2[..5]);
+        assert_eq!(step(), Vec::<String>::new());
+        append(&f2[5..]);
+        assert_eq!(step(), ["2"]);
+        // Rotated as the shim does with compress: written, renamed, gzipped, new file.
+        append(&frames("stdout", 3..5));
+        std::fs::rename(&log, numbered(&log, 1, false)).expect("rotate");
+        berth_runtime::locallog::compress_file(&numbered(&log, 1, false)).expect("gz");
+        append(&frames("stdout", 5..7));
+        assert_eq!(step(), nums(3..7));
+        // Truncated in place (max-file 1), then written again.
+        File::options().write(true).open(&log).expect("open").set_len(0).expect("truncate");
+        append(&frames("stdout", 7..8));
+        assert_eq!(step(), ["7"]);
+        // Started with tail 0: only what comes next.
+        let mut r = LocalReader::open(&log, LogOptions { follow: true, tail: Some(0), ..both() }, small()).expect("open");
+        assert_eq!(texts(&read_all(&mut r)), Vec::<String>::new());
+        append(&frames("stdout", 8..9));
+        assert_eq!(texts(&read_all(&mut r)), ["8"]);
+        // The whole log now: .1.gz (0..5, the old live file) then the live file.
+        assert_eq!(read(&log, both(), small()), [nums(0..5), nums(7..9)].concat());
+    }
+
+    #[test]
+    fn the_shims_rotation_is_read_back_whole() {
+        // The writer's own rotation (20 B files, 3 kept, gzipped) read by the reader.
+        let t = tempfile::tempdir().expect("tmp");
+        let log = t.path().join("container.log");
+        let mut w = berth_runtime::jsonlog::LogFile::open(&log, Some(60), 3).expect("open").compressed(true);
+        for i in 0..10 {
+            let mut v = Vec::new();
+            encode_entry(&mut v, format!("{i}\n").as_bytes(), "stdout", T0);
+            w.push(&v);
+            w.flush();
+        }
+        assert!(numbered(&log, 1, true).exists() && numbered(&log, 2, true).exists());
+        assert!(!numbered(&log, 1, false).exists() && !numbered(&log, 3, true).exists());
+        let got = read(&log, both(), Limits::default());
+        assert_eq!(got.last().map(String::as_str), Some("9"));
+        let first: usize = got[0].parse().expect("num");
+        assert_eq!(got, nums(first..10));
+        assert_eq!(read(&log, LogOptions { tail: Some(4), ..both() }, small()), nums(6..10));
+    }
+
+    #[test]
+    fn corrupt_and_missing_files() {
+        let t = tempfile::tempdir().expect("tmp");
+        let log = t.path().join("container.log");
+        assert_eq!(read(&log, both(), small()), Vec::<String>::new());
+        assert_eq!(read(&log, LogOptions { tail: Some(2), ..both() }, small()), Vec::<String>::new());
+        let mut v = frames("stdout", 0..2);
+        let n = v.len();
+        v[n - 1] ^= 1; // trailing length differs
+        v.extend(frames("stdout", 2..3));
+        std::fs::write(&log, &v).expect("w");
+        assert_eq!(read(&log, both(), small()), ["0"]);
+    }
+}
