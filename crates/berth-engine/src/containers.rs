@@ -1301,9 +1301,7 @@ pub(crate) fn log_options(hc: &berth_api::HostConfig) -> Result<LogSettings> {
     opts.remove("mode");
     opts.remove("max-buffer-size");
     match driver {
-        LogDriver::None => {
-            return Ok(LogSettings { driver, max_size: None, max_file: 0, compress: false });
-        }
+        LogDriver::None => Ok(LogSettings { driver, max_size: None, max_file: 0, compress: false }),
         LogDriver::Local => {
             if let Some(k) = opts.keys().find(|k| !matches!(k.as_str(), "max-size" | "max-file" | "compress")) {
                 return Err(Error::invalid(format!("unknown log opt '{k}' for log driver local")));
