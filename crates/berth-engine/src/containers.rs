@@ -896,7 +896,11 @@ impl Engine {
                     continue;
                 }
             }
-            let size = self.size_rw(&r.id) + std::fs::metadata(self.log_path(&r.id)).map_or(0, |m| m.len());
+            let log_size = match log_options(&r.host_config).map(|l| l.driver) {
+                Ok(LogDriver::Local) => dir_size(&self.container_dir(&r.id).join("local-logs")),
+                _ => std::fs::metadata(self.log_path(&r.id)).map_or(0, |m| m.len()),
+            };
+            let size = self.size_rw(&r.id) + log_size;
             if self.remove(&r.id, false).await.is_ok() {
                 reclaimed += size;
                 deleted.push(r.id.clone());
@@ -1263,6 +1267,24 @@ pub fn parse_size(s: &str) -> Option<u64> {
     (v >= 0.0).then(|| (v * mult as f64) as u64)
 }
 
+/// go-units' `FromHumanSize` (what Docker's `local` driver takes for max-size): decimal
+/// units, `10k` = 10000, an optional `i` and `b` after the unit.
+fn parse_size_decimal(s: &str) -> Option<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let t = t.strip_suffix('i').unwrap_or(t);
+    let (num, exp) = match t.chars().last()? {
+        'k' => (&t[..t.len() - 1], 1),
+        'm' => (&t[..t.len() - 1], 2),
+        'g' => (&t[..t.len() - 1], 3),
+        't' => (&t[..t.len() - 1], 4),
+        'p' => (&t[..t.len() - 1], 5),
+        _ => (t, 0),
+    };
+    let v: f64 = num.trim_end().parse().ok()?;
+    (v >= 0.0 && v.is_finite()).then(|| (v * 1000f64.powi(exp)) as u64)
+}
+
 /// Default json-file rotation: Docker never rotates by default and fills disks; Berth
 /// keeps at most 5 files of 20 MB unless `--log-opt` says otherwise. The same numbers
 /// are Docker's own defaults for the `local` driver.
@@ -1307,7 +1329,9 @@ pub(crate) fn log_options(hc: &berth_api::HostConfig) -> Result<LogSettings> {
                 return Err(Error::invalid(format!("unknown log opt '{k}' for log driver local")));
             }
             let max_size = match opts.get("max-size") {
-                Some(v) => parse_size(v).ok_or_else(|| Error::invalid(format!("invalid value for max-size: {v}")))?,
+                Some(v) => {
+                    parse_size_decimal(v).ok_or_else(|| Error::invalid(format!("invalid value for max-size: {v}")))?
+                }
                 None => DEFAULT_LOG_MAX_SIZE,
             };
             let max_file = match opts.get("max-file") {
@@ -1551,8 +1575,10 @@ mod tests {
             (
                 "local",
                 &[("max-size", "1k"), ("max-file", "2"), ("compress", "false")],
-                settings(Local, Some(1024), 2, false),
+                settings(Local, Some(1000), 2, false),
             ),
+            ("local", &[("max-size", "2.5MB")], settings(Local, Some(2_500_000), DEFAULT_LOG_MAX_FILE, true)),
+            ("local", &[("max-size", "100")], settings(Local, Some(100), DEFAULT_LOG_MAX_FILE, true)),
             ("local", &[("max-file", "1"), ("compress", "false")], settings(Local, Some(DEFAULT_LOG_MAX_SIZE), 1, false)),
             ("local", &[("max-file", "1")], Err(Error::invalid("compression cannot be enabled when max file count is 1"))),
             ("local", &[("max-file", "-1")], Err(Error::invalid("max-file must not be negative"))),
