@@ -190,7 +190,7 @@ pub fn info(state: &State) -> Resp {
         "Images": images,
         "Driver": "overlay2",
         "DriverStatus": [["Backing Filesystem", backing_fs(&mountinfo, &cfg.data_root)], ["Supports d_type", "true"], ["Using metacopy", "false"], ["Native Overlay Diff", "true"]],
-        "Plugins": {"Volume": ["local"], "Network": ["null"], "Authorization": null, "Log": ["json-file"]},
+        "Plugins": {"Volume": ["local"], "Network": ["null"], "Authorization": null, "Log": ["json-file", "local"]},
         "MemoryLimit": features.memory,
         "SwapLimit": features.swap,
         "CpuCfsPeriod": features.cfs_period,

@@ -15,7 +15,7 @@ use berth_api::{
 };
 use berth_runtime::client;
 use berth_runtime::security::{SeccompMode, SecuritySpec};
-use berth_runtime::spec::{CgroupSpec, Mount, MountKind, RunSpec, Rootfs};
+use berth_runtime::spec::{CgroupSpec, LogFormat, Mount, MountKind, RunSpec, Rootfs};
 use chrono::Utc;
 use tokio::sync::oneshot;
 
@@ -277,7 +277,7 @@ impl Engine {
             mounts.push(Mount::tmpfs(&format!("{dst}:{opts}")));
         }
         let hc = &rec.host_config;
-        let log_opts = log_options(hc)?;
+        let log = log_options(hc)?;
         let console_size = match hc.console_size.as_deref() {
             Some([h, w]) if *h > 0 && *w > 0 => Some((*h as u16, *w as u16)),
             _ => None,
@@ -303,7 +303,7 @@ impl Engine {
             console_size,
             mounts,
             cgroup: self.cgroup_spec(rec),
-            log_path: self.log_path(&rec.id),
+            log_path: self.log_file(&rec.id, log.driver).unwrap_or_default(),
             exit_path: dir.join("exit.json"),
             socket_path: self.socket_path(&rec.id),
             shim_log_path: Some(self.inner.cfg.exec_root.join(format!("{}.shim.log", rec.id))),
@@ -315,8 +315,10 @@ impl Engine {
                 .collect(),
             readonly_rootfs: hc.readonly_rootfs,
             init: if hc.init == Some(true) { Some(self.init_binary()?) } else { None },
-            log_max_size: log_opts.0,
-            log_max_file: log_opts.1,
+            log_max_size: log.max_size,
+            log_max_file: log.max_file,
+            log_format: if log.driver == LogDriver::Local { LogFormat::Local } else { LogFormat::JsonFile },
+            log_compress: log.compress,
             security: security_spec(hc)?,
             runtime: self.inner.cfg.runtime_path(hc.runtime.as_deref().unwrap_or(""))?,
         })
@@ -342,8 +344,18 @@ impl Engine {
         }
     }
 
+    /// The json-file log's path (Docker's `LogPath`).
     pub(crate) fn log_path(&self, id: &str) -> PathBuf {
         self.container_dir(id).join(format!("{id}-json.log"))
+    }
+
+    /// The live log file of a container with `driver`; None for `none`.
+    pub(crate) fn log_file(&self, id: &str, driver: LogDriver) -> Option<PathBuf> {
+        match driver {
+            LogDriver::JsonFile => Some(self.log_path(id)),
+            LogDriver::Local => Some(self.container_dir(id).join("local-logs").join("container.log")),
+            LogDriver::None => None,
+        }
     }
 
     /// Takes the container's `op` lock, then checks that the container still exists: an
@@ -883,7 +895,11 @@ impl Engine {
                     continue;
                 }
             }
-            let size = self.size_rw(&r.id) + std::fs::metadata(self.log_path(&r.id)).map_or(0, |m| m.len());
+            let log_size = match log_options(&r.host_config).map(|l| l.driver) {
+                Ok(LogDriver::Local) => dir_size(&self.container_dir(&r.id).join("local-logs")),
+                _ => std::fs::metadata(self.log_path(&r.id)).map_or(0, |m| m.len()),
+            };
+            let size = self.size_rw(&r.id) + log_size;
             if self.remove(&r.id, false).await.is_ok() {
                 reclaimed += size;
                 deleted.push(r.id.clone());
@@ -1000,7 +1016,11 @@ impl Engine {
             resolv_conf_path: path_if(dir.join("resolv.conf")),
             hostname_path: path_if(dir.join("hostname")),
             hosts_path: path_if(dir.join("hosts")),
-            log_path: path_if(self.log_path(&r.id)),
+            // As Docker: set for json-file only.
+            log_path: match log_options(&r.host_config).map(|l| l.driver) {
+                Ok(LogDriver::JsonFile) => path_if(self.log_path(&r.id)),
+                _ => String::new(),
+            },
             name: format!("/{}", r.name),
             restart_count: r.restart_count,
             driver: "overlay2".into(),
@@ -1251,28 +1271,114 @@ pub fn parse_size(s: &str) -> Option<u64> {
     (v >= 0.0).then_some((v * mult as f64) as u64)
 }
 
+/// go-units' `FromHumanSize` (what Docker's `local` driver takes for max-size): decimal
+/// units, `10k` = 10000, an optional `i` and `b` after the unit.
+fn parse_size_decimal(s: &str) -> Option<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let t = t.strip_suffix('i').unwrap_or(t);
+    let (num, exp) = match t.chars().last()? {
+        'k' => (&t[..t.len() - 1], 1),
+        'm' => (&t[..t.len() - 1], 2),
+        'g' => (&t[..t.len() - 1], 3),
+        't' => (&t[..t.len() - 1], 4),
+        'p' => (&t[..t.len() - 1], 5),
+        _ => (t, 0),
+    };
+    let v: f64 = num.trim_end().parse().ok()?;
+    (v >= 0.0 && v.is_finite()).then(|| (v * 1000f64.powi(exp)) as u64)
+}
+
 /// Default json-file rotation: Docker never rotates by default and fills disks; Berth
-/// keeps at most 5 files of 20 MB unless `--log-opt` says otherwise.
+/// keeps at most 5 files of 20 MB unless `--log-opt` says otherwise. The same numbers
+/// are Docker's own defaults for the `local` driver.
 pub const DEFAULT_LOG_MAX_SIZE: u64 = 20 << 20;
 pub const DEFAULT_LOG_MAX_FILE: u32 = 5;
 
-pub(crate) fn log_options(hc: &berth_api::HostConfig) -> Result<(Option<u64>, u32)> {
+/// The log drivers Berth has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LogDriver {
+    JsonFile,
+    Local,
+    None,
+}
+
+/// A container's log driver and its options, validated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LogSettings {
+    pub driver: LogDriver,
+    pub max_size: Option<u64>,
+    pub max_file: u32,
+    pub compress: bool,
+}
+
+/// Validates `HostConfig.LogConfig` with Docker's texts (moby `logger.ValidateLogOpts`
+/// and the drivers' own option checks).
+pub(crate) fn log_options(hc: &berth_api::HostConfig) -> Result<LogSettings> {
     let kind = hc.log_config.kind.as_str();
-    if !matches!(kind, "" | "json-file") {
-        return Err(Error::invalid(format!("logging driver \"{kind}\" is not supported (use json-file)")));
+    let driver = match kind {
+        "" | "json-file" => LogDriver::JsonFile,
+        "local" => LogDriver::Local,
+        "none" => LogDriver::None,
+        _ => return Err(Error::invalid(format!("logger: no log driver named '{kind}' is registered"))),
+    };
+    let mut opts = hc.log_config.config.clone().unwrap_or_default();
+    // Options every driver takes (Docker's `builtInLogOpts`).
+    opts.remove("mode");
+    opts.remove("max-buffer-size");
+    match driver {
+        LogDriver::None => Ok(LogSettings { driver, max_size: None, max_file: 0, compress: false }),
+        LogDriver::Local => {
+            if let Some(k) = opts.keys().find(|k| !matches!(k.as_str(), "max-size" | "max-file" | "compress")) {
+                return Err(Error::invalid(format!("unknown log opt '{k}' for log driver local")));
+            }
+            let max_size = match opts.get("max-size") {
+                Some(v) => {
+                    parse_size_decimal(v).ok_or_else(|| Error::invalid(format!("invalid value for max-size: {v}")))?
+                }
+                None => DEFAULT_LOG_MAX_SIZE,
+            };
+            let max_file = match opts.get("max-file") {
+                Some(v) => match v.parse::<i64>() {
+                    Ok(n) if n < 0 => return Err(Error::invalid("max-file must not be negative")),
+                    Ok(n) => u32::try_from(n).map_err(|_| Error::invalid(format!("invalid value for max-file: {v}")))?,
+                    Err(_) => return Err(Error::invalid(format!("invalid value for max-file: {v}"))),
+                },
+                None => DEFAULT_LOG_MAX_FILE,
+            };
+            let compress = match opts.get("compress").map(String::as_str) {
+                None => true,
+                Some("1" | "t" | "T" | "true" | "TRUE" | "True") => true,
+                Some("0" | "f" | "F" | "false" | "FALSE" | "False") => false,
+                Some(v) => {
+                    return Err(Error::invalid(format!(
+                        "invalid boolean value for compress: strconv.ParseBool: parsing \"{v}\": invalid syntax"
+                    )))
+                }
+            };
+            if compress && max_file <= 1 {
+                return Err(Error::invalid("compression cannot be enabled when max file count is 1"));
+            }
+            Ok(LogSettings { driver, max_size: Some(max_size), max_file, compress })
+        }
+        LogDriver::JsonFile => {
+            let max_size = match opts.get("max-size") {
+                Some(v) if v == "-1" => None,
+                Some(v) => Some(parse_size(v).ok_or_else(|| Error::invalid(format!("invalid max-size: {v}")))?),
+                None => Some(DEFAULT_LOG_MAX_SIZE),
+            };
+            let max_file = match opts.get("max-file") {
+                Some(v) => v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| Error::invalid(format!("invalid max-file: {v}")))?,
+                None if opts.contains_key("max-size") => 1,
+                None => DEFAULT_LOG_MAX_FILE,
+            };
+            Ok(LogSettings { driver, max_size, max_file, compress: false })
+        }
     }
-    let opts = hc.log_config.config.clone().unwrap_or_default();
-    let size = match opts.get("max-size") {
-        Some(v) if v == "-1" => None,
-        Some(v) => Some(parse_size(v).ok_or_else(|| Error::invalid(format!("invalid max-size: {v}")))?),
-        None => Some(DEFAULT_LOG_MAX_SIZE),
-    };
-    let files = match opts.get("max-file") {
-        Some(v) => v.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| Error::invalid(format!("invalid max-file: {v}")))?,
-        None if opts.contains_key("max-size") => 1,
-        None => DEFAULT_LOG_MAX_FILE,
-    };
-    Ok((size, files))
 }
 
 /// Sum of regular-file sizes under `dir` (never following symlinks).
@@ -1456,15 +1562,42 @@ mod tests {
         assert_eq!(parse_size("512k"), Some(512 << 10));
         assert_eq!(parse_size("100"), Some(100));
         assert_eq!(parse_size("x"), None);
-        let mut hc = berth_api::HostConfig::default();
-        assert_eq!(log_options(&hc).expect("defaults"), (Some(DEFAULT_LOG_MAX_SIZE), DEFAULT_LOG_MAX_FILE));
-        let mut o = std::collections::BTreeMap::new();
-        o.insert("max-size".to_string(), "1k".to_string());
-        o.insert("max-file".to_string(), "3".to_string());
-        hc.log_config.config = Some(o);
-        assert_eq!(log_options(&hc).expect("opts"), (Some(1024), 3));
-        hc.log_config.kind = "syslog".into();
-        assert!(log_options(&hc).is_err());
+    }
+
+    #[test]
+    fn log_drivers_and_options() {
+        use LogDriver::*;
+        let settings = |driver, max_size, max_file, compress| Ok(LogSettings { driver, max_size, max_file, compress });
+        let cases: &[(&str, &[(&str, &str)], Result<LogSettings>)] = &[
+            ("", &[], settings(JsonFile, Some(DEFAULT_LOG_MAX_SIZE), DEFAULT_LOG_MAX_FILE, false)),
+            ("json-file", &[("max-size", "1k"), ("max-file", "3")], settings(JsonFile, Some(1024), 3, false)),
+            ("json-file", &[("max-size", "1k")], settings(JsonFile, Some(1024), 1, false)),
+            ("json-file", &[("max-size", "-1")], settings(JsonFile, Option::None, 1, false)),
+            ("none", &[], settings(None, Option::None, 0, false)),
+            ("local", &[], settings(Local, Some(DEFAULT_LOG_MAX_SIZE), DEFAULT_LOG_MAX_FILE, true)),
+            ("local", &[("mode", "non-blocking")], settings(Local, Some(DEFAULT_LOG_MAX_SIZE), DEFAULT_LOG_MAX_FILE, true)),
+            (
+                "local",
+                &[("max-size", "1k"), ("max-file", "2"), ("compress", "false")],
+                settings(Local, Some(1000), 2, false),
+            ),
+            ("local", &[("max-size", "2.5MB")], settings(Local, Some(2_500_000), DEFAULT_LOG_MAX_FILE, true)),
+            ("local", &[("max-size", "100")], settings(Local, Some(100), DEFAULT_LOG_MAX_FILE, true)),
+            ("local", &[("max-file", "1"), ("compress", "false")], settings(Local, Some(DEFAULT_LOG_MAX_SIZE), 1, false)),
+            ("local", &[("max-file", "1")], Err(Error::invalid("compression cannot be enabled when max file count is 1"))),
+            ("local", &[("max-file", "-1")], Err(Error::invalid("max-file must not be negative"))),
+            ("local", &[("max-file", "x")], Err(Error::invalid("invalid value for max-file: x"))),
+            ("local", &[("max-size", "x")], Err(Error::invalid("invalid value for max-size: x"))),
+            ("local", &[("x", "1")], Err(Error::invalid("unknown log opt 'x' for log driver local"))),
+            ("asdf", &[], Err(Error::invalid("logger: no log driver named 'asdf' is registered"))),
+            ("syslog", &[], Err(Error::invalid("logger: no log driver named 'syslog' is registered"))),
+        ];
+        for (kind, opts, want) in cases {
+            let mut hc = berth_api::HostConfig::default();
+            hc.log_config.kind = kind.to_string();
+            hc.log_config.config = Some(opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+            assert_eq!(&log_options(&hc), want, "{kind} {opts:?}");
+        }
     }
 
     #[test]

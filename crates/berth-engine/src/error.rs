@@ -15,6 +15,8 @@ pub enum ErrorKind {
     /// The request asked for a state the object is already in (HTTP 304).
     NotModified,
     Unavailable,
+    /// The object cannot do that (Docker's `errdefs.NotImplemented`, HTTP 501).
+    NotImplemented,
     Internal,
 }
 

@@ -17,6 +17,7 @@ mod exec;
 mod lifecycle;
 mod images;
 pub mod logs;
+mod logs_local;
 pub mod merge;
 pub mod names;
 mod record;

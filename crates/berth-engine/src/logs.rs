@@ -1,6 +1,7 @@
 //! Reading a container's json-file log (written by the shim, see
 //! `berth_runtime::jsonlog`) for `GET /logs`: rotated files, tail, since/until,
-//! timestamps, and follow until the container stops.
+//! timestamps, and follow until the container stops. The `local` format's reader is
+//! `logs_local` (same batches and follow rules); [`Reader`] picks one by driver.
 //!
 //! Memory stays bounded whatever the log's size: files are read in blocks, a line longer
 //! than [`Limits::max_line`] is skipped without being kept, `--tail N` finds where its
@@ -20,7 +21,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::error::Result;
+use crate::containers::{log_options, LogDriver};
+use crate::error::{Error, ErrorKind, Result};
 use crate::{timefmt, Engine};
 
 #[derive(Clone, Debug, Default)]
@@ -81,11 +83,17 @@ fn unix_secs(t: &str) -> f64 {
 
 /// Whether an entry of `stream` written at `time` is wanted (before any tail).
 fn wanted(opts: &LogOptions, stream: u8, time: &str) -> bool {
+    wanted_at(opts, stream, || unix_secs(time))
+}
+
+/// Whether an entry of `stream` written at `secs()` (Unix seconds, asked only when
+/// since/until are given) is wanted; shared by the json-file and local readers.
+pub(crate) fn wanted_at(opts: &LogOptions, stream: u8, secs: impl FnOnce() -> f64) -> bool {
     if (stream == 1 && !opts.stdout) || (stream == 2 && !opts.stderr) {
         return false;
     }
     if opts.since.is_some() || opts.until.is_some() {
-        let t = unix_secs(time);
+        let t = secs();
         if opts.since.is_some_and(|s| t < s) || opts.until.is_some_and(|u| t > u) {
             return false;
         }
@@ -478,17 +486,43 @@ impl LogReader {
     }
 }
 
+/// A reader of either format, opened for one request.
+pub(crate) enum Reader {
+    Json(LogReader),
+    Local(crate::logs_local::LocalReader),
+}
+
+impl Reader {
+    fn open(driver: LogDriver, path: &Path, opts: LogOptions, limits: Limits) -> io::Result<Reader> {
+        Ok(match driver {
+            LogDriver::Local => Reader::Local(crate::logs_local::LocalReader::open(path, opts, limits)?),
+            _ => Reader::Json(LogReader::open(path, opts, limits)?),
+        })
+    }
+
+    fn next_batch(&mut self) -> io::Result<Batch> {
+        match self {
+            Reader::Json(r) => r.next_batch(),
+            Reader::Local(r) => r.next_batch(),
+        }
+    }
+}
+
 impl Engine {
     /// `GET /containers/{id}/logs`: the container's TTY flag and a stream of entries.
+    /// A container logging to `none` has nothing to read: Docker's 501.
     pub fn logs(&self, name_or_id: &str, opts: LogOptions) -> Result<(bool, mpsc::Receiver<LogEntry>)> {
         let c = self.lookup(name_or_id)?;
         let tty = c.tty();
-        let path = self.log_path(&c.id);
+        let driver = log_options(&c.record().host_config)?.driver;
+        let Some(path) = self.log_file(&c.id, driver) else {
+            return Err(Error::new(ErrorKind::NotImplemented, "configured logging driver does not support reading"));
+        };
         let (tx, rx) = mpsc::channel(256);
         tokio::spawn(async move {
             let mut notice = c.subscribe();
             let follow = opts.follow;
-            let opened = tokio::task::spawn_blocking(move || LogReader::open(&path, opts, Limits::default())).await;
+            let opened = tokio::task::spawn_blocking(move || Reader::open(driver, &path, opts, Limits::default())).await;
             let Ok(Ok(mut reader)) = opened else { return };
             loop {
                 // Observed before reading: once the container has stopped, the shim has

@@ -12,6 +12,7 @@ pub mod cgroup;
 pub mod client;
 pub mod frame;
 pub mod jsonlog;
+pub mod locallog;
 pub mod lookup;
 pub mod oci;
 pub mod rootfs;

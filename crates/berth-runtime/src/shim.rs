@@ -8,8 +8,8 @@
 
 use crate::cgroup::Cgroup;
 use crate::frame;
-use crate::jsonlog::{encode_entry, LineSplitter, LogFile};
-use crate::spec::{ExecSpec, Rlimit, RunSpec};
+use crate::jsonlog::{LineSplitter, LogFile};
+use crate::spec::{ExecSpec, LogFormat, Rlimit, RunSpec};
 use crate::{exec, init, start_error_message, ExitInfo};
 use berth_api::time as timefmt;
 use berth_sys::libc;
@@ -275,8 +275,7 @@ impl Shim {
             None
         } else {
             Some(
-                LogFile::open(&spec.log_path, spec.log_max_size, spec.log_max_file)
-                    .map_err(|e| fail(&cgroup, errno(&format!("open log {}", spec.log_path.display()), e)))?,
+                open_log(&spec).map_err(|e| fail(&cgroup, errno(&format!("open log {}", spec.log_path.display()), e)))?,
             )
         };
         if let Some(bin) = &spec.runtime {
@@ -863,11 +862,10 @@ impl Shim {
         let Some(n) = read_some(&mut o.file, &mut self.buf, &mut o.open) else { return };
         let data = &self.buf[..n];
         if let Some(log) = &mut self.log {
-            let time = timefmt::now_rfc3339_nano();
+            let time = LogTime::now(self.spec.log_format);
             let (logbuf, name) = (&mut self.logbuf, o.name);
             o.split.push(data, |line| {
-                logbuf.clear();
-                encode_entry(logbuf, line, name, &time);
+                time.encode(logbuf, line, name);
                 log.push(logbuf);
             });
             log.flush();
@@ -902,12 +900,11 @@ impl Shim {
         });
         // Trailing partial lines.
         if let Some(log) = &mut self.log {
-            let time = timefmt::now_rfc3339_nano();
+            let time = LogTime::now(self.spec.log_format);
             for o in &mut self.outputs {
                 let (logbuf, name) = (&mut self.logbuf, o.name);
                 o.split.flush(|line| {
-                    logbuf.clear();
-                    encode_entry(logbuf, line, name, &time);
+                    time.encode(logbuf, line, name);
                     log.push(logbuf);
                 });
             }
@@ -1021,4 +1018,41 @@ fn bind(path: &Path) -> Result<UnixListener, String> {
 fn write_exit(path: &Path, x: &ExitInfo) -> io::Result<()> {
     let data = serde_json::to_vec(x).map_err(io::Error::other)?;
     berth_sys::fs::write_atomic(path, &data, 0o600).map_err(|e| io::Error::new(e.source.kind(), e))
+}
+
+/// Opens the log file in the spec's format (`local` keeps its files in their own dir).
+fn open_log(spec: &RunSpec) -> io::Result<LogFile> {
+    if spec.log_format == LogFormat::Local {
+        if let Some(dir) = spec.log_path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
+    Ok(LogFile::open(&spec.log_path, spec.log_max_size, spec.log_max_file)?.compressed(spec.log_compress))
+}
+
+/// The time stamp of one read of output, in the log format's own form.
+enum LogTime {
+    Json(String),
+    Local(i64),
+}
+
+impl LogTime {
+    fn now(format: LogFormat) -> LogTime {
+        match format {
+            LogFormat::JsonFile => LogTime::Json(timefmt::now_rfc3339_nano()),
+            LogFormat::Local => {
+                let (secs, nanos) = timefmt::now_unix();
+                LogTime::Local(secs.saturating_mul(1_000_000_000).saturating_add(i64::from(nanos)))
+            }
+        }
+    }
+
+    /// Replaces `buf` with the encoded entry of `line`.
+    fn encode(&self, buf: &mut Vec<u8>, line: &[u8], stream: &str) {
+        buf.clear();
+        match self {
+            LogTime::Json(t) => crate::jsonlog::encode_entry(buf, line, stream, t),
+            LogTime::Local(t) => crate::locallog::encode_entry(buf, line, stream, *t),
+        }
+    }
 }

@@ -43,6 +43,13 @@ pub struct RunSpec {
     pub log_max_size: Option<u64>,
     /// json-file `max-file`: how many files (`<log>`, `<log>.1`, ...) to keep; 0 = 1.
     pub log_max_file: u32,
+    /// The log's format: json-file (default) or Docker's `local`. An empty `log_path`
+    /// (`--log-driver none`) means no log at all.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// Gzip rotated log files (`local`'s `compress`).
+    #[serde(default)]
+    pub log_compress: bool,
     /// Capabilities, seccomp, no_new_privs, masked paths, devices: see `security`.
     #[serde(default)]
     pub security: crate::security::SecuritySpec,
@@ -211,6 +218,17 @@ pub struct CgroupSpec {
     pub cpuset_cpus: Option<String>,
     /// ≤ 0 = unlimited.
     pub pids_limit: Option<i64>,
+}
+
+/// The container log's on-disk format (what the shim writes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    /// Docker's json-file: one JSON object a line ([`crate::jsonlog`]).
+    #[default]
+    JsonFile,
+    /// Docker's local driver: framed protobuf entries ([`crate::locallog`]).
+    Local,
 }
 
 #[cfg(test)]
