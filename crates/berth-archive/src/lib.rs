@@ -10,7 +10,7 @@
 //! is forbidden here; what std lacks goes through `berth-sys`).
 
 #![forbid(unsafe_code)]
-#![cfg_attr(test, allow(clippy::unwrap_used))]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::type_complexity))]
 
 pub mod diff;
 pub mod extract;

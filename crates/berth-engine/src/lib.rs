@@ -5,6 +5,7 @@
 //! processes are created by `berth-runtime`'s shim, never in this process.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::type_complexity))]
 
 pub mod api {
     pub use berth_api::*;

@@ -8,7 +8,7 @@
 
 #![forbid(unsafe_code)]
 
-#![cfg_attr(test, allow(clippy::unwrap_used))]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::type_complexity))]
 
 pub mod error;
 pub mod manifest;

@@ -6,7 +6,7 @@
 //! `berth-runtime`; this crate only makes the calls. Errors are `std::io::Error`
 //! carrying the errno.
 
-#![cfg_attr(test, allow(clippy::unwrap_used))]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::type_complexity))]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod fd;
