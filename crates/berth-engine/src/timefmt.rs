@@ -56,26 +56,13 @@ mod tests {
     use super::*;
     use chrono::Duration;
 
+    /// The table of Docker's durations is `berth_api::units`'; this checks the chrono
+    /// side of the wrapper (whole and fractional seconds reach it).
     #[test]
     fn human_durations() {
-        for (secs, want) in [
-            (0, "Less than a second"),
-            (1, "1 second"),
-            (38, "38 seconds"),
-            (60, "About a minute"),
-            (119, "About a minute"),
-            (120, "2 minutes"),
-            (59 * 60, "59 minutes"),
-            (3600, "About an hour"),
-            (2 * 3600, "2 hours"),
-            (47 * 3600, "47 hours"),
-            (3 * 86400, "3 days"),
-            (15 * 86400, "2 weeks"),
-            (90 * 86400, "3 months"),
-            (3 * 365 * 86400, "3 years"),
-        ] {
-            assert_eq!(human_duration(Duration::seconds(secs)), want, "{secs}s");
-        }
+        assert_eq!(human_duration(Duration::milliseconds(500)), "Less than a second");
+        assert_eq!(human_duration(Duration::seconds(38)), "38 seconds");
+        assert_eq!(human_duration(Duration::seconds(15 * 86400)), "2 weeks");
     }
 
     #[test]
