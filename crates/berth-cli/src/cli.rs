@@ -90,6 +90,8 @@ pub enum Cmd {
     Export(ExportArgs),
     /// Create a new image from a container's changes
     Commit(CommitArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(ImportArgs),
     /// Update configuration of one or more containers
     Update(UpdateArgs),
     /// Manage containers
@@ -147,6 +149,7 @@ pub enum ImageCmd {
     #[command(alias = "remove")]
     Rm(RmiArgs),
     Pull(PullArgs),
+    Import(ImportArgs),
     Tag(Names),
     Inspect(InspectArgs),
     Prune(PruneArgs),
@@ -674,6 +677,21 @@ pub struct CommitArgs {
     /// Pause container during commit
     #[arg(short = 'p', long, default_value = "true", action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub pause: bool,
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short = 'c', long)]
+    pub change: Vec<String>,
+    /// Set commit message for imported image
+    #[arg(short = 'm', long)]
+    pub message: Option<String>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// file|URL|- [REPOSITORY[:TAG]]
     pub names: Vec<String>,
 }
 
