@@ -124,17 +124,29 @@ impl Engine {
         opts: ImportOptions,
         body: crate::fsops::UploadStream,
     ) -> Result<String> {
-        let reference = if opts.repo.is_empty() {
-            None
-        } else {
-            Some(Reference::parse_repo_tag(&opts.repo, &opts.tag).map_err(Error::from)?.with_default_tag())
+        let mut body = body;
+        let prepared = (|| -> Result<_> {
+            let reference = if opts.repo.is_empty() {
+                None
+            } else {
+                Some(Reference::parse_repo_tag(&opts.repo, &opts.tag).map_err(Error::from)?.with_default_tag())
+            };
+            let platform = import_platform(&opts.platform).map_err(Error::invalid)?;
+            let mut cfg = berth_api::ContainerConfig::default();
+            crate::fsops::apply_changes(&mut cfg, &opts.changes).map_err(Error::invalid)?;
+            let comment =
+                if opts.message.is_empty() { format!("Imported from {}", opts.src) } else { opts.message.clone() };
+            Ok((reference, import_config(&platform, &cfg, &comment, &timefmt::now())))
+        })();
+        let (reference, config) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                // Read the archive to its end so that a client that sends the whole
+                // body before reading the answer gets the answer, not a reset.
+                while body.recv().await.is_some() {}
+                return Err(e);
+            }
         };
-        let platform = import_platform(&opts.platform).map_err(Error::invalid)?;
-        let mut cfg = berth_api::ContainerConfig::default();
-        crate::fsops::apply_changes(&mut cfg, &opts.changes).map_err(Error::invalid)?;
-        let comment =
-            if opts.message.is_empty() { format!("Imported from {}", opts.src) } else { opts.message.clone() };
-        let config = import_config(&platform, &cfg, &comment, &timefmt::now());
         let store = self.inner.images.clone();
         let image = tokio::task::spawn_blocking(move || {
             let mut reader = crate::fsops::UploadReader::new(body);
