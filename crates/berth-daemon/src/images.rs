@@ -68,12 +68,6 @@ async fn import(state: &State, ctx: Ctx) -> Resp {
     if src.is_empty() {
         return error(StatusCode::BAD_REQUEST, "fromImage or fromSrc is required");
     }
-    if src != "-" {
-        return error(
-            StatusCode::NOT_IMPLEMENTED,
-            &format!("importing from a URL is not supported: {src}: send the archive as the request body (fromSrc=-)"),
-        );
-    }
     // `changes` repeats (one per --change): read it from the raw query.
     let changes: Vec<String> =
         url::form_urlencoded::parse(ctx.req.uri().query().unwrap_or("").as_bytes())
@@ -89,6 +83,9 @@ async fn import(state: &State, ctx: Ctx) -> Resp {
         changes,
         platform: ctx.q("platform").to_string(),
     };
+    if opts.src != "-" {
+        return import_url(state, opts).await;
+    }
     let body = crate::archive::upload_stream(ctx.req.into_body());
     match state.engine.import_image(opts, body).await {
         Ok(id) => {
@@ -99,6 +96,36 @@ async fn import(state: &State, ctx: Ctx) -> Resp {
         }
         Err(e) => from_error(&e),
     }
+}
+
+/// `fromSrc=<URL>`: a failed GET is a plain HTTP error; once the archive comes,
+/// Docker's `Downloading from <URL>` is sent, and the end (the id or the error) follows
+/// in the stream.
+async fn import_url(state: &State, opts: berth_engine::ImportOptions) -> Resp {
+    let (url, body) = match state.engine.fetch_import_source(&opts.src).await {
+        Ok(x) => x,
+        Err(e) => return from_error(&e),
+    };
+    let (tx, out) = channel_body(4);
+    let engine = state.engine.clone();
+    tokio::spawn(async move {
+        let first = JsonMessage { status: Some(format!("Downloading from {url}")), ..Default::default() };
+        if tx.send(json_line(&first)).await.is_err() {
+            return;
+        }
+        let last = match engine.import_image(opts, body).await {
+            Ok(id) => JsonMessage { status: Some(id), ..Default::default() },
+            Err(e) => JsonMessage {
+                error_detail: Some(ErrorDetail { code: None, message: e.message.clone() }),
+                error: Some(e.message),
+                ..Default::default()
+            },
+        };
+        let _ = tx.send(json_line(&last)).await;
+    });
+    let mut r = Response::new(out);
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
 }
 
 pub async fn tag(state: &State, ctx: &Ctx, name: &str) -> Resp {

@@ -1,6 +1,7 @@
 //! `docker import` (`POST /images/create?fromSrc=-`) through `berth`, the real `docker`
 //! CLI and docker-py: an exported container imported back and run, gzip files, archives
-//! larger than the daemon's JSON body cap, `--change` and `--message`, the import event,
+//! larger than the daemon's JSON body cap, URLs fetched by the daemon (from 127.0.0.1),
+//! `--change` and `--message`, the import event,
 //! broken archives that must leave the store untouched; and `commit`'s `Parent`.
 
 use std::fs;
@@ -166,10 +167,68 @@ fn broken_archives_leave_the_store_unchanged() {
         assert_eq!(store_listing(&d), before, "{file}: the store changed");
     }
     assert_eq!(d.request("GET", "/v1.47/images/me/broken/json", None).status, 404);
-    // A URL source is answered clearly, without fetching anything.
-    d.docker(&["import", "http://127.0.0.1:9/x.tar"])
-        .code(1)
-        .stderr_has("importing from a URL is not supported");
+}
+
+/// Serves `body` with `status` to each of `n` requests on 127.0.0.1; returns the URL.
+fn serve(status: &'static str, body: Vec<u8>, n: usize) -> String {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for _ in 0..n {
+            let Ok((mut s, _)) = l.accept() else { return };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&body);
+        }
+    });
+    format!("http://{addr}/rootfs.tar.gz")
+}
+
+/// `docker import URL` (and a source without a scheme, which is http): the daemon
+/// fetches the archive; a URL that cannot be fetched fails with Docker's texts.
+#[test]
+fn import_from_a_url() {
+    let d = Daemon::start();
+    d.berth(&["run", "--name", "src", "busybox", "sh", "-c", "echo from-url > /hello"]).ok();
+    let tar = d.dir().join("src.tar");
+    d.berth(&["export", "-o", &arg(&tar), "src"]).ok();
+    let gz = d.dir().join("src.tar.gz");
+    gzip_file(&tar, &gz);
+    let url = serve("200 OK", fs::read(&gz).expect("read gz"), 3);
+    for (cli, name) in [(Cli::Docker, "me/url:d"), (Cli::Berth, "me/url:b")] {
+        d.cli(cli, &["import", &url, name]).ok().stdout_has("sha256:");
+        d.cli(cli, &["run", "--rm", name, "cat", "/hello"]).ok().stdout_has("from-url");
+        let i = d.request("GET", &format!("/v1.47/images/{name}/json"), None).json();
+        assert_eq!(i["Comment"], format!("Imported from {url}"));
+    }
+    // The API takes a source without a scheme as http (the CLIs take it for a file).
+    let bare = url.trim_start_matches("http://");
+    let r = d.request("POST", &format!("/v1.47/images/create?fromSrc={bare}&repo=me/url&tag=bare"), None);
+    assert_eq!(r.status, 200);
+    let lines: Vec<serde_json::Value> =
+        r.text().lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert_eq!(lines[0]["status"], format!("Downloading from {url}"), "{lines:?}");
+    let id = lines.last().expect("last")["status"].as_str().expect("id").to_string();
+    let i = d.request("GET", "/v1.47/images/me/url:bare/json", None).json();
+    assert_eq!(i["Id"], id.as_str());
+    assert_eq!(i["Comment"], format!("Imported from {bare}"));
+    let missing = serve("404 Not Found", b"no such file\n".to_vec(), 2);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let refused = format!("http://127.0.0.1:{port}/x.tar");
+    for cli in [Cli::Berth, Cli::Docker] {
+        d.cli(cli, &["import", &missing, "me/nourl"])
+            .code(1)
+            .stderr_has(&format!("failed to GET {missing} with status 404 Not Found: no such file"));
+        d.cli(cli, &["import", &refused, "me/nourl"]).code(1).stderr_has(&format!("Get \"{refused}\": "));
+    }
+    // Not an archive at the URL: the error comes in the stream, nothing is stored.
+    let before = store_listing(&d);
+    let junk = serve("200 OK", vec![0x5a; 2048], 1);
+    d.docker(&["import", &junk, "me/nourl"]).code(1).stderr_has("archive/tar: invalid tar header");
+    assert_eq!(store_listing(&d), before);
 }
 
 /// `docker commit` records the container's image as the new image's `Parent`.

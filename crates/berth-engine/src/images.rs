@@ -165,6 +165,21 @@ impl Engine {
         Ok(image.id)
     }
 
+    /// `docker import URL`: GETs the archive (a source without a scheme is `http://`);
+    /// returns the URL as fetched and the body as it arrives. Docker's texts when the URL
+    /// cannot be fetched.
+    pub async fn fetch_import_source(&self, src: &str) -> Result<(String, crate::fsops::UploadStream)> {
+        let url = berth_image::fetch::import_url(src);
+        match berth_image::fetch::fetch(&url).await {
+            Ok((body, _)) => Ok((url, body)),
+            Err(e) => Err(match e.kind {
+                berth_image::ErrorKind::NotFound => Error::not_found(e.message),
+                berth_image::ErrorKind::InvalidArgument => Error::invalid(e.message),
+                _ => Error::internal(e.message),
+            }),
+        }
+    }
+
     /// An image by reference, id or id prefix; NotFound in Docker's words.
     pub async fn resolve_image(&self, name: &str) -> Result<Image> {
         let store = self.inner.images.clone();
