@@ -96,6 +96,8 @@ pub enum Cmd {
     Export(ExportArgs),
     /// Create a new image from a container's changes
     Commit(CommitArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(ImportArgs),
     /// Update configuration of one or more containers
     Update(UpdateArgs),
     /// Manage containers
@@ -181,6 +183,8 @@ pub enum ImageCmd {
     Rm(RmiArgs),
     /// Download an image from a registry
     Pull(PullArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(ImportArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(Names),
     /// Display detailed information on one or more images
@@ -709,6 +713,21 @@ pub struct CommitArgs {
     /// Pause container during commit
     #[arg(short = 'p', long, default_value = "true", action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub pause: bool,
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short = 'c', long)]
+    pub change: Vec<String>,
+    /// Set commit message for imported image
+    #[arg(short = 'm', long)]
+    pub message: Option<String>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// file|URL|- [REPOSITORY[:TAG]]
     pub names: Vec<String>,
 }
 

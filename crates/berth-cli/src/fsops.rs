@@ -11,7 +11,7 @@ use berth_client::Body;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::cli::{CommitArgs, CpArgs, DfArgs, ExportArgs, Names, UpdateArgs};
+use crate::cli::{CommitArgs, CpArgs, DfArgs, ExportArgs, ImportArgs, Names, UpdateArgs};
 use crate::container::{query, ram_in_bytes, render_rows};
 use crate::format::{human_size, human_size_prec, since, truncate_id};
 use crate::{term, CmdResult, Ctx, Fail};
@@ -526,6 +526,57 @@ pub fn commit(ctx: &mut Ctx, o: CommitArgs) -> CmdResult {
     let (_, data) = ctx.client.call("POST", &query("/commit", &params), &[], Body::Empty)?;
     let r: berth_api::IdResponse = berth_client::decode(&data)?;
     println!("{}", r.id);
+    Ok(0)
+}
+
+/// `docker import file|URL|- [REPOSITORY[:TAG]]`: the file (or stdin) is streamed as
+/// the request body; a URL is left for the daemon to fetch. Prints the new image id.
+pub fn import(ctx: &mut Ctx, o: ImportArgs) -> CmdResult {
+    ctx.require("import", o.names.len(), 1, Some(2))?;
+    let src = o.names[0].clone();
+    let (repo, tag) = match o.names.get(1) {
+        Some(r) => {
+            let r = berth_api::reference::Reference::parse(r).map_err(|e| Fail::new(1, e.to_string()))?;
+            if r.digest.is_some() {
+                return Err(Fail::new(1, "refusing to create a tag with a digest reference"));
+            }
+            (r.full_name(), r.tag.clone().unwrap_or_default())
+        }
+        None => (String::new(), String::new()),
+    };
+    let is_url = src.contains("://");
+    let mut params = vec![
+        ("fromSrc", if is_url { src.clone() } else { "-".to_string() }),
+        ("repo", repo),
+        ("tag", tag),
+        ("message", o.message.clone().unwrap_or_default()),
+    ];
+    if let Some(p) = &o.platform {
+        params.push(("platform", p.clone()));
+    }
+    for c in &o.change {
+        params.push(("changes", c.clone()));
+    }
+    let path = query("/images/create", &params);
+    let (_, data) = if is_url {
+        ctx.client.call("POST", &path, &[], Body::Empty)?
+    } else if src == "-" {
+        let mut stdin = io::stdin().lock();
+        ctx.client.call("POST", &path, &[], Body::Chunked { content_type: "application/x-tar", reader: &mut stdin })?
+    } else {
+        let mut f = std::fs::File::open(&src)
+            .map_err(|e| Fail::new(1, format!("open {src}: {}", crate::system::io_text(&e))))?;
+        ctx.client.call("POST", &path, &[], Body::Chunked { content_type: "application/x-tar", reader: &mut f })?
+    };
+    for line in data.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)) {
+        let m: Value = serde_json::from_slice(line).map_err(|e| Fail::new(1, e.to_string()))?;
+        if let Some(err) = m.get("errorDetail").and_then(|d| d.get("message")).and_then(Value::as_str) {
+            return Err(Fail::new(1, err.to_string()));
+        }
+        if let Some(s) = m.get("status").and_then(Value::as_str) {
+            println!("{s}");
+        }
+    }
     Ok(0)
 }
 

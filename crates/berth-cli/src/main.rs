@@ -312,6 +312,7 @@ fn dispatch(ctx: &mut Ctx, cmd: cli::Cmd) -> CmdResult {
         Cmd::Diff(a) | Cmd::Container { cmd: C::Diff(a) } => fsops::diff(ctx, a),
         Cmd::Export(a) | Cmd::Container { cmd: C::Export(a) } => fsops::export(ctx, a),
         Cmd::Commit(a) | Cmd::Container { cmd: C::Commit(a) } => fsops::commit(ctx, a),
+        Cmd::Import(a) | Cmd::Image { cmd: I::Import(a) } => fsops::import(ctx, a),
         Cmd::Update(a) | Cmd::Container { cmd: C::Update(a) } => fsops::update(ctx, a),
     }
 }

@@ -8,7 +8,7 @@ use std::io;
 
 use base64::Engine as _;
 use berth_api::{ContainerConfig, IdResponse};
-use berth_engine::fsops::{CommitOptions, ExtractOptions, PathStat, TarStream};
+use berth_engine::fsops::{CommitOptions, ExtractOptions, PathStat, TarStream, UploadStream};
 use bytes::Bytes;
 use futures_util::stream;
 use http::{header, HeaderValue, Method, Response, StatusCode};
@@ -78,22 +78,10 @@ pub async fn get(state: &State, ctx: Ctx, id: &str) -> Resp {
     }
 }
 
-/// `PUT /containers/{id}/archive?path=&noOverwriteDirNonDir=&copyUIDGID=`: the body is
-/// a tar (usually chunked), fed to the extraction as it arrives.
-pub async fn put(state: &State, ctx: Ctx, id: &str) -> Resp {
-    let path = ctx.q("path").to_string();
-    if path.is_empty() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "Bad parameter: path cannot be empty",
-        );
-    }
-    let opts = ExtractOptions {
-        no_overwrite_dir_non_dir: ctx.flag("noOverwriteDirNonDir"),
-        copy_uid_gid: ctx.flag("copyUIDGID"),
-    };
+/// A streamed request body (an archive of any size: the JSON body cap does not apply)
+/// as the engine reads uploads; a body cut short ends in an error, not in EOF.
+pub fn upload_stream(mut body: hyper::body::Incoming) -> UploadStream {
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(8);
-    let mut body = ctx.req.into_body();
     tokio::spawn(async move {
         while let Some(frame) = body.frame().await {
             let frame = match frame {
@@ -111,6 +99,24 @@ pub async fn put(state: &State, ctx: Ctx, id: &str) -> Resp {
             }
         }
     });
+    rx
+}
+
+/// `PUT /containers/{id}/archive?path=&noOverwriteDirNonDir=&copyUIDGID=`: the body is
+/// a tar (usually chunked), fed to the extraction as it arrives.
+pub async fn put(state: &State, ctx: Ctx, id: &str) -> Resp {
+    let path = ctx.q("path").to_string();
+    if path.is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Bad parameter: path cannot be empty",
+        );
+    }
+    let opts = ExtractOptions {
+        no_overwrite_dir_non_dir: ctx.flag("noOverwriteDirNonDir"),
+        copy_uid_gid: ctx.flag("copyUIDGID"),
+    };
+    let rx = upload_stream(ctx.req.into_body());
     match state.engine.extract_to_dir(id, &path, opts, rx).await {
         Ok(()) => Response::new(empty()),
         Err(e) => from_error(&e),

@@ -1,4 +1,4 @@
-//! Image routes: list, pull (`/images/create`), inspect, tag, remove.
+//! Image routes: list, pull and import (`/images/create`), inspect, tag, remove.
 
 use berth_api::{ErrorDetail, JsonMessage};
 use http::{header, HeaderValue, Response, StatusCode};
@@ -21,10 +21,10 @@ pub async fn inspect(state: &State, name: &str) -> Resp {
 /// `POST /images/create?fromImage=&tag=`: errors found before anything was streamed
 /// are plain HTTP errors (404 unknown manifest, 500 unreachable registry); later ones
 /// travel in the stream as `errorDetail`.
-pub async fn create(state: &State, ctx: &Ctx) -> Resp {
+pub async fn create(state: &State, ctx: Ctx) -> Resp {
     let from = ctx.q("fromImage");
     if from.is_empty() {
-        return error(StatusCode::BAD_REQUEST, "fromImage or fromSrc is required (import is not supported yet)");
+        return import(state, ctx).await;
     }
     let mut rx = match state.engine.pull(from, ctx.q("tag")) {
         Ok(rx) => rx,
@@ -55,6 +55,75 @@ pub async fn create(state: &State, ctx: &Ctx) -> Resp {
         }
     });
     let mut r = Response::new(body);
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// `POST /images/create?fromSrc=-&repo=&tag=&message=&changes=&platform=` (`docker
+/// import`): the body is the archive, streamed to the store (the JSON body cap does not
+/// apply). Like Docker, nothing is written to the client until the import ended, so a
+/// failure is a plain HTTP error; success is one progress line with the image id.
+async fn import(state: &State, ctx: Ctx) -> Resp {
+    let src = ctx.q("fromSrc").to_string();
+    if src.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "fromImage or fromSrc is required");
+    }
+    // `changes` repeats (one per --change): read it from the raw query.
+    let changes: Vec<String> =
+        url::form_urlencoded::parse(ctx.req.uri().query().unwrap_or("").as_bytes())
+            .filter(|(k, _)| k == "changes")
+            .map(|(_, v)| v.into_owned())
+            .filter(|v| !v.is_empty())
+            .collect();
+    let opts = berth_engine::ImportOptions {
+        src,
+        repo: ctx.q("repo").to_string(),
+        tag: ctx.q("tag").to_string(),
+        message: ctx.q("message").to_string(),
+        changes,
+        platform: ctx.q("platform").to_string(),
+    };
+    if opts.src != "-" {
+        return import_url(state, opts).await;
+    }
+    let body = crate::archive::upload_stream(ctx.req.into_body());
+    match state.engine.import_image(opts, body).await {
+        Ok(id) => {
+            let msg = JsonMessage { status: Some(id), ..Default::default() };
+            let mut r = Response::new(crate::http::full(json_line(&msg)));
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        }
+        Err(e) => from_error(&e),
+    }
+}
+
+/// `fromSrc=<URL>`: a failed GET is a plain HTTP error; once the archive comes,
+/// Docker's `Downloading from <URL>` is sent, and the end (the id or the error) follows
+/// in the stream.
+async fn import_url(state: &State, opts: berth_engine::ImportOptions) -> Resp {
+    let (url, body) = match state.engine.fetch_import_source(&opts.src).await {
+        Ok(x) => x,
+        Err(e) => return from_error(&e),
+    };
+    let (tx, out) = channel_body(4);
+    let engine = state.engine.clone();
+    tokio::spawn(async move {
+        let first = JsonMessage { status: Some(format!("Downloading from {url}")), ..Default::default() };
+        if tx.send(json_line(&first)).await.is_err() {
+            return;
+        }
+        let last = match engine.import_image(opts, body).await {
+            Ok(id) => JsonMessage { status: Some(id), ..Default::default() },
+            Err(e) => JsonMessage {
+                error_detail: Some(ErrorDetail { code: None, message: e.message.clone() }),
+                error: Some(e.message),
+                ..Default::default()
+            },
+        };
+        let _ = tx.send(json_line(&last)).await;
+    });
+    let mut r = Response::new(out);
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }

@@ -305,9 +305,15 @@ impl Read for ChanReader {
 }
 
 /// Reads an [`UploadStream`]; a cut body is an error, not end of file.
-struct UploadReader {
+pub(crate) struct UploadReader {
     rx: UploadStream,
     cur: Bytes,
+}
+
+impl UploadReader {
+    pub(crate) fn new(rx: UploadStream) -> UploadReader {
+        UploadReader { rx, cur: Bytes::new() }
+    }
 }
 
 impl Read for UploadReader {

@@ -1,5 +1,5 @@
-//! Image operations of the engine: list, inspect, pull (as a progress stream), tag,
-//! remove — `berth-image` does the storage and registry work.
+//! Image operations of the engine: list, inspect, pull (as a progress stream), import
+//! (`docker import`), tag, remove — `berth-image` does the storage and registry work.
 
 use std::collections::BTreeMap;
 
@@ -46,7 +46,140 @@ fn to_message(p: Progress) -> JsonMessage {
     JsonMessage { status: Some(p.status), progress_detail: detail, progress, id: p.id, ..Default::default() }
 }
 
+/// `POST /images/create?fromSrc=-&repo=&tag=&message=&changes=&platform=`.
+#[derive(Clone, Debug, Default)]
+pub struct ImportOptions {
+    /// `-` (the request body) or the URL the archive came from; named in the comment.
+    pub src: String,
+    pub repo: String,
+    pub tag: String,
+    pub message: String,
+    /// `--change` lines (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL,
+    /// USER, VOLUME, WORKDIR).
+    pub changes: Vec<String>,
+    /// `os[/arch[/variant]]`; empty is the host's.
+    pub platform: String,
+}
+
+/// The platform an import is recorded for: the host's unless given; only Linux images
+/// can be used here (Docker's `image.CheckOS`).
+fn import_platform(p: &str) -> std::result::Result<berth_image::manifest::Platform, String> {
+    let mut out = berth_image::manifest::Platform::host();
+    if p.is_empty() {
+        return Ok(out);
+    }
+    let parts: Vec<String> = p.split('/').map(str::to_ascii_lowercase).collect();
+    if parts.len() > 3 || parts.iter().any(String::is_empty) {
+        return Err(format!("\"{p}\": unknown operating system or architecture: invalid argument"));
+    }
+    if parts[0] != "linux" {
+        return Err(format!("image operating system \"{}\" cannot be used on this platform", parts[0]));
+    }
+    if let Some(a) = parts.get(1) {
+        out.architecture = match a.as_str() {
+            "x86_64" | "x86-64" => "amd64".into(),
+            "aarch64" => "arm64".into(),
+            "i386" | "i686" => "386".into(),
+            other => other.into(),
+        };
+    }
+    out.variant = parts.get(2).cloned();
+    Ok(out)
+}
+
+/// The config `docker import` writes: the platform, `created`, the `--change` config,
+/// the message as comment and one history entry without `created_by`.
+fn import_config(
+    platform: &berth_image::manifest::Platform,
+    cfg: &berth_api::ContainerConfig,
+    comment: &str,
+    created: &str,
+) -> serde_json::Value {
+    let mut history = serde_json::json!({ "created": created });
+    let mut v = serde_json::json!({
+        "architecture": platform.architecture,
+        "config": cfg,
+        "created": created,
+        "docker_version": concat!("berth-", env!("CARGO_PKG_VERSION")),
+        "os": platform.os,
+    });
+    if let Some(var) = &platform.variant {
+        v["variant"] = var.as_str().into();
+    }
+    if !comment.is_empty() {
+        v["comment"] = comment.into();
+        history["comment"] = comment.into();
+    }
+    v["history"] = serde_json::json!([history]);
+    v
+}
+
 impl Engine {
+    /// `docker import`: a single-layer image from the archive in `body` (plain or
+    /// gzip tar, read as it arrives), configured by `changes`; returns its id. Errors
+    /// in the options are found before the body is read; a broken archive leaves the
+    /// store as it was. The rest of the body is drained so the client reads the answer.
+    pub async fn import_image(
+        &self,
+        opts: ImportOptions,
+        body: crate::fsops::UploadStream,
+    ) -> Result<String> {
+        let mut body = body;
+        let prepared = (|| -> Result<_> {
+            let reference = if opts.repo.is_empty() {
+                None
+            } else {
+                Some(Reference::parse_repo_tag(&opts.repo, &opts.tag).map_err(Error::from)?.with_default_tag())
+            };
+            let platform = import_platform(&opts.platform).map_err(Error::invalid)?;
+            let mut cfg = berth_api::ContainerConfig::default();
+            crate::fsops::apply_changes(&mut cfg, &opts.changes).map_err(Error::invalid)?;
+            let comment =
+                if opts.message.is_empty() { format!("Imported from {}", opts.src) } else { opts.message.clone() };
+            Ok((reference, import_config(&platform, &cfg, &comment, &timefmt::now())))
+        })();
+        let (reference, config) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                // Read the archive to its end so that a client that sends the whole
+                // body before reading the answer gets the answer, not a reset.
+                while body.recv().await.is_some() {}
+                return Err(e);
+            }
+        };
+        let store = self.inner.images.clone();
+        let image = tokio::task::spawn_blocking(move || {
+            let mut reader = crate::fsops::UploadReader::new(body);
+            let r = store.import(&mut reader, config, reference.as_ref());
+            if r.is_err() {
+                let _ = std::io::copy(&mut reader, &mut std::io::sink());
+            }
+            r
+        })
+        .await
+        .map_err(|e| Error::internal(e.to_string()))?
+        .map_err(Error::from)?;
+        let mut attrs = BTreeMap::new();
+        attrs.insert("name".to_string(), image.id.clone());
+        self.inner.events.emit("image", "import", &image.id, attrs);
+        Ok(image.id)
+    }
+
+    /// `docker import URL`: GETs the archive (a source without a scheme is `http://`);
+    /// returns the URL as fetched and the body as it arrives. Docker's texts when the URL
+    /// cannot be fetched.
+    pub async fn fetch_import_source(&self, src: &str) -> Result<(String, crate::fsops::UploadStream)> {
+        let url = berth_image::fetch::import_url(src);
+        match berth_image::fetch::fetch(&url).await {
+            Ok((body, _)) => Ok((url, body)),
+            Err(e) => Err(match e.kind {
+                berth_image::ErrorKind::NotFound => Error::not_found(e.message),
+                berth_image::ErrorKind::InvalidArgument => Error::invalid(e.message),
+                _ => Error::internal(e.message),
+            }),
+        }
+    }
+
     /// An image by reference, id or id prefix; NotFound in Docker's words.
     pub async fn resolve_image(&self, name: &str) -> Result<Image> {
         let store = self.inner.images.clone();
@@ -67,7 +200,7 @@ impl Engine {
                 created: created_unix(&i),
                 id: i.id.clone(),
                 labels: i.config.config.as_ref().and_then(|c| c.labels.clone()),
-                parent_id: String::new(),
+                parent_id: i.parent.clone().unwrap_or_default(),
                 repo_digests: i.repo_digests.clone(),
                 repo_tags: i.repo_tags.clone(),
                 shared_size: -1,
@@ -96,7 +229,7 @@ impl Engine {
             id: i.id.clone(),
             repo_tags: i.repo_tags.clone(),
             repo_digests: i.repo_digests.clone(),
-            parent: String::new(),
+            parent: i.parent.clone().unwrap_or_default(),
             comment: i.config.history.last().and_then(|h| h.comment.clone()).unwrap_or_default(),
             created: i.created.clone().unwrap_or_default(),
             docker_version: String::new(),
@@ -259,5 +392,39 @@ mod tests {
         );
         let m = to_message(Progress { id: None, status: "Digest: sha256:x".into(), current: None, total: None });
         assert_eq!(serde_json::to_string(&m).expect("json"), r#"{"status":"Digest: sha256:x"}"#);
+    }
+
+    #[test]
+    fn import_platforms_like_docker() {
+        let host = berth_image::manifest::Platform::host();
+        // (platform parameter, Ok(os/arch[/variant]) or Err(Docker's text))
+        let cases: [(&str, std::result::Result<String, &str>); 6] = [
+            ("", Ok(host.to_string())),
+            ("linux", Ok(host.to_string())),
+            ("linux/arm64", Ok("linux/arm64".into())),
+            ("Linux/x86_64", Ok("linux/amd64".into())),
+            ("linux/arm/v7", Ok("linux/arm/v7".into())),
+            ("windows/amd64", Err("image operating system \"windows\" cannot be used on this platform")),
+        ];
+        for (p, want) in cases {
+            assert_eq!(import_platform(p).map(|p| p.to_string()).as_ref().map_err(String::as_str), want.as_ref().map_err(|e| *e), "{p}");
+        }
+    }
+
+    #[test]
+    fn import_config_is_dockers() {
+        let p = berth_image::manifest::Platform { os: "linux".into(), architecture: "amd64".into(), variant: None };
+        let mut cfg = berth_api::ContainerConfig::default();
+        crate::fsops::apply_changes(&mut cfg, &["USER foobar".into(), "CMD [\"echo\"]".into()]).expect("changes");
+        let v = import_config(&p, &cfg, "Imported from -", "2026-01-01T00:00:00Z");
+        assert_eq!(v["architecture"], "amd64");
+        assert_eq!(v["os"], "linux");
+        assert_eq!(v["created"], "2026-01-01T00:00:00Z");
+        assert_eq!(v["comment"], "Imported from -");
+        assert_eq!(v["config"]["Cmd"], serde_json::json!(["echo"]));
+        assert_eq!(v["config"]["User"], "foobar");
+        // One history entry, without created_by (Go's omitempty drops the empty one).
+        assert_eq!(v["history"], serde_json::json!([{"created": "2026-01-01T00:00:00Z", "comment": "Imported from -"}]));
+        assert!(v.get("variant").is_none() && v.get("container_config").is_none() && v.get("parent").is_none());
     }
 }

@@ -35,6 +35,7 @@ use berth_image::{ImageStore, RegistryConfig};
 use state::Status;
 
 pub use containers::{dir_size, AttachOpts, AttachTicket, WaitCondition};
+pub use images::ImportOptions;
 pub use exec::{Exec, ExecStream};
 pub use error::{Error, ErrorKind, Result};
 pub use logs::{LogEntry, LogOptions};

@@ -55,6 +55,10 @@ pub enum StoreError {
     },
     #[error("corrupt store file {path}: {message}")]
     Corrupt { path: PathBuf, message: String },
+    /// A layer given by the client (`docker import`) that cannot be unpacked; its kind
+    /// is the unpacking error's (400 for a broken archive, 500 for a failed write).
+    #[error(transparent)]
+    Layer(#[from] UnpackError),
     #[error("{0}")]
     Internal(String),
 }
@@ -65,6 +69,7 @@ impl StoreError {
             StoreError::NoSuchImage(_) => ErrorKind::NotFound,
             StoreError::Conflict(_) => ErrorKind::Conflict,
             StoreError::Reference(e) => e.kind(),
+            StoreError::Layer(e) => e.kind(),
             StoreError::Io { .. } | StoreError::Corrupt { .. } | StoreError::Internal(_) => {
                 ErrorKind::Internal
             }
@@ -110,6 +115,10 @@ pub enum UnpackError {
     },
     #[error("reading layer tar: {0}")]
     Tar(#[source] std::io::Error),
+    /// A client's archive (`docker import`) that is not a readable (compressed) tar,
+    /// in Go's words: `unexpected EOF`, `archive/tar: invalid tar header`.
+    #[error("{0}")]
+    Archive(String),
 }
 
 impl UnpackError {
@@ -119,7 +128,8 @@ impl UnpackError {
             | UnpackError::ThroughSymlink { .. }
             | UnpackError::BadHardlink { .. }
             | UnpackError::Compression(_)
-            | UnpackError::Tar(_) => ErrorKind::InvalidArgument,
+            | UnpackError::Tar(_)
+            | UnpackError::Archive(_) => ErrorKind::InvalidArgument,
             UnpackError::Whiteout { .. } | UnpackError::Opaque { .. } | UnpackError::Io { .. } => {
                 ErrorKind::Internal
             }

@@ -11,6 +11,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::type_complexity))]
 
 pub mod error;
+pub mod fetch;
 pub mod manifest;
 pub mod pull;
 pub mod reference;

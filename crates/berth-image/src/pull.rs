@@ -168,6 +168,7 @@ pub async fn pull(
         chain_ids: chains,
         manifest_digest: Some(top_digest.clone()),
         blobs: manifest_blobs.iter().map(|(d, _)| d.clone()).collect(),
+        parent: None,
     };
     let mut refs = vec![reference.clone()];
     let digest_ref = Reference { digest: Some(top_digest.clone()), tag: None, ..reference.name_only() };

@@ -26,16 +26,93 @@ pub enum Compression {
     None,
     Gzip,
     Zstd,
+    Bzip2,
+    Xz,
 }
 
-/// Detects the compression of a layer blob by its magic bytes.
+/// Detects the compression of a layer blob by its magic bytes (the ones Docker's
+/// `DecompressStream` knows).
 pub fn detect_compression(head: &[u8]) -> Compression {
     if head.starts_with(&[0x1f, 0x8b]) {
         Compression::Gzip
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         Compression::Zstd
+    } else if head.starts_with(b"BZh") {
+        Compression::Bzip2
+    } else if head.starts_with(&[0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]) {
+        Compression::Xz
     } else {
         Compression::None
+    }
+}
+
+/// Unpacks a client's archive (`docker import`): a plain or gzip-compressed tar read
+/// as it arrives; bzip2, xz and zstd are recognised and refused by name.
+pub fn unpack_any<R: Read>(mut reader: R, dest: &Path) -> Result<UnpackStats, UnpackError> {
+    // The longest magic is 6 bytes; read them (or the whole stream if shorter) and
+    // put them back in front.
+    let mut head = [0u8; 6];
+    let mut got = 0;
+    while got < head.len() {
+        match reader.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(UnpackError::Archive(archive_text(e.kind(), &e.to_string()))),
+        }
+    }
+    let head = &head[..got];
+    let trap = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let r = BufReader::with_capacity(64 * 1024, io::Cursor::new(head.to_vec()).chain(reader));
+    let result = match detect_compression(head) {
+        Compression::Gzip => {
+            unpack(ErrorTrap { inner: flate2::bufread::MultiGzDecoder::new(r), seen: trap.clone() }, dest)
+        }
+        Compression::None => unpack(ErrorTrap { inner: r, seen: trap.clone() }, dest),
+        Compression::Zstd => Err(UnpackError::Compression("zstd-compressed archives are not supported".into())),
+        Compression::Bzip2 => Err(UnpackError::Compression("bzip2-compressed archives are not supported".into())),
+        Compression::Xz => Err(UnpackError::Compression("xz-compressed archives are not supported".into())),
+    };
+    let seen = trap.borrow_mut().take();
+    match (result, seen) {
+        (Ok(s), _) => Ok(s),
+        // The stream itself failed (a cut body, a corrupt compressed stream): that is
+        // the error, not the write the extractor was doing when the bytes stopped.
+        (Err(_), Some((kind, msg))) => Err(UnpackError::Archive(archive_text(kind, &msg))),
+        (Err(UnpackError::Tar(e)), None) => Err(UnpackError::Archive(archive_text(e.kind(), &e.to_string()))),
+        (Err(e), None) => Err(e),
+    }
+}
+
+/// Go's texts for a broken client archive, as `docker import` reports them.
+fn archive_text(kind: io::ErrorKind, msg: &str) -> String {
+    if kind == io::ErrorKind::UnexpectedEof
+        || msg.contains("failed to read entire block")
+        || msg.contains("unexpected EOF")
+        || msg.contains("incomplete")
+    {
+        "unexpected EOF".into()
+    } else if msg.contains("checksum") || msg.contains("numeric field") || msg.contains("header") {
+        "archive/tar: invalid tar header".into()
+    } else {
+        msg.to_string()
+    }
+}
+
+/// Remembers the first error of the stream it reads (kind and text).
+struct ErrorTrap<R> {
+    inner: R,
+    seen: std::rc::Rc<std::cell::RefCell<Option<(io::ErrorKind, String)>>>,
+}
+
+impl<R: Read> Read for ErrorTrap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            let mut seen = self.seen.borrow_mut();
+            if seen.is_none() && e.kind() != io::ErrorKind::Interrupted {
+                *seen = Some((e.kind(), e.to_string()));
+            }
+        })
     }
 }
 
@@ -54,6 +131,7 @@ pub fn unpack_blob(
         Compression::Gzip => unpack(flate2::bufread::MultiGzDecoder::new(buf), dest),
         Compression::None => unpack(buf, dest),
         Compression::Zstd => Err(UnpackError::Compression("zstd-compressed layers are not supported".into())),
+        Compression::Bzip2 | Compression::Xz => unpack(buf, dest),
     }
 }
 

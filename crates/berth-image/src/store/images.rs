@@ -29,6 +29,8 @@ pub struct Image {
     pub config_raw: serde_json::Value,
     /// Diff ids, bottom layer first.
     pub layers: Vec<String>,
+    /// The image this one was committed from (`sha256:…`), Docker's `Parent`.
+    pub parent: Option<String>,
 }
 
 impl Image {
@@ -70,6 +72,10 @@ pub(crate) struct ImageRecord {
     /// Manifest / index blobs kept in `blobs/` for this image.
     #[serde(default)]
     pub blobs: Vec<String>,
+    /// The image a commit was made from (Docker keeps it beside the config, not in it:
+    /// the image id does not depend on it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 pub(super) struct Entry {
@@ -218,6 +224,35 @@ impl ImageStore {
         config: serde_json::Value,
         reference: Option<&Reference>,
     ) -> Result<Image, StoreError> {
+        self.create_image(parent, config, reference, |dir| {
+            crate::unpack::unpack(layer_tar, dir)
+                .map_err(|e| StoreError::Internal(format!("writing the new layer: {e}")))
+        })
+    }
+
+    /// Creates a single-layer image from a client's archive (`docker import`): a plain
+    /// or gzip-compressed tar read as it arrives, hashed uncompressed for its diff id,
+    /// stored like a commit without a parent. A broken archive is the client's error
+    /// ([`StoreError::Layer`], 400) and leaves nothing behind: the layer is unpacked
+    /// under `layers/.tmp-*`, removed on failure.
+    pub fn import(
+        &self,
+        archive: impl std::io::Read,
+        config: serde_json::Value,
+        reference: Option<&Reference>,
+    ) -> Result<Image, StoreError> {
+        self.create_image(None, config, reference, |dir| {
+            crate::unpack::unpack_any(archive, dir).map_err(StoreError::Layer)
+        })
+    }
+
+    fn create_image(
+        &self,
+        parent: Option<&Image>,
+        config: serde_json::Value,
+        reference: Option<&Reference>,
+        unpack: impl FnOnce(&Path) -> Result<crate::unpack::UnpackStats, StoreError>,
+    ) -> Result<Image, StoreError> {
         let mut diff_ids: Vec<String> = parent.map(|p| p.layers.clone()).unwrap_or_default();
         let parent_chains = chain_id(&diff_ids);
         let _parent_pin = self.pin(&parent_chains);
@@ -226,11 +261,11 @@ impl ImageStore {
         }
         let tmp = self.layer_tmp();
         fs::create_dir(&tmp).map_err(|e| StoreError::io("create", &tmp, e))?;
-        let stats = match crate::unpack::unpack(layer_tar, &tmp.join("diff")) {
+        let stats = match unpack(&tmp.join("diff")) {
             Ok(s) => s,
             Err(e) => {
                 let _ = remove_any(&tmp);
-                return Err(StoreError::Internal(format!("writing the new layer: {e}")));
+                return Err(e);
             }
         };
         diff_ids.push(stats.diff_id.clone());
@@ -252,7 +287,14 @@ impl ImageStore {
             .map_err(|e| StoreError::Internal(format!("invalid image config: {e}")))?;
         let id = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
         self.write_blob(&id, &bytes)?;
-        let record = ImageRecord { id, layers: diff_ids, chain_ids: chains, manifest_digest: None, blobs: Vec::new() };
+        let record = ImageRecord {
+            id,
+            layers: diff_ids,
+            chain_ids: chains,
+            manifest_digest: None,
+            blobs: Vec::new(),
+            parent: parent.map(|p| p.id.clone()),
+        };
         let refs: Vec<Reference> = reference.map(|r| r.clone().with_default_tag()).into_iter().collect();
         let (image, _) = self.commit_image(record, &refs)?;
         Ok(image)
@@ -287,6 +329,9 @@ impl ImageStore {
                 }
                 if r.manifest_digest.is_none() {
                     r.manifest_digest = record.manifest_digest.clone();
+                }
+                if r.parent.is_none() {
+                    r.parent = record.parent.clone();
                 }
                 r
             }
@@ -328,6 +373,7 @@ impl ImageStore {
             config: e.config.clone(),
             config_raw: e.config_raw.clone(),
             layers: e.record.layers.clone(),
+            parent: e.record.parent.clone(),
         })
     }
 }

@@ -267,6 +267,7 @@ mod tests {
             chain_ids: chain_id(&diff_ids),
             manifest_digest: Some(mdigest.clone()),
             blobs: vec![mdigest.clone()],
+            parent: None,
         };
         let mut rs: Vec<Reference> = refs.iter().map(|r| Reference::parse(r).unwrap().with_default_tag()).collect();
         if let Some(first) = rs.first().cloned() {
@@ -471,6 +472,7 @@ mod tests {
             chain_ids: vec!["sha256:2222".into()],
             manifest_digest: None,
             blobs: vec![],
+            parent: None,
         };
         fs::write(root.join("images/1111111111111111111111111111111111111111111111111111111111111111.json"), serde_json::to_vec(&orphan).unwrap()).unwrap();
         let store = ImageStore::open(root).unwrap();
@@ -497,6 +499,7 @@ mod tests {
         let r = Reference::parse("committed:v1").unwrap();
         let img = store.commit(Some(&parent), &layer[..], config, Some(&r)).unwrap();
         assert_eq!(img.repo_tags, vec!["committed:v1"]);
+        assert_eq!(img.parent.as_deref(), Some(base.as_str()), "Docker's Parent: the image committed from");
         assert_eq!(img.layers.len(), 2);
         assert_eq!(img.layers[0], parent.layers[0]);
         assert_eq!(img.layers[1], format!("sha256:{}", hex::encode(Sha256::digest(&layer))));
@@ -509,6 +512,8 @@ mod tests {
         drop(store);
         let store = ImageStore::open(t.path()).unwrap();
         assert_eq!(store.resolve("committed:v1").unwrap().id, img.id);
+        assert_eq!(store.resolve("committed:v1").unwrap().parent.as_deref(), Some(base.as_str()));
+        assert_eq!(store.get(&base).unwrap().parent, None);
         store.remove("committed:v1", false, &no_container).unwrap();
         assert!(store.layer_dirs(&store.get(&base).unwrap()).is_ok());
         // Without a parent or a reference: a dangling single-layer image.
@@ -535,5 +540,82 @@ mod tests {
             assert!(store.has_layer(&chains[0]));
         }
         assert!(*seen.borrow() > 0);
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    /// The store's directories as a sorted listing (what a failed import must not change).
+    fn listing(root: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for d in ["layers", "images", "blobs/sha256", "ingest"] {
+            for p in read_dir(&root.join(d)).unwrap() {
+                out.push(format!("{d}/{}", p.file_name().unwrap().to_string_lossy()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn import_takes_plain_and_gzip_tars_and_refuses_broken_ones_cleanly() {
+        let t = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(t.path()).unwrap();
+        let tar = tar_of(&[("etc/hello", b"hi\n"), ("bin/sh", b"#!")]);
+        let diff_id = format!("sha256:{}", hex::encode(Sha256::digest(&tar)));
+        let cfg = || serde_json::json!({"os": "linux", "architecture": "amd64", "config": {"Cmd": ["sh"]}});
+        // (body, reference): the diff id is the uncompressed tar's, however it came.
+        for (body, name) in [(tar.clone(), "me/plain:1"), (gzip(&tar), "me/gz:1")] {
+            let r = Reference::parse(name).unwrap();
+            let img = store.import(&body[..], cfg(), Some(&r)).unwrap();
+            assert_eq!(img.layers, vec![diff_id.clone()], "{name}");
+            assert_eq!(img.parent, None);
+            assert!(img.repo_tags.contains(&name.to_string()), "{:?}", img.repo_tags);
+            assert_eq!(fs::read(store.layer_dirs(&img).unwrap()[0].join("etc/hello")).unwrap(), b"hi\n");
+        }
+        let before = listing(t.path());
+        let mut garbage = vec![0x5au8; 3000];
+        garbage[0] = b'x';
+        let gz = gzip(&tar);
+        // (body, Docker's text): nothing may be left behind by any of them.
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (garbage, "archive/tar: invalid tar header"),
+            (b"not a tar\n".to_vec(), "unexpected EOF"),
+            (gz[..gz.len() / 2].to_vec(), "unexpected EOF"),
+            (tar[..700].to_vec(), "unexpected EOF"),
+            (b"BZh91AY&SY".to_vec(), "unsupported layer compression: bzip2-compressed archives are not supported"),
+            (vec![0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 1], "unsupported layer compression: xz-compressed archives are not supported"),
+        ];
+        for (body, text) in cases {
+            let r = Reference::parse("me/bad").unwrap();
+            let e = store.import(&body[..], cfg(), Some(&r)).unwrap_err();
+            assert_eq!(e.to_string(), text);
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument, "{text}");
+            assert_eq!(listing(t.path()), before, "{text}: the store changed");
+            assert!(store.resolve("me/bad").is_err());
+        }
+        // A body cut by the client (a read error) is the client's error as well.
+        struct Cut(usize);
+        impl std::io::Read for Cut {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection reset"));
+                }
+                let n = buf.len().min(self.0);
+                buf[..n].fill(0);
+                self.0 -= n;
+                Ok(n)
+            }
+        }
+        let e = store.import(Cut(100), cfg(), None).unwrap_err();
+        assert_eq!(e.to_string(), "unexpected EOF");
+        assert_eq!(listing(t.path()), before);
+        // An empty body is an empty layer, as Go's tar reader sees it.
+        let img = store.import(&b""[..], cfg(), None).unwrap();
+        assert_eq!(img.layers, vec![format!("sha256:{}", hex::encode(Sha256::digest(b"")))]);
     }
 }
