@@ -18,6 +18,7 @@ mod lifecycle;
 mod images;
 pub mod logs;
 pub mod merge;
+pub mod mounts;
 pub mod names;
 mod record;
 pub mod signal;

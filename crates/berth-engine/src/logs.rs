@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::{timefmt, Engine};
 
 #[derive(Clone, Debug, Default)]
@@ -297,6 +297,47 @@ impl<'f> RevLines<'f> {
     }
 }
 
+/// The open files of a log, newest first (the live one at 0 if any): opening them only
+/// takes a few syscalls, done before a request is answered so that a container removed
+/// afterwards cannot take its log from a reader.
+pub(crate) struct LogFiles {
+    files: Vec<File>,
+    live_id: Option<(u64, u64)>,
+}
+
+impl LogFiles {
+    /// Opens the live log and its rotated files, skipping a file seen twice when a
+    /// rotation happens meanwhile.
+    pub(crate) fn open(path: &Path) -> io::Result<LogFiles> {
+        let mut files: Vec<File> = Vec::new();
+        let mut seen = Vec::new();
+        let mut live_id = None;
+        match File::open(path) {
+            Ok(f) => {
+                let id = file_id(&f.metadata()?);
+                live_id = Some(id);
+                seen.push(id);
+                files.push(f);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        for n in 1.. {
+            let f = match File::open(numbered(path, n)) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                Err(e) => return Err(e),
+            };
+            let id = file_id(&f.metadata()?);
+            if !seen.contains(&id) {
+                seen.push(id);
+                files.push(f);
+            }
+        }
+        Ok(LogFiles { files, live_id })
+    }
+}
+
 /// The log as opened for one request: reads forward from where `--tail` starts through
 /// the rotated files to the live one, which it follows across rotations.
 pub(crate) struct LogReader {
@@ -324,33 +365,15 @@ pub(crate) struct Batch {
 impl LogReader {
     /// Opens the live log and its rotated files (newest first, skipping a file seen twice
     /// when a rotation happens meanwhile) and positions at the start of the `--tail`.
+    #[cfg(test)]
     pub(crate) fn open(path: &Path, opts: LogOptions, limits: Limits) -> io::Result<LogReader> {
-        let mut files: Vec<File> = Vec::new(); // newest first; the live one at 0 if any
-        let mut seen = Vec::new();
-        let mut live_id = None;
-        match File::open(path) {
-            Ok(f) => {
-                let id = file_id(&f.metadata()?);
-                live_id = Some(id);
-                seen.push(id);
-                files.push(f);
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
+        LogReader::position(path, LogFiles::open(path)?, opts, limits)
+    }
+
+    /// Positions a reader over `opened` (the files of `path`) at the start of the `--tail`.
+    fn position(path: &Path, opened: LogFiles, opts: LogOptions, limits: Limits) -> io::Result<LogReader> {
+        let LogFiles { files, live_id } = opened;
         let has_live = live_id.is_some();
-        for n in 1.. {
-            let f = match File::open(numbered(path, n)) {
-                Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
-                Err(e) => return Err(e),
-            };
-            let id = file_id(&f.metadata()?);
-            if !seen.contains(&id) {
-                seen.push(id);
-                files.push(f);
-            }
-        }
         let mut peak = 0;
         // Where reading starts: (index in `files`, offset).
         let (first, offset) = match opts.tail {
@@ -480,15 +503,22 @@ impl LogReader {
 
 impl Engine {
     /// `GET /containers/{id}/logs`: the container's TTY flag and a stream of entries.
+    /// The log's files are open when this returns, so a client that reads the stream
+    /// later (as docker-py's `run` does, after `wait` and `remove`) still gets every entry.
     pub fn logs(&self, name_or_id: &str, opts: LogOptions) -> Result<(bool, mpsc::Receiver<LogEntry>)> {
         let c = self.lookup(name_or_id)?;
         let tty = c.tty();
         let path = self.log_path(&c.id);
+        let mut notice = c.subscribe();
+        let follow = opts.follow;
+        let files = LogFiles::open(&path).map_err(|e| Error::io("open", &path, e))?;
+        // Removed meanwhile (its log gone before it was opened): gone, as Docker
+        // answers then, rather than an empty stream.
+        self.lookup(&c.id)?;
         let (tx, rx) = mpsc::channel(256);
         tokio::spawn(async move {
-            let mut notice = c.subscribe();
-            let follow = opts.follow;
-            let opened = tokio::task::spawn_blocking(move || LogReader::open(&path, opts, Limits::default())).await;
+            let opened =
+                tokio::task::spawn_blocking(move || LogReader::position(&path, files, opts, Limits::default())).await;
             let Ok(Ok(mut reader)) = opened else { return };
             loop {
                 // Observed before reading: once the container has stopped, the shim has
