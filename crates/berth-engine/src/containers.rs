@@ -141,7 +141,12 @@ impl Engine {
         security_spec(&host_config)?;
         log_options(&host_config)?;
         // Docker records the runtime's name, the default one too.
-        let runtime = host_config.runtime.take().filter(|r| !r.is_empty()).unwrap_or_else(|| crate::DEFAULT_RUNTIME.into());
+        let runtime = host_config
+            .runtime
+            .take()
+            .filter(|r| !r.is_empty())
+            .or(req.runtime.take().filter(|r| !r.is_empty()))
+            .unwrap_or_else(|| crate::DEFAULT_RUNTIME.into());
         self.inner.cfg.runtime_path(&runtime)?;
         host_config.runtime = Some(runtime);
         // Docker shows the paths it masks in the inspect of unprivileged containers.
