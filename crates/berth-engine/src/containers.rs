@@ -294,7 +294,6 @@ impl Engine {
             log_max_file: log_opts.1,
             security: security_spec(hc)?,
             runtime: self.inner.cfg.runtime_path(hc.runtime.as_deref().unwrap_or(""))?,
-            ..Default::default()
         })
     }
 

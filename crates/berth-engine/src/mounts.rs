@@ -419,10 +419,10 @@ mod tests {
             mounts: Some(vec![json!({"Type": "bind", "Source": "/b", "Target": "/x/"})]),
             ..Default::default()
         };
-        assert_eq!(of(&hc).unwrap_err().to_string(), "Duplicate mount point: /x/");
+        assert_eq!(of(&hc).expect_err("duplicate").to_string(), "Duplicate mount point: /x/");
         let m = parse_mount(&json!({"Type": "bind", "Source": "/nope/nope", "Target": "/x"})).expect("bind");
         assert_eq!(
-            check_sources(&[m]).unwrap_err().to_string(),
+            check_sources(&[m]).expect_err("missing source").to_string(),
             "invalid mount config for type \"bind\": bind source path does not exist: /nope/nope"
         );
         // A `-v` bind's source may be missing at create.

@@ -165,7 +165,8 @@ mod tests {
     #[test]
     fn group_add_takes_names_and_numbers() {
         let g = parse_group(GROUP);
-        let cases: &[(&[&str], Result<&[u32], &str>)] = &[
+        type Case<'a> = (&'a [&'a str], Result<&'a [u32], &'a str>);
+        let cases: &[Case] = &[
             (&[], Ok(&[1000, 10, 29])),
             (&["audio", "wheel"], Ok(&[1000, 10, 29])),
             (&["daemon", "4242"], Ok(&[1000, 10, 29, 1, 4242])),
@@ -173,7 +174,7 @@ mod tests {
             (&["ghosts"], Err("Unable to find group ghosts: no matching entries in group file")),
         ];
         for (extra, want) in cases {
-            let mut u = resolve("app", &parse_passwd(PASSWD), &g).unwrap();
+            let mut u = resolve("app", &parse_passwd(PASSWD), &g).expect("app");
             let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
             let got = add_groups(&mut u, &extra, &g).map(|()| u.groups.clone());
             assert_eq!(got, want.map(<[u32]>::to_vec).map_err(str::to_string), "{extra:?}");
