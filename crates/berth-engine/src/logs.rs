@@ -644,6 +644,31 @@ mod tests {
         r.map(|i| i.to_string()).collect()
     }
 
+    /// The files are opened before a request is answered and positioned later: a log
+    /// whose container is removed in between (its directory renamed and deleted, as
+    /// `rm` does) is still read whole, following or not. (Opening by path after the
+    /// removal found nothing, and docker-py's `run(remove=True)` returned b"".)
+    #[test]
+    fn a_log_opened_before_removal_is_read_whole() {
+        for follow in [false, true] {
+            let tmp = tempfile::tempdir().expect("tmp");
+            let dir = tmp.path().join("c");
+            std::fs::create_dir(&dir).expect("mkdir");
+            let log = write_log(&dir, &[Some(lines("stdout", 0..5)), Some(lines("stdout", 100..102))]);
+            let files = LogFiles::open(&log).expect("open");
+            let doomed = tmp.path().join(".removing-c");
+            std::fs::rename(&dir, &doomed).expect("rename");
+            std::fs::remove_dir_all(&doomed).expect("remove");
+            let opts = LogOptions { follow, ..both() };
+            let mut r = LogReader::position(&log, files, opts, small()).expect("position");
+            let mut want = nums(100..102);
+            want.extend(nums(0..5));
+            assert_eq!(texts(&read_all(&mut r)), want, "follow {follow}");
+            // Opening by path now finds nothing.
+            assert!(read(&log, both(), small()).is_empty());
+        }
+    }
+
     #[test]
     fn tail_across_rotated_files() {
         let t = tempfile::tempdir().expect("tmp");
