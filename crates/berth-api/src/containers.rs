@@ -221,6 +221,10 @@ pub struct ContainerCreateRequest {
     pub config: ContainerConfig,
     pub host_config: Option<HostConfig>,
     pub networking_config: Option<NetworkingConfig>,
+    /// A top-level `Runtime`, where docker-py's `create_container(runtime=…)` puts it;
+    /// taken as `HostConfig.Runtime` when that names none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

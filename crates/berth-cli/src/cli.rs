@@ -264,6 +264,9 @@ pub struct RunArgs {
     /// Mount a tmpfs directory
     #[arg(long)]
     pub tmpfs: Vec<String>,
+    /// Attach a filesystem mount to the container
+    #[arg(long = "mount")]
+    pub mount: Vec<String>,
     /// Container host name
     #[arg(long)]
     pub hostname: Option<String>,

@@ -121,6 +121,9 @@ struct RuntimeEntry {
 
 /// daemon.json `runtimes` plus `--add-runtime NAME=PATH` (the flag wins). A bare
 /// command name is looked up in PATH, as dockerd does; `berth` is the built-in one.
+/// `runc` is registered by itself when a `runc` binary is on PATH and no entry names
+/// it, as dockerd ships runc as a stock runtime (clients such as docker-py ask for
+/// `runtime=runc` by name); Berth's own default stays the built-in one.
 fn runtimes(file: &FileConfig, flags: &Flags) -> Result<std::collections::BTreeMap<String, PathBuf>> {
     let mut out: std::collections::BTreeMap<String, PathBuf> =
         file.runtimes.iter().map(|(n, r)| (n.clone(), r.path.clone())).collect();
@@ -132,6 +135,9 @@ fn runtimes(file: &FileConfig, flags: &Flags) -> Result<std::collections::BTreeM
             _ => bail!("invalid runtime {a:?}: expected NAME=PATH"),
         }
     }
+    if !out.contains_key("runc") && find_in_path(Path::new("runc")).is_some() {
+        out.insert("runc".into(), PathBuf::from("runc"));
+    }
     for (name, path) in out.iter_mut() {
         if name == berth_engine::DEFAULT_RUNTIME {
             bail!("runtime name '{name}' is reserved");
@@ -140,15 +146,17 @@ fn runtimes(file: &FileConfig, flags: &Flags) -> Result<std::collections::BTreeM
             bail!("runtime {name}: no path given");
         }
         if path.components().count() == 1 && !path.is_absolute() {
-            let found = std::env::var_os("PATH")
-                .map(|v| std::env::split_paths(&v).map(|d| d.join(&*path)).find(|c| c.is_file()))
-                .unwrap_or_default();
-            if let Some(f) = found {
+            if let Some(f) = find_in_path(path) {
                 *path = f;
             }
         }
     }
     Ok(out)
+}
+
+/// `name` in one of PATH's directories.
+fn find_in_path(name: &Path) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|v| std::env::split_paths(&v).map(|d| d.join(name)).find(|c| c.is_file()))
 }
 
 const DEFAULT_CONFIG: &str = "/etc/berth/daemon.json";

@@ -71,33 +71,6 @@ fn random_id() -> String {
     hex::encode(bytes)
 }
 
-/// `-v src:dst[:ro]` bind specs.
-pub(crate) fn parse_bind(spec: &str) -> Result<Mount> {
-    let parts: Vec<&str> = spec.split(':').collect();
-    let (src, dst, mode) = match parts.as_slice() {
-        [s, d] => (*s, *d, ""),
-        [s, d, m] => (*s, *d, *m),
-        _ => return Err(Error::invalid(format!("invalid volume specification: '{spec}'"))),
-    };
-    if !src.starts_with('/') {
-        return Err(Error::invalid(format!(
-            "invalid volume specification: '{spec}': named volumes are not supported yet"
-        )));
-    }
-    if !dst.starts_with('/') {
-        return Err(Error::invalid(format!(
-            "invalid volume specification: '{spec}': invalid mount config for type \"bind\": invalid mount path: '{dst}' mount path must be absolute"
-        )));
-    }
-    Ok(Mount {
-        source: PathBuf::from(src),
-        destination: dst.to_string(),
-        kind: MountKind::Bind,
-        readonly: mode.split(',').any(|m| m == "ro"),
-        options: Vec::new(),
-    })
-}
-
 fn image_config_to_api(img: &berth_image::Image) -> berth_api::ContainerConfig {
     img.config
         .config
@@ -163,14 +136,17 @@ impl Engine {
         if host_config.log_config.config.is_none() {
             host_config.log_config.config = Some(BTreeMap::new());
         }
-        for b in host_config.binds.iter().flatten() {
-            parse_bind(b)?;
-        }
+        crate::mounts::check_sources(&crate::mounts::of(&host_config)?)?;
         crate::lifecycle::validate_restart_policy(&host_config)?;
         security_spec(&host_config)?;
         log_options(&host_config)?;
         // Docker records the runtime's name, the default one too.
-        let runtime = host_config.runtime.take().filter(|r| !r.is_empty()).unwrap_or_else(|| crate::DEFAULT_RUNTIME.into());
+        let runtime = host_config
+            .runtime
+            .take()
+            .filter(|r| !r.is_empty())
+            .or(req.runtime.take().filter(|r| !r.is_empty()))
+            .unwrap_or_else(|| crate::DEFAULT_RUNTIME.into());
         self.inner.cfg.runtime_path(&runtime)?;
         host_config.runtime = Some(runtime);
         // Docker shows the paths it masks in the inspect of unprivileged containers.
@@ -269,9 +245,7 @@ impl Engine {
                 options: Vec::new(),
             },
         ];
-        for b in rec.host_config.binds.iter().flatten() {
-            mounts.push(parse_bind(b)?);
-        }
+        mounts.extend(crate::mounts::of(&rec.host_config)?.iter().map(crate::mounts::MountSpec::to_runtime));
         for (dst, opts) in rec.host_config.tmpfs.iter().flatten() {
             // Docker's defaults (noexec,nosuid,nodev unless the options say otherwise).
             mounts.push(Mount::tmpfs(&format!("{dst}:{opts}")));
@@ -296,6 +270,7 @@ impl Engine {
             env: rec.config.env.clone().unwrap_or_default(),
             cwd: rec.config.working_dir.clone(),
             user: rec.config.user.clone(),
+            group_add: hc.group_add.clone().unwrap_or_default(),
             hostname: rec.config.hostname.clone(),
             tty: rec.config.tty,
             open_stdin: rec.config.open_stdin,
@@ -553,6 +528,13 @@ impl Engine {
             }
             self.container_event(rec, "die", &[("exitCode", code.to_string())]);
         }
+        // A container its policy restarts is `restarting` before waiters wake, so a
+        // `rm` right after `wait` is refused as Docker refuses it.
+        if let Ok(rec) = &rec {
+            if !rec.host_config.auto_remove && crate::lifecycle::should_restart(rec, code) {
+                self.schedule_restart(c.clone(), rec);
+            }
+        }
         c.notice.send_modify(|n| {
             n.exits += 1;
             n.exit_code = code;
@@ -561,8 +543,6 @@ impl Engine {
         if let Ok(rec) = rec {
             if rec.host_config.auto_remove {
                 let _ = self.remove(&c.id, true).await;
-            } else if crate::lifecycle::should_restart(&rec, code) {
-                self.schedule_restart(c.clone(), &rec);
             }
         }
     }
@@ -804,6 +784,12 @@ impl Engine {
         let c = self.lookup(name_or_id)?;
         let _op = self.op_lock(&c, name_or_id).await?;
         if c.record().state.status == Status::Restarting {
+            if !force {
+                return Err(Error::conflict(format!(
+                    "You cannot remove a restarting container {}. Stop the container before attempting removal or force remove",
+                    c.id
+                )));
+            }
             self.manual_stop(&c).await;
         }
         if c.is_running() {
@@ -1449,23 +1435,9 @@ fn start_failure_code(e: &Error) -> i64 {
     e.start_exit_code().map_or(128, i64::from)
 }
 
+/// The inspect `Mounts`, from the one mount parser (validated at create).
 fn mounts(r: &Record) -> Vec<MountPoint> {
-    r.host_config
-        .binds
-        .iter()
-        .flatten()
-        .filter_map(|b| parse_bind(b).ok().map(|m| (b, m)))
-        .map(|(spec, m)| MountPoint {
-            kind: "bind".into(),
-            name: None,
-            source: m.source.to_string_lossy().into_owned(),
-            destination: m.destination.clone(),
-            driver: None,
-            mode: spec.splitn(3, ':').nth(2).unwrap_or("").to_string(),
-            rw: !m.readonly,
-            propagation: "rprivate".into(),
-        })
-        .collect()
+    crate::mounts::of(&r.host_config).unwrap_or_default().iter().map(crate::mounts::MountSpec::mount_point).collect()
 }
 
 fn matches_filters(r: &Record, filters: &BTreeMap<String, Vec<String>>, image: &str) -> bool {
@@ -1598,17 +1570,6 @@ mod tests {
             hc.log_config.config = Some(opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
             assert_eq!(&log_options(&hc), want, "{kind} {opts:?}");
         }
-    }
-
-    #[test]
-    fn binds_parse() {
-        let m = parse_bind("/tmp:/data:ro").expect("bind");
-        assert_eq!(m.source, PathBuf::from("/tmp"));
-        assert_eq!(m.destination, "/data");
-        assert!(m.readonly);
-        assert!(!parse_bind("/tmp:/data").expect("bind").readonly);
-        assert!(parse_bind("/tmp:data").is_err());
-        assert!(parse_bind("nope").is_err());
     }
 
     #[test]

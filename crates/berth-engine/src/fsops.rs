@@ -407,10 +407,8 @@ fn mount_points(rec: &crate::record::Record) -> Vec<PathBuf> {
     .iter()
     .map(PathBuf::from)
     .collect();
-    for b in rec.host_config.binds.iter().flatten() {
-        if let Some(dst) = b.split(':').nth(1) {
-            v.push(clean_abs(dst));
-        }
+    for m in crate::mounts::of(&rec.host_config).unwrap_or_default() {
+        v.push(clean_abs(&m.destination));
     }
     v
 }

@@ -20,6 +20,7 @@ mod images;
 pub mod logs;
 mod logs_local;
 pub mod merge;
+pub mod mounts;
 pub mod names;
 mod record;
 pub mod signal;

@@ -305,6 +305,47 @@ impl<'f> RevLines<'f> {
     }
 }
 
+/// The open files of a log, newest first (the live one at 0 if any): opening them only
+/// takes a few syscalls, done before a request is answered so that a container removed
+/// afterwards cannot take its log from a reader.
+pub(crate) struct LogFiles {
+    files: Vec<File>,
+    live_id: Option<(u64, u64)>,
+}
+
+impl LogFiles {
+    /// Opens the live log and its rotated files, skipping a file seen twice when a
+    /// rotation happens meanwhile.
+    pub(crate) fn open(path: &Path) -> io::Result<LogFiles> {
+        let mut files: Vec<File> = Vec::new();
+        let mut seen = Vec::new();
+        let mut live_id = None;
+        match File::open(path) {
+            Ok(f) => {
+                let id = file_id(&f.metadata()?);
+                live_id = Some(id);
+                seen.push(id);
+                files.push(f);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        for n in 1.. {
+            let f = match File::open(numbered(path, n)) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                Err(e) => return Err(e),
+            };
+            let id = file_id(&f.metadata()?);
+            if !seen.contains(&id) {
+                seen.push(id);
+                files.push(f);
+            }
+        }
+        Ok(LogFiles { files, live_id })
+    }
+}
+
 /// The log as opened for one request: reads forward from where `--tail` starts through
 /// the rotated files to the live one, which it follows across rotations.
 pub(crate) struct LogReader {
@@ -333,32 +374,13 @@ impl LogReader {
     /// Opens the live log and its rotated files (newest first, skipping a file seen twice
     /// when a rotation happens meanwhile) and positions at the start of the `--tail`.
     pub(crate) fn open(path: &Path, opts: LogOptions, limits: Limits) -> io::Result<LogReader> {
-        let mut files: Vec<File> = Vec::new(); // newest first; the live one at 0 if any
-        let mut seen = Vec::new();
-        let mut live_id = None;
-        match File::open(path) {
-            Ok(f) => {
-                let id = file_id(&f.metadata()?);
-                live_id = Some(id);
-                seen.push(id);
-                files.push(f);
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
+        LogReader::position(path, LogFiles::open(path)?, opts, limits)
+    }
+
+    /// Positions a reader over `opened` (the files of `path`) at the start of the `--tail`.
+    fn position(path: &Path, opened: LogFiles, opts: LogOptions, limits: Limits) -> io::Result<LogReader> {
+        let LogFiles { files, live_id } = opened;
         let has_live = live_id.is_some();
-        for n in 1.. {
-            let f = match File::open(numbered(path, n)) {
-                Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
-                Err(e) => return Err(e),
-            };
-            let id = file_id(&f.metadata()?);
-            if !seen.contains(&id) {
-                seen.push(id);
-                files.push(f);
-            }
-        }
         let mut peak = 0;
         // Where reading starts: (index in `files`, offset).
         let (first, offset) = match opts.tail {
@@ -510,7 +532,9 @@ impl Reader {
 
 impl Engine {
     /// `GET /containers/{id}/logs`: the container's TTY flag and a stream of entries.
-    /// A container logging to `none` has nothing to read: Docker's 501.
+    /// A container logging to `none` has nothing to read: Docker's 501. A json-file
+    /// log's files are open when this returns, so a client that reads the stream later
+    /// (as docker-py's `run` does, after `wait` and `remove`) still gets every entry.
     pub fn logs(&self, name_or_id: &str, opts: LogOptions) -> Result<(bool, mpsc::Receiver<LogEntry>)> {
         let c = self.lookup(name_or_id)?;
         let tty = c.tty();
@@ -518,11 +542,24 @@ impl Engine {
         let Some(path) = self.log_file(&c.id, driver) else {
             return Err(Error::new(ErrorKind::NotImplemented, "configured logging driver does not support reading"));
         };
+        let mut notice = c.subscribe();
+        let follow = opts.follow;
+        // The `local` reader opens its files (and counts a tail through compressed
+        // ones) off the async threads, below.
+        let files = match driver {
+            LogDriver::Local => None,
+            _ => Some(LogFiles::open(&path).map_err(|e| Error::io("open", &path, e))?),
+        };
+        // Removed meanwhile (its log gone before it was opened): gone, as Docker
+        // answers then, rather than an empty stream.
+        self.lookup(&c.id)?;
         let (tx, rx) = mpsc::channel(256);
         tokio::spawn(async move {
-            let mut notice = c.subscribe();
-            let follow = opts.follow;
-            let opened = tokio::task::spawn_blocking(move || Reader::open(driver, &path, opts, Limits::default())).await;
+            let opened = tokio::task::spawn_blocking(move || match files {
+                Some(files) => LogReader::position(&path, files, opts, Limits::default()).map(Reader::Json),
+                None => Reader::open(driver, &path, opts, Limits::default()),
+            })
+            .await;
             let Ok(Ok(mut reader)) = opened else { return };
             loop {
                 // Observed before reading: once the container has stopped, the shim has
@@ -646,6 +683,31 @@ mod tests {
 
     fn nums(r: std::ops::Range<usize>) -> Vec<String> {
         r.map(|i| i.to_string()).collect()
+    }
+
+    /// The files are opened before a request is answered and positioned later: a log
+    /// whose container is removed in between (its directory renamed and deleted, as
+    /// `rm` does) is still read whole, following or not. (Opening by path after the
+    /// removal found nothing, and docker-py's `run(remove=True)` returned b"".)
+    #[test]
+    fn a_log_opened_before_removal_is_read_whole() {
+        for follow in [false, true] {
+            let tmp = tempfile::tempdir().expect("tmp");
+            let dir = tmp.path().join("c");
+            std::fs::create_dir(&dir).expect("mkdir");
+            let log = write_log(&dir, &[Some(lines("stdout", 0..5)), Some(lines("stdout", 100..102))]);
+            let files = LogFiles::open(&log).expect("open");
+            let doomed = tmp.path().join(".removing-c");
+            std::fs::rename(&dir, &doomed).expect("rename");
+            std::fs::remove_dir_all(&doomed).expect("remove");
+            let opts = LogOptions { follow, ..both() };
+            let mut r = LogReader::position(&log, files, opts, small()).expect("position");
+            let mut want = nums(100..102);
+            want.extend(nums(0..5));
+            assert_eq!(texts(&read_all(&mut r)), want, "follow {follow}");
+            // Opening by path now finds nothing.
+            assert!(read(&log, both(), small()).is_empty());
+        }
     }
 
     #[test]

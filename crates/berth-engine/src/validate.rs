@@ -30,7 +30,7 @@ const OBJECT_FIELDS: &[(&str, &str)] = &[
     ("Volumes", "map[string]struct {}"),
 ];
 
-fn json_kind(v: &Value) -> &'static str {
+pub(crate) fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "bool",
@@ -171,37 +171,9 @@ pub fn host_config(hc: &HostConfig, ncpu: usize) -> Result<()> {
         )));
     }
     for m in hc.mounts.iter().flatten() {
-        mount(m)?;
+        crate::mounts::parse_mount(m)?;
     }
     network_mode(&hc.network_mode)
-}
-
-/// One `HostConfig.Mounts` entry: a known type and a target, as Docker's mount parser.
-fn mount(m: &Value) -> Result<()> {
-    let Value::Object(o) = m else {
-        return Err(Error::invalid(format!(
-            "json: cannot unmarshal {} into Go struct field HostConfig.HostConfig.Mounts of type mount.Mount",
-            json_kind(m)
-        )));
-    };
-    let kind = o.get("Type").and_then(Value::as_str).unwrap_or("");
-    let bad = |why: &str| Error::invalid(format!("invalid mount config for type \"{kind}\": {why}"));
-    if !matches!(kind, "bind" | "volume" | "tmpfs") {
-        return Err(bad("mount type unknown"));
-    }
-    let target = o.get("Target").and_then(Value::as_str).unwrap_or("");
-    if target.is_empty() {
-        return Err(bad("field Target must not be empty"));
-    }
-    if !target.starts_with('/') {
-        return Err(bad(&format!("invalid mount path: '{target}' mount path must be absolute")));
-    }
-    let source = o.get("Source").and_then(Value::as_str).unwrap_or("");
-    match kind {
-        "bind" if source.is_empty() => Err(bad("field Source must not be empty")),
-        "tmpfs" if !source.is_empty() => Err(bad("field Source must not be specified")),
-        _ => Ok(()),
-    }
 }
 
 /// Built-in modes and `container:<id>` pass; any other name is a network Berth does not
@@ -404,9 +376,7 @@ mod tests {
             };
             crate::merge::merge(&mut cfg, &image);
             let _ = crate::merge::command(&cfg);
-            for b in hc.binds.iter().flatten() {
-                let _ = crate::containers::parse_bind(b);
-            }
+            let _ = crate::mounts::of(&hc);
             let _ = crate::containers::security_spec(&hc);
             let _ = crate::containers::log_options(&hc);
             let _ = crate::lifecycle::validate_restart_policy(&hc);

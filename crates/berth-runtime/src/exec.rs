@@ -95,7 +95,8 @@ fn setup(c: &Container<'_>, exec: &ExecSpec, io: Option<PipeIo>) -> Result<Ready
     let passwd = user::parse_passwd(&std::fs::read_to_string("/etc/passwd").unwrap_or_default());
     let groups = user::parse_group(&std::fs::read_to_string("/etc/group").unwrap_or_default());
     let who = if exec.user.is_empty() { &spec.user } else { &exec.user };
-    let exec_user = user::resolve(who, &passwd, &groups)?;
+    let mut exec_user = user::resolve(who, &passwd, &groups)?;
+    user::add_groups(&mut exec_user, &spec.group_add, &groups)?;
     let env = build_env_from(&spec.hostname, exec.tty, &[&spec.env, &exec.env], &exec_user.home);
 
     let cwd = [exec.cwd.as_str(), spec.cwd.as_str(), "/"].into_iter().find(|s| !s.is_empty()).unwrap_or("/");

@@ -90,7 +90,8 @@ fn setup(spec: &RunSpec, io: Option<PipeIo>) -> Result<Ready, String> {
 
     let passwd = user::parse_passwd(&std::fs::read_to_string("/etc/passwd").unwrap_or_default());
     let groups = user::parse_group(&std::fs::read_to_string("/etc/group").unwrap_or_default());
-    let exec_user = user::resolve(&spec.user, &passwd, &groups)?;
+    let mut exec_user = user::resolve(&spec.user, &passwd, &groups)?;
+    user::add_groups(&mut exec_user, &spec.group_add, &groups)?;
     let env = build_env(spec, &exec_user.home);
 
     let cwd = if spec.cwd.is_empty() { "/" } else { spec.cwd.as_str() };

@@ -327,7 +327,8 @@ fn mounts(spec: &RunSpec) -> Vec<Mount> {
         let user_opts = m.options.iter().filter(|o| !matches!(o.as_str(), "ro" | "rw" | "bind" | "rbind"));
         match m.kind {
             MountKind::Bind => {
-                options.push("rbind".to_string());
+                let recursive = !m.options.iter().any(|o| o == "bind");
+                options.push(if recursive { "rbind" } else { "bind" }.to_string());
                 options.push(if m.readonly { "ro" } else { "rw" }.to_string());
                 options.extend(user_opts.cloned());
                 if !options.iter().any(|o| is_propagation(o)) {

@@ -155,8 +155,12 @@ fn apply_user_mount(merged: &Path, m: &Mount) -> Result<(), String> {
     let mut flags: libc::c_ulong = if m.readonly { libc::MS_RDONLY } else { 0 };
     let mut data = Vec::new();
     let mut prop = 0;
+    let mut recursive = libc::MS_REC;
     for o in &m.options {
-        if let Some((set, clear)) = flag_word(o) {
+        if o == "bind" {
+            // Docker's `bind-nonrecursive`: the source's submounts stay behind.
+            recursive = 0;
+        } else if let Some((set, clear)) = flag_word(o) {
             flags = (flags | set) & !clear;
         } else if let Some(p) = propagation(o) {
             prop = p;
@@ -178,7 +182,7 @@ fn apply_user_mount(merged: &Path, m: &Mount) -> Result<(), String> {
             } else {
                 ensure_file(&target)?;
             }
-            do_mount(Some(&m.source), &target, None, libc::MS_BIND | libc::MS_REC, None)?;
+            do_mount(Some(&m.source), &target, None, libc::MS_BIND | recursive, None)?;
             if flags != 0 {
                 do_mount(None, &target, None, libc::MS_BIND | libc::MS_REMOUNT | flags, None)?;
             }
@@ -190,12 +194,23 @@ fn apply_user_mount(merged: &Path, m: &Mount) -> Result<(), String> {
     Ok(())
 }
 
+/// The propagation of the new mount namespace's copy of the host's mounts: rprivate,
+/// unless a mount asks for shared or slave propagation; then rslave, so that mounts made
+/// on the host under a bind source reach the container while nothing the container
+/// mounts (its overlay, /proc, ...) reaches the host (what Docker gets from runc's
+/// rslave rootfs propagation).
+fn root_propagation(mounts: &[Mount]) -> libc::c_ulong {
+    let wants = mounts.iter().flat_map(|m| &m.options).filter_map(|o| propagation(o));
+    let shared_or_slave = wants.into_iter().any(|p| p & (libc::MS_SHARED | libc::MS_SLAVE) != 0);
+    libc::MS_REC | if shared_or_slave { libc::MS_SLAVE } else { libc::MS_PRIVATE }
+}
+
 /// Everything before the init can run inside its rootfs: in the init's new mount
 /// namespace, makes mounts private, mounts the overlay, the standard filesystems, /dev,
 /// the spec's mounts, and pivots into `merged`. On return the cwd is "/".
 pub fn prepare(spec: &RunSpec) -> Result<(), String> {
     let merged = &spec.rootfs.merged;
-    do_mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None)?;
+    do_mount(None, Path::new("/"), None, root_propagation(&spec.mounts), None)?;
     mount_overlay(&spec.rootfs)?;
     for op in standard_mounts() {
         let target = merged.join(op.target.trim_start_matches('/'));
@@ -290,6 +305,21 @@ mod tests {
             overlay_data(&r, Some(&base)),
             "lowerdir=image/layers/aa/diff:image/layers/bb/diff,upperdir=containers/x/fs/upper,workdir=containers/x/fs/work"
         );
+    }
+
+    #[test]
+    fn root_propagation_is_slave_only_when_a_mount_shares() {
+        let bind = |o: &[&str]| Mount { options: o.iter().map(|s| s.to_string()).collect(), ..Default::default() };
+        let cases: &[(&[&[&str]], libc::c_ulong)] = &[
+            (&[], libc::MS_REC | libc::MS_PRIVATE),
+            (&[&["rprivate"], &["private", "bind"]], libc::MS_REC | libc::MS_PRIVATE),
+            (&[&["rprivate"], &["rshared"]], libc::MS_REC | libc::MS_SLAVE),
+            (&[&["slave"]], libc::MS_REC | libc::MS_SLAVE),
+        ];
+        for (opts, want) in cases {
+            let mounts: Vec<Mount> = opts.iter().map(|o| bind(o)).collect();
+            assert_eq!(root_propagation(&mounts), *want, "{opts:?}");
+        }
     }
 
     #[test]

@@ -186,7 +186,8 @@ fn host_facts(spec: &RunSpec) -> Result<HostFacts, String> {
     };
     let passwd = user::parse_passwd(&read("/etc/passwd"));
     let groups = user::parse_group(&read("/etc/group"));
-    let user = user::resolve(&spec.user, &passwd, &groups).map_err(|e| create_error(&e))?;
+    let mut user = user::resolve(&spec.user, &passwd, &groups).map_err(|e| create_error(&e))?;
+    user::add_groups(&mut user, &spec.group_add, &groups).map_err(|e| create_error(&e))?;
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     Ok(HostFacts {
         user,

@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 const HIGH_WATER: usize = 1 << 20;
 /// After the init exits, how long to wait for output EOF (holders outside the pid ns).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// Reads of each output still done at exit, after the drain deadline.
+const FINAL_READS: usize = 64;
 /// How long an exec may take from fork to execve before the shim gives up on it.
 const EXEC_SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frame stream type carrying an exec's exit code (ASCII decimal) as its last frame.
@@ -491,7 +493,9 @@ impl Shim {
                 match *tag {
                     Tag::Sig => self.reap(),
                     Tag::Listen => self.accept(),
-                    Tag::Out(i) => self.read_output(i),
+                    Tag::Out(i) => {
+                        self.read_output(i);
+                    }
                     Tag::Stdin => self.stdin.flush(),
                     Tag::ExecOut(e, i) => self.read_exec_output(e, i),
                     Tag::ExecStdin(e) => self.execs[e].stdin.flush(),
@@ -857,9 +861,10 @@ impl Shim {
         r
     }
 
-    fn read_output(&mut self, i: usize) {
+    /// One read of output `i` to the log and attach clients; false when nothing was read.
+    fn read_output(&mut self, i: usize) -> bool {
         let o = &mut self.outputs[i];
-        let Some(n) = read_some(&mut o.file, &mut self.buf, &mut o.open) else { return };
+        let Some(n) = read_some(&mut o.file, &mut self.buf, &mut o.open) else { return false };
         let data = &self.buf[..n];
         if let Some(log) = &mut self.log {
             let time = LogTime::now(self.spec.log_format);
@@ -879,6 +884,7 @@ impl Shim {
                 }
             }
         }
+        true
     }
 
     /// Exec output goes to the exec's connection only (never to the log).
@@ -898,6 +904,16 @@ impl Shim {
             oom_killed: false,
             finished_at: timefmt::now_rfc3339_nano(),
         });
+        // What the container wrote before the drain deadline and is still in the pipes
+        // goes to the log before exit.json and the waiters hear of the exit (a bounded
+        // number of reads: a leftover background process may write on).
+        for i in 0..self.outputs.len() {
+            for _ in 0..FINAL_READS {
+                if !self.outputs[i].open || !self.read_output(i) {
+                    break;
+                }
+            }
+        }
         // Trailing partial lines.
         if let Some(log) = &mut self.log {
             let time = LogTime::now(self.spec.log_format);

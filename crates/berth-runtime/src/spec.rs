@@ -16,6 +16,9 @@ pub struct RunSpec {
     pub cwd: String,
     /// "", "uid", "uid:gid", "name", "name:group", resolved inside the container.
     pub user: String,
+    /// `--group-add`: supplementary groups (gids or names in the container's
+    /// /etc/group) for the init and every exec.
+    pub group_add: Vec<String>,
     pub hostname: String,
     pub tty: bool,
     pub open_stdin: bool,

@@ -112,6 +112,23 @@ pub fn resolve(spec: &str, passwd: &[PasswdEntry], groups: &[GroupEntry]) -> Res
     Ok(ExecUser { uid, gid, groups: sgids, home })
 }
 
+/// Adds `--group-add` entries to `u`'s supplementary groups, as runc's
+/// `GetAdditionalGroups`: a name or gid found in the group file, else a plain number.
+pub fn add_groups(u: &mut ExecUser, extra: &[String], groups: &[GroupEntry]) -> Result<(), String> {
+    for g in extra {
+        let gid = match groups.iter().find(|e| e.name == *g || e.gid.to_string() == *g) {
+            Some(e) => e.gid,
+            None => g
+                .parse::<u32>()
+                .map_err(|_| format!("Unable to find group {g}: no matching entries in group file"))?,
+        };
+        if !u.groups.contains(&gid) {
+            u.groups.push(gid);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +160,24 @@ mod tests {
             assert_eq!(resolve(spec, &p, &g), want, "{spec}");
         }
         assert_eq!(resolve("", &[], &[]), ok(0, 0, &[0], "/"));
+    }
+
+    #[test]
+    fn group_add_takes_names_and_numbers() {
+        let g = parse_group(GROUP);
+        type Case<'a> = (&'a [&'a str], Result<&'a [u32], &'a str>);
+        let cases: &[Case] = &[
+            (&[], Ok(&[1000, 10, 29])),
+            (&["audio", "wheel"], Ok(&[1000, 10, 29])),
+            (&["daemon", "4242"], Ok(&[1000, 10, 29, 1, 4242])),
+            (&["1"], Ok(&[1000, 10, 29, 1])),
+            (&["ghosts"], Err("Unable to find group ghosts: no matching entries in group file")),
+        ];
+        for (extra, want) in cases {
+            let mut u = resolve("app", &parse_passwd(PASSWD), &g).expect("app");
+            let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+            let got = add_groups(&mut u, &extra, &g).map(|()| u.groups.clone());
+            assert_eq!(got, want.map(<[u32]>::to_vec).map_err(str::to_string), "{extra:?}");
+        }
     }
 }

@@ -222,6 +222,7 @@ pub fn build_create(o: &RunArgs, image: &str, cmd: &[String], console: Option<(u
         let (p, opts) = t.split_once(':').unwrap_or((t, ""));
         tmpfs.insert(p.to_string(), opts.to_string());
     }
+    let mounts = o.mount.iter().map(|m| mount_spec(m)).collect::<Result<Vec<_>, _>>().map_err(bad)?;
     let mut log_cfg = BTreeMap::new();
     for l in &o.log_opt {
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
@@ -312,15 +313,112 @@ pub fn build_create(o: &RunArgs, image: &str, cmd: &[String], console: Option<(u
         ulimits: Some(ulimits),
         init: if o.init { Some(true) } else { None },
         tmpfs: if tmpfs.is_empty() { None } else { Some(tmpfs) },
+        mounts: if mounts.is_empty() { None } else { Some(mounts) },
         ..Default::default()
     };
-    Ok(ContainerCreateRequest { config, host_config: Some(host), networking_config: Some(NetworkingConfig { endpoints_config: Some(endpoints) }) })
+    Ok(ContainerCreateRequest { config, host_config: Some(host), networking_config: Some(NetworkingConfig { endpoints_config: Some(endpoints) }), runtime: None })
+}
+
+/// One `--mount` value (`type=bind,src=/a,dst=/b,readonly`) as the docker CLI's
+/// `opts.MountOpt` makes it a `HostConfig.Mounts` entry, with its texts.
+fn mount_spec(value: &str) -> Result<Value, String> {
+    let mut m = serde_json::Map::new();
+    let mut kind = "volume".to_string();
+    let (mut bind, mut tmpfs) = (serde_json::Map::new(), serde_json::Map::new());
+    let flag = |k: &str, v: Option<&str>| -> Result<bool, String> {
+        match v.unwrap_or("true") {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            other => Err(format!("invalid value for {k}: {other}")),
+        }
+    };
+    for field in value.split(',').filter(|f| !f.is_empty()) {
+        let (key, val) = match field.split_once('=') {
+            Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim())),
+            None => (field.trim().to_ascii_lowercase(), None),
+        };
+        let need = || val.ok_or_else(|| format!("invalid field '{field}' must be a key=value pair"));
+        match key.as_str() {
+            "readonly" | "ro" => {
+                m.insert("ReadOnly".into(), json!(flag(&key, val)?));
+            }
+            "bind-nonrecursive" => {
+                bind.insert("NonRecursive".into(), json!(flag(&key, val)?));
+            }
+            "type" => kind = need()?.to_string(),
+            "source" | "src" => {
+                m.insert("Source".into(), json!(need()?));
+            }
+            "target" | "dst" | "destination" => {
+                m.insert("Target".into(), json!(need()?));
+            }
+            "consistency" => {
+                m.insert("Consistency".into(), json!(need()?));
+            }
+            "bind-propagation" => {
+                bind.insert("Propagation".into(), json!(need()?.to_ascii_lowercase()));
+            }
+            "tmpfs-size" => {
+                tmpfs.insert("SizeBytes".into(), json!(ram_in_bytes(need()?)?));
+            }
+            "tmpfs-mode" => {
+                let v = need()?;
+                let mode = u32::from_str_radix(v, 8).map_err(|_| format!("invalid value for {key}: {v}"))?;
+                tmpfs.insert("Mode".into(), json!(mode));
+            }
+            _ => return Err(format!("unexpected key '{key}' in '{field}'")),
+        }
+    }
+    if !m.contains_key("Target") {
+        return Err("target is required".into());
+    }
+    if !bind.is_empty() {
+        if kind != "bind" {
+            return Err(format!("cannot mix 'bind-*' options with mount type '{kind}'"));
+        }
+        m.insert("BindOptions".into(), Value::Object(bind));
+    }
+    if !tmpfs.is_empty() {
+        if kind != "tmpfs" {
+            return Err(format!("cannot mix 'tmpfs-*' options with mount type '{kind}'"));
+        }
+        m.insert("TmpfsOptions".into(), Value::Object(tmpfs));
+    }
+    m.insert("Type".into(), json!(kind));
+    Ok(Value::Object(m))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn mount_values_as_the_docker_cli_sends_them() {
+        let cases: &[(&str, Result<Value, &str>)] = &[
+            (
+                "type=bind,src=/a,dst=/b,readonly",
+                Ok(json!({"Type": "bind", "Source": "/a", "Target": "/b", "ReadOnly": true})),
+            ),
+            (
+                "type=bind,source=/a,target=/b,bind-propagation=rshared,bind-nonrecursive",
+                Ok(json!({"Type": "bind", "Source": "/a", "Target": "/b",
+                          "BindOptions": {"Propagation": "rshared", "NonRecursive": true}})),
+            ),
+            (
+                "type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=1770",
+                Ok(json!({"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 1048576, "Mode": 0o1770}})),
+            ),
+            ("src=v,dst=/d", Ok(json!({"Type": "volume", "Source": "v", "Target": "/d"}))),
+            ("type=bind,src=/a", Err("target is required")),
+            ("type=bind,src=/a,dst=/b,bogus=1", Err("unexpected key 'bogus' in 'bogus=1'")),
+            ("type=tmpfs,dst=/t,bind-propagation=shared", Err("cannot mix 'bind-*' options with mount type 'tmpfs'")),
+            ("type=bind,src", Err("invalid field 'src' must be a key=value pair")),
+        ];
+        for (v, want) in cases {
+            assert_eq!(mount_spec(v), want.clone().map_err(str::to_string), "{v}");
+        }
+    }
 
     fn run_args(argv: &str) -> RunArgs {
         #[derive(Parser)]
