@@ -420,7 +420,12 @@ pub fn events(ctx: &mut Ctx, o: EventsArgs) -> CmdResult {
     let resp = ctx.client.send("GET", &query("/events", &params), &[], Body::None)?;
     let mut out = io::stdout();
     for v in serde_json::Deserializer::from_reader(resp).into_iter::<Value>() {
-        let Ok(v) = v else { break };
+        // The daemon went away mid-stream: Docker's CLI says so and exits 1.
+        let v = match v {
+            Ok(v) => v,
+            Err(e) if e.is_io() || e.is_eof() => return Err(Fail::new(1, berth_client::UNEXPECTED_EOF)),
+            Err(_) => break,
+        };
         let line = match &tpl {
             Some(t) => t.execute(&v, false).map_err(|e| Fail::new(1, e))?,
             None => match serde_json::from_value::<EventMessage>(v) {

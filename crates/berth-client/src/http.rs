@@ -202,7 +202,7 @@ impl<R: BufRead> BodyReader<R> {
     fn next_chunk(&mut self) -> io::Result<()> {
         let mut line = String::new();
         if read_line(&mut self.inner, &mut line)? == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed in chunked body"));
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, crate::UNEXPECTED_EOF));
         }
         let size = line.split(';').next().unwrap_or("").trim();
         let n = u64::from_str_radix(size, 16).map_err(|_| bad(format!("bad chunk size {line:?}")))?;

@@ -37,13 +37,27 @@ pub enum Error {
     /// A non-2xx answer without any body: Docker prints this text without the prefix.
     #[error("{0}")]
     Bare(String),
-    #[error("error during connect: {0}")]
+    /// A connection that broke: a stream the daemon cut short reads as Go's
+    /// `unexpected EOF`, as the docker CLI prints it; anything else as a connect error.
+    #[error("{}", io_text(.0))]
     Io(#[from] io::Error),
     #[error("{0}")]
     Protocol(String),
     #[error("{0}")]
     Host(String),
 }
+
+fn io_text(e: &io::Error) -> String {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        UNEXPECTED_EOF.to_string()
+    } else {
+        format!("error during connect: {e}")
+    }
+}
+
+/// Go's `io.ErrUnexpectedEOF`: what the docker CLI prints when the daemon goes away in
+/// the middle of a stream (`events`, `logs -f`, `wait`).
+pub const UNEXPECTED_EOF: &str = "unexpected EOF";
 
 impl Error {
     /// The HTTP status of an API error, if this is one.

@@ -119,3 +119,27 @@ fn version_reports_the_build() {
     d.berth(&["version"]).ok().stdout_has("  Rust version:").stdout_lacks("Go version");
     d.docker(&["version"]).ok().stdout_has("  Git commit:");
 }
+
+/// `events`, `logs -f` and `wait` whose daemon dies say so as the docker CLI does
+/// (`unexpected EOF`, exit 1) rather than ending quietly; the container (which outlives
+/// berthd) is still there for the same commands once berthd is back.
+#[test]
+fn streams_report_a_lost_daemon_and_work_again_after_it() {
+    let mut d = Daemon::start();
+    d.berth(&["run", "-d", "--name", "tick", "busybox", "sh", "-c", "while true; do echo tick; sleep 0.2; done"]).ok();
+    for cli in [Cli::Berth, Cli::Docker] {
+        let events = d.cli_background(cli, &["events"]);
+        let logs = d.cli_background(cli, &["logs", "-f", "tick"]);
+        let wait = d.cli_background(cli, &["wait", "tick"]);
+        logs.expect_stdout("tick", std::time::Duration::from_secs(20));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        d.kill9();
+        for (what, bg) in [("events", events), ("logs -f", logs), ("wait", wait)] {
+            let r = bg.wait(std::time::Duration::from_secs(30));
+            assert_eq!(r.code, 1, "{cli:?} {what}: {r:?}");
+            assert!(r.stderr.contains("unexpected EOF"), "{cli:?} {what}: {r:?}");
+        }
+        d.start_again();
+        d.cli(cli, &["logs", "--tail", "1", "tick"]).ok().stdout_has("tick");
+    }
+}
