@@ -16,6 +16,9 @@ pub struct ExecConfig {
     pub attach_stderr: bool,
     pub attach_stdout: bool,
     pub detach: bool,
+    /// Go's JSON decoder matches keys without regard to case, and docker-py sends
+    /// `detachKeys` (from `~/.docker/config.json`).
+    #[serde(alias = "detachKeys")]
     pub detach_keys: String,
     pub env: Option<Vec<String>>,
     pub working_dir: String,
@@ -59,4 +62,17 @@ pub struct ExecInspect {
     pub container_id: String,
     pub detach_keys: String,
     pub pid: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_keys_in_either_case() {
+        for body in [r#"{"DetachKeys":"ctrl-p"}"#, r#"{"detachKeys":"ctrl-p"}"#] {
+            let c: ExecConfig = serde_json::from_str(body).expect("parse");
+            assert_eq!(c.detach_keys, "ctrl-p", "{body}");
+        }
+    }
 }
