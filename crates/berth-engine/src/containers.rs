@@ -216,6 +216,15 @@ impl Engine {
             }
             map.insert(id.clone(), c.clone());
         }
+        // The rename is durable once the containers directory is synced (the record
+        // and the new directory's entries were synced before it).
+        let parent = dir.parent().map(std::path::Path::to_path_buf);
+        if let Some(parent) = parent {
+            let synced = tokio::task::spawn_blocking(move || berth_sys::fs::fsync_dir(&parent)).await;
+            if let Ok(Err(e)) = synced {
+                tracing::warn!(container = %id, "syncing the new container's directory: {e}");
+            }
+        }
         self.container_event(&c.record(), "create", &[]);
         Ok(ContainerCreateResponse { id, warnings: Vec::new() })
     }
@@ -359,7 +368,7 @@ impl Engine {
                 // Docker records the failure: 127 (not found), 126 (not executable),
                 // else 128, and the message, in State.
                 let code = start_failure_code(e);
-                let _ = c.update(&self.container_dir(&c.id), |r| {
+                let _ = c.update_state(&self.container_dir(&c.id), |r| {
                     r.state.exit_code = code;
                     r.state.error = e.message.clone();
                 });
@@ -386,7 +395,8 @@ impl Engine {
         let spec = self.run_spec(&rec, lower)?;
         let spec_path = self.spec_path(&rec.id);
         let spec_json = serde_json::to_vec(&spec).map_err(|e| Error::internal(e.to_string()))?;
-        crate::write_atomic(&spec_path, &spec_json)?;
+        // The exec root is a tmpfs: a machine crash takes it (and the container) away.
+        crate::write_atomic_as(&spec_path, &spec_json, berth_sys::fs::Durability::Volatile)?;
         let _ = std::fs::remove_file(&spec.exit_path);
         let shim_bin = self.inner.cfg.shim_bin.clone();
         let sp = spec_path.clone();
@@ -430,7 +440,7 @@ impl Engine {
         }
         let dir = self.container_dir(&rec.id);
         let shim_pid = shim.id() as i32;
-        c.update(&dir, |r| {
+        c.update_state(&dir, |r| {
             r.state.status = Status::Running;
             r.state.pid = started.pid as i64;
             r.state.exit_code = 0;
@@ -506,7 +516,7 @@ impl Engine {
         };
         lock(&c.attaches).live = false;
         let dir = self.container_dir(&c.id);
-        let rec = c.update(&dir, |r| {
+        let rec = c.update_state(&dir, |r| {
             r.state.status = Status::Exited;
             r.state.pid = 0;
             r.state.exit_code = code;
@@ -560,7 +570,7 @@ impl Engine {
             *b
         };
         let dir = self.container_dir(&c.id);
-        let _ = c.update(&dir, |r| {
+        let _ = c.update_state(&dir, |r| {
             r.state.status = Status::Restarting;
             r.restart_count += 1;
         });
@@ -576,7 +586,7 @@ impl Engine {
             }
             if let Err(e) = engine.start(&c.id).await {
                 tracing::warn!(container = %c.id, "restart failed: {e}");
-                let _ = c.update(&engine.container_dir(&c.id), |r| {
+                let _ = c.update_state(&engine.container_dir(&c.id), |r| {
                     r.state.status = Status::Exited;
                     r.state.error = e.message.clone();
                 });
@@ -602,7 +612,7 @@ impl Engine {
             if let Some(cg) = self.cgroup_of(&c.id) {
                 let _ = tokio::task::spawn_blocking(move || cg.thaw()).await;
             }
-            let _ = c.update(&dir, |r| {
+            let _ = c.update_state(&dir, |r| {
                 if r.state.status == Status::Paused {
                     r.state.status = Status::Running;
                 }

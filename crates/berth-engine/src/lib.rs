@@ -274,5 +274,11 @@ pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<()> {
 /// rename, fsync of the directory), readable by root only ([`STATE_FILE_MODE`]): the
 /// records and run specs hold the containers' Env.
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    berth_sys::fs::write_atomic(path, data, STATE_FILE_MODE).map_err(|e| Error::io(e.op, &e.path, e.source))
+    write_atomic_as(path, data, berth_sys::fs::Durability::Durable)
+}
+
+/// [`write_atomic`] at a chosen sync level: runtime state is `Complete`, files in the
+/// exec root (a tmpfs) `Volatile` (docs/architecture.md, "Durable writes").
+pub(crate) fn write_atomic_as(path: &Path, data: &[u8], d: berth_sys::fs::Durability) -> Result<()> {
+    berth_sys::fs::write_atomic_with(path, data, STATE_FILE_MODE, d).map_err(|e| Error::io(e.op, &e.path, e.source))
 }

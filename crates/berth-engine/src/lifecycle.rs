@@ -92,7 +92,7 @@ impl Engine {
             .await
             .map_err(|e| Error::internal(e.to_string()))?
             .map_err(Error::from)?;
-        let rec = c.update(&self.container_dir(&r.id), |r| {
+        let rec = c.update_state(&self.container_dir(&r.id), |r| {
             r.state.status = Status::Paused;
         })?;
         self.container_event(&rec, "pause", &[]);
@@ -112,7 +112,7 @@ impl Engine {
             .await
             .map_err(|e| Error::internal(e.to_string()))?
             .map_err(Error::from)?;
-        let rec = c.update(&self.container_dir(&r.id), |r| {
+        let rec = c.update_state(&self.container_dir(&r.id), |r| {
             r.state.status = Status::Running;
         })?;
         self.container_event(&rec, "unpause", &[]);

@@ -122,10 +122,21 @@ impl Container {
 
     /// Applies `f` to the record and writes it to `dir/config.v2.json` (tmp + rename).
     pub(crate) fn update(&self, dir: &Path, f: impl FnOnce(&mut Record)) -> Result<Record> {
+        self.write(dir, f, berth_sys::fs::Durability::Durable)
+    }
+
+    /// [`Container::update`] for runtime state (running, exited, paused, restarting):
+    /// complete but not directory-synced, since a machine crash ends the container
+    /// anyway and the restore reconciles its state with the shim.
+    pub(crate) fn update_state(&self, dir: &Path, f: impl FnOnce(&mut Record)) -> Result<Record> {
+        self.write(dir, f, berth_sys::fs::Durability::Complete)
+    }
+
+    fn write(&self, dir: &Path, f: impl FnOnce(&mut Record), d: berth_sys::fs::Durability) -> Result<Record> {
         let mut rec = lock(&self.rec);
         f(&mut rec);
         let data = serde_json::to_vec(&*rec).map_err(|e| Error::internal(e.to_string()))?;
-        crate::write_atomic(&dir.join("config.v2.json"), &data)?;
+        crate::write_atomic_as(&dir.join("config.v2.json"), &data, d)?;
         Ok(rec.clone())
     }
 }

@@ -1033,7 +1033,8 @@ fn bind(path: &Path) -> Result<UnixListener, String> {
 /// durable: [`berth_sys::fs::write_atomic`].
 fn write_exit(path: &Path, x: &ExitInfo) -> io::Result<()> {
     let data = serde_json::to_vec(x).map_err(io::Error::other)?;
-    berth_sys::fs::write_atomic(path, &data, 0o600).map_err(|e| io::Error::new(e.source.kind(), e))
+    berth_sys::fs::write_atomic_with(path, &data, 0o600, berth_sys::fs::Durability::Complete)
+        .map_err(|e| io::Error::new(e.source.kind(), e))
 }
 
 /// Opens the log file in the spec's format (`local` keeps its files in their own dir).

@@ -5,7 +5,7 @@
 
 mod atomic;
 
-pub use atomic::{fsync_dir, remove_stale_temps, write_atomic, WriteError};
+pub use atomic::{fsync_dir, remove_stale_temps, write_atomic, write_atomic_with, Durability, WriteError};
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
