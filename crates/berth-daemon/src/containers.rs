@@ -190,7 +190,7 @@ pub fn attach(state: &State, mut ctx: Ctx, id: &str) -> Resp {
         Err(e) => return from_error(&e),
     };
     let relay = relay(opts.stdin);
-    hijack::relay(&mut ctx, relay, ticket.stream())
+    hijack::relay(&mut ctx, relay, async move { ticket.stream().await.map(|(s, g)| (s, Some(g))) })
 }
 
 pub async fn pause(state: &State, id: &str) -> Resp {

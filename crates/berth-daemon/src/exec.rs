@@ -91,11 +91,11 @@ pub async fn start(state: &State, mut ctx: Ctx, id: &str) -> Resp {
                 if let Ok(mut s) = started_exec.lock() {
                     *s = Some(started.exec.clone());
                 }
-                Some(started.stream)
+                Some((started.stream, None))
             }
             // The process could not be started (command not found, …): Docker has
             // hijacked already and writes the runtime's message into the stream.
-            Err(e) => error_stream(&format!("{}\r\n", e.message)),
+            Err(e) => error_stream(&format!("{}\r\n", e.message)).map(|s| (s, None)),
         }
     })
 }

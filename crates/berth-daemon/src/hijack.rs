@@ -143,6 +143,11 @@ pub struct Relay {
     pub prelude: Option<mpsc::Receiver<Bytes>>,
 }
 
+/// What a relay's source yields: the shim's stream and, for a container attach, the
+/// [`berth_engine::StreamGuard`] kept until the relay has written its last byte (the
+/// exit handling waits for it, so `wait` answers after the output went out).
+pub type Source = Option<(StdUnixStream, Option<berth_engine::StreamGuard>)>;
+
 fn content_type(ctx: &Ctx, tty: bool) -> &'static str {
     let multiplexed = ctx
         .version
@@ -176,7 +181,7 @@ async fn client_read_the_head(fd: crate::conn::ConnFd) {
 
 pub fn relay<F>(ctx: &mut Ctx, opts: Relay, source: F) -> Resp
 where
-    F: Future<Output = Option<StdUnixStream>> + Send + 'static,
+    F: Future<Output = Source> + Send + 'static,
 {
     let upgrade = ctx
         .header("upgrade")
@@ -194,7 +199,7 @@ where
                     }
                 }
             }
-            let Some(s) = source.await else { return };
+            let Some((s, _hold)) = source.await else { return };
             let Ok(s) = to_tokio(s) else { return };
             let (r, mut w) = s.into_split();
             let _ = w.shutdown().await;
@@ -239,7 +244,7 @@ where
             }
             let _ = client_w.flush().await;
         }
-        let Some(shim) = source.await else {
+        let Some((shim, _hold)) = source.await else {
             let _ = client_w.shutdown().await;
             return;
         };

@@ -33,14 +33,16 @@ pub struct AttachOpts {
 
 /// An attach request that was accepted: the stream comes now (running container) or at
 /// the next start (created or stopped container, as `docker run` attaches before start).
+/// The guard with each stream counts it from the moment it is connected to a run, so
+/// that run's exit waits for its relay (see [`crate::StreamGuard`]).
 pub enum AttachTicket {
-    Now(UnixStream),
-    Later(oneshot::Receiver<UnixStream>),
+    Now((UnixStream, crate::StreamGuard)),
+    Later(oneshot::Receiver<(UnixStream, crate::StreamGuard)>),
 }
 
 impl AttachTicket {
     /// The shim stream, or None when the container never started.
-    pub async fn stream(self) -> Option<UnixStream> {
+    pub async fn stream(self) -> Option<(UnixStream, crate::StreamGuard)> {
         match self {
             AttachTicket::Now(s) => Some(s),
             AttachTicket::Later(rx) => rx.await.ok(),
@@ -79,6 +81,9 @@ fn image_config_to_api(img: &berth_image::Image) -> berth_api::ContainerConfig {
         .and_then(|v| serde_json::from_value(v).ok())
         .unwrap_or_default()
 }
+
+/// How long an exit waits for the output of attached clients to be relayed.
+const STREAM_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long `kill` with SIGKILL waits for the exit to be recorded (Docker waits 2 s;
 /// more here so a loaded host does not turn a kill that worked into an error).
@@ -425,7 +430,7 @@ impl Engine {
             if let Ok(Ok(stream)) =
                 tokio::task::spawn_blocking(move || client::attach(&s, opts.stdin, opts.stdout, opts.stderr)).await
             {
-                let _ = p.tx.send(stream);
+                let _ = p.tx.send((stream, c.stream_guard()));
             }
         }
         let s = socket.clone();
@@ -515,6 +520,10 @@ impl Engine {
             None => (255, false, timefmt::now()),
         };
         lock(&c.attaches).live = false;
+        // The shim has written the last output to the attach sockets; let the daemon
+        // relay it to the clients before the container counts as exited (Docker waits
+        // up to 2 s for its attached streams too).
+        c.streams_drained(STREAM_DRAIN_TIMEOUT).await;
         let dir = self.container_dir(&c.id);
         let rec = c.update_state(&dir, |r| {
             r.state.status = Status::Exited;
@@ -630,7 +639,8 @@ impl Engine {
             // A shim that is just exiting refuses: the attach then waits for the next start.
             if let Ok(s) = client::attach(&socket, opts.stdin, opts.stdout, opts.stderr) {
                 drop(a);
-                return Ok((c, AttachTicket::Now(s)));
+                let guard = c.stream_guard();
+                return Ok((c, AttachTicket::Now((s, guard))));
             }
         }
         let (tx, rx) = oneshot::channel();

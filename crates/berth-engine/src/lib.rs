@@ -40,7 +40,7 @@ pub use images::ImportOptions;
 pub use exec::{Exec, ExecStream};
 pub use error::{Error, ErrorKind, Result};
 pub use logs::{LogEntry, LogOptions};
-pub use record::Container;
+pub use record::{Container, StreamGuard};
 /// For the daemon: give freed heap memory back after a large request.
 pub use berth_sys::mem::trim_heap;
 /// For the daemon's hijacked connections (it links no system crate of its own).

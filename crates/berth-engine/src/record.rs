@@ -47,7 +47,7 @@ pub struct Notice {
 
 pub(crate) struct PendingAttach {
     pub opts: AttachOpts,
-    pub tx: oneshot::Sender<std::os::unix::net::UnixStream>,
+    pub tx: oneshot::Sender<(std::os::unix::net::UnixStream, StreamGuard)>,
 }
 
 /// Attach bookkeeping, under one lock so an attach never falls between a start taking
@@ -68,6 +68,20 @@ pub struct Container {
     pub(crate) op: tokio::sync::Mutex<()>,
     /// Restart back-off in ms (in memory, as Docker's restart manager).
     pub(crate) backoff_ms: Mutex<u64>,
+    /// How many clients' attach streams are being relayed now (see [`StreamGuard`]).
+    streams: watch::Sender<usize>,
+}
+
+/// Held by the daemon while it relays a container's output to an attached client. The
+/// exit handling waits (bounded) until every guard is gone before waiters wake, as
+/// Docker drains its attached streams before the container counts as stopped: a client
+/// that ends on `wait` (`docker attach`, `run`) has had all the output by then.
+pub struct StreamGuard(watch::Sender<usize>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 impl Container {
@@ -85,7 +99,20 @@ impl Container {
             attaches: Mutex::new(Attaches::default()),
             op: tokio::sync::Mutex::new(()),
             backoff_ms: Mutex::new(0),
+            streams: watch::channel(0).0,
         }
+    }
+
+    /// Marks an attach stream as being relayed until the guard drops.
+    pub fn stream_guard(&self) -> StreamGuard {
+        self.streams.send_modify(|n| *n += 1);
+        StreamGuard(self.streams.clone())
+    }
+
+    /// Waits until no attach stream is being relayed, at most `timeout`.
+    pub(crate) async fn streams_drained(&self, timeout: std::time::Duration) {
+        let mut rx = self.streams.subscribe();
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|n| *n == 0)).await;
     }
 
     pub fn record(&self) -> Record {
