@@ -195,7 +195,9 @@ impl Engine {
                 let p = tmp.join(f);
                 std::fs::write(&p, content).map_err(|e| Error::io("write", &p, e))?;
             }
-            crate::write_atomic(&tmp.join("config.v2.json"), &data)
+            // The record's data is on disk before the directory appears under its name;
+            // the directory entries are synced after the rename, off the request's path.
+            crate::write_atomic_as(&tmp.join("config.v2.json"), &data, berth_sys::fs::Durability::Complete)
         })
         .await
         .map_err(|e| Error::internal(e.to_string()))??;
@@ -221,15 +223,21 @@ impl Engine {
             }
             map.insert(id.clone(), c.clone());
         }
-        // The rename is durable once the containers directory is synced (the record
-        // and the new directory's entries were synced before it).
-        let parent = dir.parent().map(std::path::Path::to_path_buf);
-        if let Some(parent) = parent {
-            let synced = tokio::task::spawn_blocking(move || berth_sys::fs::fsync_dir(&parent)).await;
-            if let Ok(Err(e)) = synced {
-                tracing::warn!(container = %id, "syncing the new container's directory: {e}");
+        // The new directory's entries and its name in the containers directory are
+        // synced in the background: the answer does not wait for two more disk flushes
+        // (a machine crash in that millisecond may lose the container, never leave half
+        // of one: the record was synced before the rename).
+        let (new_dir, parent) = (dir.clone(), dir.parent().map(std::path::Path::to_path_buf));
+        let sync_id = id.clone();
+        tokio::task::spawn_blocking(move || {
+            let synced = berth_sys::fs::fsync_dir(&new_dir).and_then(|()| match &parent {
+                Some(p) => berth_sys::fs::fsync_dir(p),
+                None => Ok(()),
+            });
+            if let Err(e) = synced {
+                tracing::warn!(container = %sync_id, "syncing the new container's directory: {e}");
             }
-        }
+        });
         self.container_event(&c.record(), "create", &[]);
         Ok(ContainerCreateResponse { id, warnings: Vec::new() })
     }
@@ -1508,7 +1516,7 @@ mod tests {
         let mode = |p: &std::path::Path| std::fs::metadata(p).expect("test setup").permissions().mode() & 0o7777;
         let dir = tmp.path().join("c");
         make_container_dirs(&dir).expect("test setup");
-        crate::write_atomic(&dir.join("config.v2.json"), b"{}").expect("test setup");
+        crate::write_atomic_as(&dir.join("config.v2.json"), b"{}", berth_sys::fs::Durability::Durable).expect("test setup");
         let want = [("", 0o710), ("fs", 0o710), ("fs/upper", 0o755), ("fs/work", 0o700), ("fs/merged", 0o755), ("config.v2.json", 0o600)];
         for (sub, m) in want {
             assert_eq!(mode(&dir.join(sub)), m, "{sub}");
@@ -1525,7 +1533,7 @@ mod tests {
         for (sub, m) in want {
             assert_eq!(mode(&dir.join(sub)), m, "tightened {sub}");
         }
-        crate::write_atomic(&dir.join("config.v2.json"), b"{}").expect("test setup");
+        crate::write_atomic_as(&dir.join("config.v2.json"), b"{}", berth_sys::fs::Durability::Durable).expect("test setup");
         assert_eq!(mode(&dir.join("config.v2.json")), 0o600);
     }
 

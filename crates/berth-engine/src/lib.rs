@@ -270,15 +270,10 @@ pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| Error::io("chmod", path, e))
 }
 
-/// Writes `data` to `path` durably ([`berth_sys::fs::write_atomic`]: temp file, fsync,
-/// rename, fsync of the directory), readable by root only ([`STATE_FILE_MODE`]): the
-/// records and run specs hold the containers' Env.
-pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    write_atomic_as(path, data, berth_sys::fs::Durability::Durable)
-}
-
-/// [`write_atomic`] at a chosen sync level: runtime state is `Complete`, files in the
-/// exec root (a tmpfs) `Volatile` (docs/architecture.md, "Durable writes").
+/// Writes `data` to `path` atomically at a chosen sync level ([`berth_sys::fs::
+/// write_atomic_with`]: user intent `Durable`, runtime state `Complete`, the exec root's
+/// files `Volatile`; docs/architecture.md, "Durable writes"), readable by root only
+/// ([`STATE_FILE_MODE`]): the records and run specs hold the containers' Env.
 pub(crate) fn write_atomic_as(path: &Path, data: &[u8], d: berth_sys::fs::Durability) -> Result<()> {
     berth_sys::fs::write_atomic_with(path, data, STATE_FILE_MODE, d).map_err(|e| Error::io(e.op, &e.path, e.source))
 }

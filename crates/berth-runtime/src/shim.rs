@@ -1033,7 +1033,9 @@ fn bind(path: &Path) -> Result<UnixListener, String> {
 /// durable: [`berth_sys::fs::write_atomic`].
 fn write_exit(path: &Path, x: &ExitInfo) -> io::Result<()> {
     let data = serde_json::to_vec(x).map_err(io::Error::other)?;
-    berth_sys::fs::write_atomic_with(path, &data, 0o600, berth_sys::fs::Durability::Complete)
+    // Volatile: berthd records the exit in the container's record (synced); exit.json
+    // only bridges a berthd that is down, and a machine crash ends the container anyway.
+    berth_sys::fs::write_atomic_with(path, &data, 0o600, berth_sys::fs::Durability::Volatile)
         .map_err(|e| io::Error::new(e.source.kind(), e))
 }
 
