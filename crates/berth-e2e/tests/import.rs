@@ -253,6 +253,20 @@ fn commit_records_the_parent() {
         .clone();
     assert_eq!(committed["ParentId"], base);
     assert_eq!(d.request("GET", "/v1.47/images/busybox/json", None).json()["Parent"], "");
+    // A parent stays while images committed on it exist, even forced (Docker's hard
+    // conflict); by tag it is only untagged.
+    let base_id = base.as_str().expect("id").to_string();
+    let short = &base_id["sha256:".len().."sha256:".len() + 12];
+    d.berth(&["rm", "-f", "cc"]).ok();
+    for cli in [Cli::Berth, Cli::Docker] {
+        d.cli(cli, &["rmi", "-f", &base_id]).code(1).stderr_has(&format!(
+            "conflict: unable to delete {short} (cannot be forced) - image has dependent child images"
+        ));
+    }
+    d.berth(&["rmi", "busybox"]).ok().stdout_has("Untagged: busybox:latest").stdout_lacks("Deleted");
+    assert_eq!(d.request("GET", &format!("/v1.47/images/{base_id}/json"), None).status, 200);
+    d.berth(&["rmi", "me/c:b", "me/c:d"]).ok();
+    d.berth(&["rmi", &base_id]).ok().stdout_has("Deleted");
 }
 
 /// docker-py's `import_image` from bytes, a file name and a stream, with changes.

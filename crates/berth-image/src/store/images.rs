@@ -119,6 +119,14 @@ impl ImageStore {
         let mut records = Vec::new();
         let repo_refs = refs_of(&st, &id);
         let by_id = is_id_prefix(&id, name);
+        let has_children = st.images.values().any(|e| e.record.parent.as_deref() == Some(id.as_str()));
+        if by_id && has_children {
+            // Docker's hard conflict: not even forced.
+            return Err(StoreError::Conflict(format!(
+                "conflict: unable to delete {} (cannot be forced) - image has dependent child images",
+                short(&id)
+            )));
+        }
         let mut quiet = false;
         if !by_id {
             let parsed = Reference::parse(name)?.with_default_tag();
@@ -162,6 +170,12 @@ impl ImageStore {
                 st.refs.remove(&k);
                 records.push(RemoveItem::Untagged(k));
             }
+        }
+        // An image other images were committed on stays while they exist: untagged by
+        // name, it is kept (the refusal for an id came before anything changed).
+        if has_children {
+            self.save_refs(&st)?;
+            return Ok(records);
         }
         // Delete the image itself (Docker's imageDeleteHelper).
         let remaining = refs_of(&st, &id);
