@@ -725,34 +725,21 @@ impl Engine {
 
     /// Waits until the container is no longer running, at most `timeout`.
     async fn await_exit(&self, c: &Container, timeout: Option<Duration>) -> bool {
-        let mut rx = c.subscribe();
-        let fut = async {
-            loop {
-                if !rx.borrow_and_update().running {
-                    return;
-                }
-                if rx.changed().await.is_err() {
-                    return;
-                }
-            }
-        };
-        match timeout {
-            Some(t) => tokio::time::timeout(t, fut).await.is_ok(),
-            None => {
-                fut.await;
-                true
-            }
-        }
+        self.await_notice(c, timeout, |n| !n.running).await
     }
 
     /// Waits until the run that was current when `since` was read has ended (or the
     /// container was removed), at most `timeout`.
     async fn await_exit_since(&self, c: &Container, since: Notice, timeout: Option<Duration>) -> bool {
+        self.await_notice(c, timeout, |n| !n.running || n.exits > since.exits || n.removed).await
+    }
+
+    /// Waits until the container's exit notice satisfies `done`, at most `timeout`.
+    async fn await_notice(&self, c: &Container, timeout: Option<Duration>, done: impl Fn(&Notice) -> bool) -> bool {
         let mut rx = c.subscribe();
         let fut = async {
             loop {
-                let n = *rx.borrow_and_update();
-                if !n.running || n.exits > since.exits || n.removed {
+                if done(&rx.borrow_and_update()) {
                     return;
                 }
                 if rx.changed().await.is_err() {

@@ -41,15 +41,7 @@ impl Engine {
     pub fn exec_create(&self, name_or_id: &str, config: ExecConfig) -> Result<String> {
         let c = self.lookup(name_or_id)?;
         let r = c.record();
-        if !r.state.status.is_running() {
-            return Err(Error::conflict(format!("Container {} is not running", r.id)));
-        }
-        if !r.state.status.can_exec() {
-            return Err(Error::conflict(format!(
-                "Container {} is paused, unpause the container before exec",
-                r.id
-            )));
-        }
+        exec_allowed(&r)?;
         if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
             return Err(Error::invalid("No exec command specified"));
         }
@@ -87,15 +79,7 @@ impl Engine {
         let exec = self.exec_get(id)?;
         let c = self.lookup(&exec.container_id)?;
         let r = c.record();
-        if !r.state.status.is_running() {
-            return Err(Error::conflict(format!("Container {} is not running", r.id)));
-        }
-        if !r.state.status.can_exec() {
-            return Err(Error::conflict(format!(
-                "Container {} is paused, unpause the container before exec",
-                r.id
-            )));
-        }
+        exec_allowed(&r)?;
         if lock(&exec.state).started {
             return Err(Error::conflict(format!("Error: Exec command {id} has already run")));
         }
@@ -107,15 +91,7 @@ impl Engine {
         let exec = self.exec_get(id)?;
         let c = self.lookup(&exec.container_id)?;
         let r = c.record();
-        if !r.state.status.is_running() {
-            return Err(Error::conflict(format!("Container {} is not running", r.id)));
-        }
-        if !r.state.status.can_exec() {
-            return Err(Error::conflict(format!(
-                "Container {} is paused, unpause the container before exec",
-                r.id
-            )));
-        }
+        exec_allowed(&r)?;
         let console = {
             let mut st = lock(&exec.state);
             if st.started {
@@ -232,3 +208,15 @@ impl Engine {
         lock(&self.inner.execs).retain(|_, e| e.container_id != container_id);
     }
 }
+
+/// Docker's refusals of an exec in a container that is not running or is paused.
+fn exec_allowed(r: &crate::record::Record) -> Result<()> {
+    if !r.state.status.is_running() {
+        return Err(Error::conflict(format!("Container {} is not running", r.id)));
+    }
+    if !r.state.status.can_exec() {
+        return Err(Error::conflict(format!("Container {} is paused, unpause the container before exec", r.id)));
+    }
+    Ok(())
+}
+
