@@ -142,13 +142,7 @@ pub async fn export(state: &State, id: &str) -> Resp {
 /// `POST /commit?container=&repo=&tag=&comment=&author=&pause=&changes=…` with an
 /// optional container config as the body.
 pub async fn commit(state: &State, mut ctx: Ctx) -> Resp {
-    // `changes` repeats (one per --change): read it from the raw query.
-    let changes: Vec<String> =
-        url::form_urlencoded::parse(ctx.req.uri().query().unwrap_or("").as_bytes())
-            .filter(|(k, _)| k == "changes")
-            .map(|(_, v)| v.into_owned())
-            .filter(|v| !v.is_empty())
-            .collect();
+    let changes = ctx.q_all("changes");
     let pause = ctx.q("pause").is_empty() || ctx.flag("pause");
     let mut opts = CommitOptions {
         container: ctx.q("container").to_string(),

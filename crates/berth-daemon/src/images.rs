@@ -68,13 +68,7 @@ async fn import(state: &State, ctx: Ctx) -> Resp {
     if src.is_empty() {
         return error(StatusCode::BAD_REQUEST, "fromImage or fromSrc is required");
     }
-    // `changes` repeats (one per --change): read it from the raw query.
-    let changes: Vec<String> =
-        url::form_urlencoded::parse(ctx.req.uri().query().unwrap_or("").as_bytes())
-            .filter(|(k, _)| k == "changes")
-            .map(|(_, v)| v.into_owned())
-            .filter(|v| !v.is_empty())
-            .collect();
+    let changes = ctx.q_all("changes");
     let opts = berth_engine::ImportOptions {
         src,
         repo: ctx.q("repo").to_string(),

@@ -37,6 +37,15 @@ impl Ctx {
         crate::limits::read_body(body, &parts, limits).await
     }
 
+    /// Every non-empty value of a parameter that repeats (`changes`, one per
+    /// `--change`): the decoded query map keeps only the last.
+    pub fn q_all(&self, key: &str) -> Vec<String> {
+        url::form_urlencoded::parse(self.req.uri().query().unwrap_or("").as_bytes())
+            .filter(|(k, v)| k == key && !v.is_empty())
+            .map(|(_, v)| v.into_owned())
+            .collect()
+    }
+
     /// An integer parameter as Go's `strconv.Atoi` reads it; absent or empty is `None`,
     /// anything else that is not a number is Docker's 400.
     pub fn int_q(&self, key: &str) -> Result<Option<i64>, Resp> {
