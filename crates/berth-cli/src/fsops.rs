@@ -498,18 +498,20 @@ pub fn export(ctx: &mut Ctx, o: ExportArgs) -> CmdResult {
     Ok(0)
 }
 
+/// The optional `REPOSITORY[:TAG]` of `commit` and `import`, split as the query wants it;
+/// a digest is refused as the docker CLI refuses it.
+fn repo_and_tag(arg: Option<&String>) -> Result<(String, String), Fail> {
+    let Some(r) = arg else { return Ok((String::new(), String::new())) };
+    let r = berth_api::reference::Reference::parse(r).map_err(|e| Fail::new(1, e.to_string()))?;
+    if r.digest.is_some() {
+        return Err(Fail::new(1, "refusing to create a tag with a digest reference"));
+    }
+    Ok((r.full_name(), r.tag.clone().unwrap_or_default()))
+}
+
 pub fn commit(ctx: &mut Ctx, o: CommitArgs) -> CmdResult {
     ctx.require("commit", o.names.len(), 1, Some(2))?;
-    let (repo, tag) = match o.names.get(1) {
-        Some(r) => {
-            let r = berth_api::reference::Reference::parse(r).map_err(|e| Fail::new(1, e.to_string()))?;
-            if r.digest.is_some() {
-                return Err(Fail::new(1, "refusing to create a tag with a digest reference"));
-            }
-            (r.full_name(), r.tag.clone().unwrap_or_default())
-        }
-        None => (String::new(), String::new()),
-    };
+    let (repo, tag) = repo_and_tag(o.names.get(1))?;
     let mut params = vec![
         ("container", o.names[0].clone()),
         ("repo", repo),
@@ -534,16 +536,7 @@ pub fn commit(ctx: &mut Ctx, o: CommitArgs) -> CmdResult {
 pub fn import(ctx: &mut Ctx, o: ImportArgs) -> CmdResult {
     ctx.require("import", o.names.len(), 1, Some(2))?;
     let src = o.names[0].clone();
-    let (repo, tag) = match o.names.get(1) {
-        Some(r) => {
-            let r = berth_api::reference::Reference::parse(r).map_err(|e| Fail::new(1, e.to_string()))?;
-            if r.digest.is_some() {
-                return Err(Fail::new(1, "refusing to create a tag with a digest reference"));
-            }
-            (r.full_name(), r.tag.clone().unwrap_or_default())
-        }
-        None => (String::new(), String::new()),
-    };
+    let (repo, tag) = repo_and_tag(o.names.get(1))?;
     let is_url = src.contains("://");
     let mut params = vec![
         ("fromSrc", if is_url { src.clone() } else { "-".to_string() }),

@@ -11,7 +11,7 @@
 pub mod http;
 pub mod stream;
 
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Read};
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -397,25 +397,10 @@ pub fn decode<T: DeserializeOwned>(data: &[u8]) -> Result<T> {
     serde_json::from_slice(data).map_err(|e| Error::Protocol(format!("error decoding response: {e}")))
 }
 
-/// Writes to a hijacked connection from a reader until EOF, then half-closes.
-pub fn pump_stdin<R: Read>(mut from: R, mut to: UnixStream) -> io::Result<()> {
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        to.write_all(&buf[..n])?;
-    }
-    to.shutdown(Shutdown::Write)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufRead, BufReader as StdBufReader};
+    use std::io::{BufRead, BufReader as StdBufReader, Write};
     use std::os::unix::net::UnixListener;
     use std::sync::mpsc;
     use std::thread;

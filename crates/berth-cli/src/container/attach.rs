@@ -87,6 +87,18 @@ fn pump_stdin_escaped<R: Read>(mut from: R, mut to: std::os::unix::net::UnixStre
 
 /// The detach keys of a TTY session: the sequence to watch for and the value to send in
 /// the attach query (only when given by flag or config, like docker).
+/// The query of a live `attach` of stdout and stderr (and stdin, with the detach keys).
+pub(super) fn attach_params(stdin: bool, detach_keys: &Option<String>) -> Vec<(&'static str, String)> {
+    let mut params = vec![("stream", "1".to_string()), ("stdout", "1".into()), ("stderr", "1".into())];
+    if stdin {
+        params.push(("stdin", "1".into()));
+    }
+    if let Some(k) = detach_keys {
+        params.push(("detachKeys", k.clone()));
+    }
+    params
+}
+
 pub(super) fn detach_setup(flag: Option<&str>, tty: bool, stdin: bool) -> Result<(Option<Vec<u8>>, Option<String>), Fail> {
     let keys = detach::effective(flag);
     if !(tty && stdin) {
@@ -140,13 +152,7 @@ pub fn attach(ctx: &mut Ctx, o: AttachArgs) -> CmdResult {
         return Err(Fail::new(1, "the input device is not a TTY"));
     }
     let (escape, detach_keys) = detach_setup(o.detach_keys.as_deref(), tty, stdin)?;
-    let mut params = vec![("stream", "1".to_string()), ("stdout", "1".into()), ("stderr", "1".into())];
-    if stdin {
-        params.push(("stdin", "1".into()));
-    }
-    if let Some(k) = &detach_keys {
-        params.push(("detachKeys", k.clone()));
-    }
+    let params = attach_params(stdin, &detach_keys);
     let h = inspector.fork().hijack("POST", &query(&format!("/containers/{name}/attach"), &params), Body::None)?;
     let _ = inspect_container(&mut inspector, name);
     if tty && stdin {

@@ -20,7 +20,7 @@ pub use run::{run, start};
 pub use top::{port, top};
 pub use verbs::{kill, rename, rm, simple, stop, wait};
 
-use attach::{detach_setup, forward_signals, spawn_wait, stream_hijacked};
+use attach::{attach_params, detach_setup, forward_signals, spawn_wait, stream_hijacked};
 use create::env_lookup;
 use run::reject_flag_positional;
 

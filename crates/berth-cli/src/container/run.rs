@@ -184,13 +184,7 @@ pub fn start(ctx: &mut Ctx, o: StartArgs) -> CmdResult {
         let tty = c.config.tty;
         let stdin = o.interactive && c.config.open_stdin;
         let (escape, detach_keys) = detach_setup(o.detach_keys.as_deref(), tty, stdin)?;
-        let mut params = vec![("stream", "1".to_string()), ("stdout", "1".into()), ("stderr", "1".into())];
-        if stdin {
-            params.push(("stdin", "1".into()));
-        }
-        if let Some(k) = &detach_keys {
-            params.push(("detachKeys", k.clone()));
-        }
+        let params = attach_params(stdin, &detach_keys);
         let h = ctx.client.hijack("POST", &query(&format!("/containers/{id}/attach"), &params), Body::None)?;
         let wait = ctx.client.send("POST", &format!("/containers/{id}/wait?condition=next-exit"), &[], Body::Empty)?;
         if tty && stdin && term::isatty(0) {
