@@ -110,8 +110,7 @@ impl Engine {
         }
         crate::validate::container_config(&req.config)?;
         if let Some(hc) = &req.host_config {
-            let ncpu = std::thread::available_parallelism().map_or(1, usize::from);
-            crate::validate::host_config(hc, ncpu)?;
+            crate::validate::host_config(hc, crate::host_cpus())?;
         }
         let image = self.resolve_image(&req.config.image).await?;
         let id = random_id();

@@ -277,3 +277,10 @@ pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<()> {
 pub(crate) fn write_atomic_as(path: &Path, data: &[u8], d: berth_sys::fs::Durability) -> Result<()> {
     berth_sys::fs::write_atomic_with(path, data, STATE_FILE_MODE, d).map_err(|e| Error::io(e.op, &e.path, e.source))
 }
+
+/// The CPUs this daemon may use, read once (as Go's `runtime.NumCPU`, which dockerd's
+/// limits and stats use): reading it means reading cgroup files, and it does not change.
+pub(crate) fn host_cpus() -> usize {
+    static NCPU: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *NCPU.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+}

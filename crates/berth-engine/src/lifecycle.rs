@@ -162,7 +162,7 @@ impl Engine {
         let c = self.lookup(name_or_id)?;
         let r = c.record();
         let now = timefmt::now();
-        let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let ncpu = crate::host_cpus();
         let (cpu, mem, pids, blkio) = if r.state.status.is_running() {
             let s = self.cgroup_of(&r.id).map(|cg| cg.stats()).unwrap_or_default();
             let proc_root = std::path::Path::new("/proc");
