@@ -22,6 +22,7 @@ mod system;
 pub mod time;
 pub mod units;
 pub mod version;
+mod volumes;
 
 pub use containers::*;
 pub use exec::*;
@@ -29,6 +30,7 @@ pub use filters::*;
 pub use images::*;
 pub use networks::*;
 pub use system::*;
+pub use volumes::*;
 
 /// Labels, env maps and similar string maps keep a stable order.
 pub type Map = BTreeMap<String, String>;

@@ -110,6 +110,11 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: ImageCmd,
     },
+    /// Manage volumes
+    Volume {
+        #[command(subcommand)]
+        cmd: crate::volume::VolumeCmd,
+    },
     /// Manage Docker
     System {
         #[command(subcommand)]

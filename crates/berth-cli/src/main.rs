@@ -19,6 +19,7 @@ mod template;
 #[allow(unsafe_code)]
 mod term;
 mod untar;
+mod volume;
 
 use std::io::Write;
 
@@ -103,12 +104,14 @@ impl Ctx {
 /// The usage line of a command, e.g. `berth run [OPTIONS] IMAGE [COMMAND] [ARG...]`;
 /// a management command alone is just its path (Docker's `Usage:  docker container`).
 pub fn usage_line(prog: &str, path: &str) -> String {
-    if matches!(path, "container" | "image" | "system") {
+    if matches!(path, "container" | "image" | "system" | "volume") {
         return format!("{prog} {path}");
     }
     let leaf = path.rsplit(' ').next().unwrap_or(path);
     let rest = match leaf {
         "ls" if path.starts_with("image") => "[OPTIONS] [REPOSITORY[:TAG]]",
+        "create" if path.starts_with("volume") => "[OPTIONS] [VOLUME]",
+        "inspect" | "rm" | "remove" if path.starts_with("volume") => "[OPTIONS] VOLUME [VOLUME...]",
         "rm" | "remove" if path.starts_with("image") => "[OPTIONS] IMAGE [IMAGE...]",
         "run" | "create" => "[OPTIONS] IMAGE [COMMAND] [ARG...]",
         "start" | "rm" | "kill" | "stop" | "restart" => "[OPTIONS] CONTAINER [CONTAINER...]",
@@ -158,7 +161,7 @@ fn command_path(args: &[String]) -> String {
             continue;
         }
         words.push(a.clone());
-        if !matches!(a.as_str(), "container" | "image" | "system") || words.len() == 2 {
+        if !matches!(a.as_str(), "container" | "image" | "system" | "volume") || words.len() == 2 {
             break;
         }
     }
@@ -214,7 +217,7 @@ fn clap_failure(prog: &str, args: &[String], e: clap::Error) -> i32 {
             let group = args.iter().find(|a| a.starts_with('-') && !a.starts_with("--") && a.contains(c)).cloned().unwrap_or(invalid.clone());
             format!("unknown shorthand flag: '{c}' in {group}")
         }
-        ErrorKind::InvalidSubcommand if path.is_empty() || !path.contains(' ') && !matches!(path.as_str(), "container" | "image" | "system") => {
+        ErrorKind::InvalidSubcommand if path.is_empty() || !path.contains(' ') && !matches!(path.as_str(), "container" | "image" | "system" | "volume") => {
             let _ = writeln!(std::io::stderr(), "{prog}: unknown command: {prog} {path}\n\nRun '{prog} --help' for more information");
             return 1;
         }
@@ -314,6 +317,7 @@ fn dispatch(ctx: &mut Ctx, cmd: cli::Cmd) -> CmdResult {
         Cmd::Commit(a) | Cmd::Container { cmd: C::Commit(a) } => fsops::commit(ctx, a),
         Cmd::Import(a) | Cmd::Image { cmd: I::Import(a) } => fsops::import(ctx, a),
         Cmd::Update(a) | Cmd::Container { cmd: C::Update(a) } => fsops::update(ctx, a),
+        Cmd::Volume { cmd } => volume::dispatch(ctx, cmd),
     }
 }
 

@@ -700,7 +700,7 @@ pub fn stats(ctx: &mut Ctx, o: StatsArgs) -> CmdResult {
 // ---------------------------------------------------------------------------------
 // prune
 
-fn confirm(warning: &str) -> bool {
+pub fn confirm(warning: &str) -> bool {
     print!("{warning}\nAre you sure you want to continue? [y/N] ");
     let _ = io::stdout().flush();
     let mut line = String::new();

@@ -106,7 +106,7 @@ pub async fn kill(state: &State, ctx: &Ctx, id: &str) -> Resp {
 }
 
 pub async fn remove(state: &State, ctx: &Ctx, id: &str) -> Resp {
-    match state.engine.remove(id, ctx.flag("force")).await {
+    match state.engine.remove_container(id, ctx.flag("force"), ctx.flag("v")).await {
         Ok(()) => status_only(StatusCode::NO_CONTENT),
         Err(e) => from_error(&e),
     }

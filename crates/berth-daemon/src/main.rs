@@ -18,6 +18,7 @@ mod images;
 mod limits;
 mod routes;
 mod system;
+mod volumes;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -168,7 +168,7 @@ async fn dispatch(state: State, ctx: Ctx) -> Resp {
         (&Method::POST, ["images", "create"]) => images::create(&state, ctx).await,
         (&Method::POST, ["images", "prune"]) => images::prune(&state, &ctx).await,
         (&Method::POST, ["networks", "prune"]) => system::networks_prune(),
-        (&Method::POST, ["volumes", "prune"]) => system::volumes_prune(),
+        _ if path == "/volumes" || path.starts_with("/volumes/") => crate::volumes::route(&state, ctx).await,
         _ if path.starts_with("/images/") => image_route(state, ctx).await,
         _ => error(StatusCode::NOT_FOUND, "page not found"),
     }

@@ -259,11 +259,6 @@ pub fn networks_prune() -> Resp {
     json(StatusCode::OK, &json!({"NetworksDeleted": null}))
 }
 
-/// Berth has no volumes yet, so `system prune --volumes` finds none to delete.
-pub fn volumes_prune() -> Resp {
-    json(StatusCode::OK, &json!({"VolumesDeleted": null, "SpaceReclaimed": 0}))
-}
-
 /// Berth has no build cache yet, so there is nothing to reclaim (`system prune` calls it).
 pub fn build_prune() -> Resp {
     json(StatusCode::OK, &json!({"CachesDeleted": null, "SpaceReclaimed": 0}))
@@ -326,8 +321,8 @@ pub fn events(state: &State, ctx: &Ctx) -> Resp {
 }
 
 /// `GET /system/df`: images (with how many containers use each), containers with their
-/// writable-layer sizes, and the total unpacked layer size. No volumes or build cache
-/// exist in Berth yet, so those lists are empty.
+/// writable-layer sizes, the total unpacked layer size, and volumes with their sizes
+/// and reference counts. No build cache exists in Berth yet.
 pub fn disk_usage(state: &State) -> Resp {
     let containers = state.engine.list(true, "", true).unwrap_or_default();
     let mut images = state.engine.list_images();
@@ -341,7 +336,7 @@ pub fn disk_usage(state: &State) -> Resp {
             "LayersSize": layers_size,
             "Images": images,
             "Containers": containers,
-            "Volumes": [],
+            "Volumes": state.engine.volumes_usage(),
             "BuildCache": [],
         }),
     )

@@ -163,6 +163,9 @@ impl Engine {
                 host_config.readonly_paths = defaults(berth_runtime::security::DEFAULT_READONLY_PATHS);
             }
         }
+        // Last before anything is written: volumes made here are removed again if the
+        // create fails after this.
+        let (mount_points, made_volumes) = self.resolve_mounts(&host_config, &req.config).await?;
         let rec = Record {
             id: id.clone(),
             name: name.clone(),
@@ -172,8 +175,20 @@ impl Engine {
             config: req.config,
             host_config,
             image: image.id.clone(),
+            mount_points: Some(mount_points),
             ..Default::default()
         };
+        let r = self.create_record(rec, image.id.clone()).await;
+        if r.is_err() {
+            self.forget_volumes(&made_volumes);
+        }
+        r
+    }
+
+    /// Writes a new container's directory and record (built aside, then renamed into
+    /// place) and registers it.
+    async fn create_record(&self, rec: Record, image_id: String) -> Result<ContainerCreateResponse> {
+        let (id, name) = (rec.id.clone(), rec.name.clone());
         let dir = self.container_dir(&id);
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let hostname = rec.config.hostname.clone();
@@ -200,6 +215,10 @@ impl Engine {
         })
         .await
         .map_err(|e| Error::internal(e.to_string()))??;
+        if let Err(e) = self.copy_up(&image_id, rec.mount_points.as_deref().unwrap_or_default(), &tmp.join("fs/merged")).await {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
         let c = Arc::new(Container::new(rec));
         {
             let mut map = lock(&self.inner.containers);
@@ -266,7 +285,7 @@ impl Engine {
                 options: Vec::new(),
             },
         ];
-        mounts.extend(crate::mounts::of(&rec.host_config)?.iter().map(crate::mounts::MountSpec::to_runtime));
+        mounts.extend(rec.mounts().iter().map(crate::mounts::MountSpec::to_runtime));
         for (dst, opts) in rec.host_config.tmpfs.iter().flatten() {
             // Docker's defaults (noexec,nosuid,nodev unless the options say otherwise).
             mounts.push(Mount::tmpfs(&format!("{dst}:{opts}")));
@@ -385,7 +404,7 @@ impl Engine {
                     r.state.error = e.message.clone();
                 });
                 if c.record().host_config.auto_remove {
-                    let _ = self.remove(&c.id, true).await;
+                    let _ = self.remove_container(&c.id, true, true).await;
                 }
             }
         }
@@ -404,6 +423,7 @@ impl Engine {
             .images
             .layer_dirs(&image)
             .map_err(Error::from)?;
+        self.prepare_mounts(&rec)?;
         let spec = self.run_spec(&rec, lower)?;
         let spec_path = self.spec_path(&rec.id);
         let spec_json = serde_json::to_vec(&spec).map_err(|e| Error::internal(e.to_string()))?;
@@ -568,7 +588,7 @@ impl Engine {
         });
         if let Ok(rec) = rec {
             if rec.host_config.auto_remove {
-                let _ = self.remove(&c.id, true).await;
+                let _ = self.remove_container(&c.id, true, true).await;
             }
         }
     }
@@ -795,6 +815,12 @@ impl Engine {
 
     /// `DELETE /containers/{id}`.
     pub async fn remove(&self, name_or_id: &str, force: bool) -> Result<()> {
+        self.remove_container(name_or_id, force, false).await
+    }
+
+    /// `DELETE /containers/{id}?force=&v=`: `volumes` removes its anonymous volumes too
+    /// (named ones stay, as Docker's).
+    pub async fn remove_container(&self, name_or_id: &str, force: bool, volumes: bool) -> Result<()> {
         let c = self.lookup(name_or_id)?;
         let _op = self.op_lock(&c, name_or_id).await?;
         if c.record().state.status == Status::Restarting {
@@ -846,6 +872,9 @@ impl Engine {
         self.forget_execs(&c.id);
         self.container_event(&c.record(), "destroy", &[]);
         c.notice.send_modify(|n| n.removed = true);
+        if volumes {
+            self.remove_anonymous_volumes(&c.record()).await;
+        }
         Ok(())
     }
 
@@ -1451,7 +1480,7 @@ fn start_failure_code(e: &Error) -> i64 {
 
 /// The inspect `Mounts`, from the one mount parser (validated at create).
 fn mounts(r: &Record) -> Vec<MountPoint> {
-    crate::mounts::of(&r.host_config).unwrap_or_default().iter().map(crate::mounts::MountSpec::mount_point).collect()
+    r.mounts().iter().map(crate::mounts::MountSpec::mount_point).collect()
 }
 
 fn matches_filters(r: &Record, filters: &BTreeMap<String, Vec<String>>, image: &str) -> bool {

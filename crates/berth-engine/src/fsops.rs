@@ -98,7 +98,7 @@ pub struct CommitOptions {
 
 /// Where a worker thread is confined before it touches a container's files.
 #[derive(Clone, Debug)]
-enum Jail {
+pub(crate) enum Jail {
     /// chroot into an existing directory.
     Chroot(PathBuf),
     /// A private mount namespace with an overlay on `at`, then chroot into it.
@@ -107,6 +107,9 @@ enum Jail {
         lower: Vec<PathBuf>,
         upper: Option<(PathBuf, PathBuf)>,
         at: PathBuf,
+        /// The container's volume and bind mounts (destination, host source, read-only),
+        /// mounted over the overlay so `cp` reads and writes them, not the layer beneath.
+        binds: Vec<(String, PathBuf, bool)>,
     },
     /// A private mount namespace with a tmpfs on `at` holding bind mounts of `dirs`
     /// (name → host directory), then chroot into it.
@@ -170,7 +173,7 @@ fn enter(jail: &Jail) -> io::Result<()> {
                 .map_err(|e| sys_err("unshare fs", e))?;
             chroot_into(dir)
         }
-        Jail::Overlay { lower, upper, at } => {
+        Jail::Overlay { lower, upper, at, binds } => {
             private_mount_ns()?;
             let mut data = overlay_data(lower, upper.as_ref(), None);
             if data.len() > 3900 {
@@ -194,6 +197,9 @@ fn enter(jail: &Jail) -> io::Result<()> {
                 Some(&data),
             )
             .map_err(|e| ctx_err(format!("mount overlay on {}", at.display()), e))?;
+            for (dst, src, ro) in binds {
+                bind_into(at, dst, src, *ro, upper.is_some())?;
+            }
             chroot_into(at)
         }
         Jail::Binds { dirs, at } => {
@@ -217,8 +223,36 @@ fn enter(jail: &Jail) -> io::Result<()> {
     }
 }
 
+/// Bind-mounts `src` on `dst` inside the overlay at `at` (resolved there, so nothing
+/// the image holds leads outside); a missing target is made when the overlay is
+/// writable and the mount skipped otherwise (the path then reads as the image has it).
+fn bind_into(at: &Path, dst: &str, src: &Path, ro: bool, writable: bool) -> io::Result<()> {
+    let target = berth_sys::fs::secure_join(at, dst).map_err(|e| ctx_err(format!("resolve {dst}"), e))?;
+    let is_dir = fs::metadata(src).map(|m| m.is_dir()).unwrap_or(true);
+    if fs::symlink_metadata(&target).is_err() {
+        if !writable {
+            return Ok(());
+        }
+        if is_dir {
+            fs::create_dir_all(&target).map_err(|e| ctx_err(format!("mkdir {dst}"), e))?;
+        } else {
+            if let Some(p) = target.parent() {
+                fs::create_dir_all(p).map_err(|e| ctx_err(format!("mkdir {dst}"), e))?;
+            }
+            fs::write(&target, b"").map_err(|e| ctx_err(format!("create {dst}"), e))?;
+        }
+    }
+    berth_sys::mount::mount(Some(src), &target, None, libc::MS_BIND | libc::MS_REC, None)
+        .map_err(|e| ctx_err(format!("bind {}", src.display()), e))?;
+    if ro {
+        berth_sys::mount::mount(None, &target, None, libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY, None)
+            .map_err(|e| ctx_err(format!("remount {dst} read-only"), e))?;
+    }
+    Ok(())
+}
+
 /// Runs `f` on a fresh thread confined in `jail`.
-async fn jailed<T, F>(jail: Jail, f: F) -> Result<T>
+pub(crate) async fn jailed<T, F>(jail: Jail, f: F) -> Result<T>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T> + Send + 'static,
@@ -281,6 +315,16 @@ impl Drop for ChanWriter {
     fn drop(&mut self) {
         let _ = self.flush();
     }
+}
+
+/// A writer whose chunks go to `tx` (for pipes between jailed workers).
+pub(crate) fn chan_writer(tx: mpsc::Sender<Bytes>) -> impl Write {
+    ChanWriter::new(tx)
+}
+
+/// A reader of the chunks sent to `rx` until its sender is dropped.
+pub(crate) fn chan_reader(rx: ByteStream) -> impl Read {
+    ChanReader { rx, cur: Bytes::new() }
 }
 
 /// Reads chunks until the sender is dropped (end of stream).
@@ -407,7 +451,7 @@ fn mount_points(rec: &crate::record::Record) -> Vec<PathBuf> {
     .iter()
     .map(PathBuf::from)
     .collect();
-    for m in crate::mounts::of(&rec.host_config).unwrap_or_default() {
+    for m in rec.mounts() {
         v.push(clean_abs(&m.destination));
     }
     v
@@ -708,7 +752,7 @@ impl Engine {
         self.container_dir(id).join("fs/upper")
     }
 
-    fn lower_dirs(&self, image_id: &str) -> Result<Vec<PathBuf>> {
+    pub(crate) fn lower_dirs(&self, image_id: &str) -> Result<Vec<PathBuf>> {
         let img = self
             .images()
             .get(image_id)?;
@@ -728,11 +772,21 @@ impl Engine {
         let dir = self.container_dir(&rec.id);
         let lowers = self.lower_dirs(&rec.image)?;
         let at = dir.join("fs/merged");
+        // Shallow first, so a mount inside another lands on top of it.
+        let mut binds: Vec<(String, PathBuf, bool)> = rec
+            .mounts()
+            .iter()
+            .filter(|m| m.kind != crate::mounts::MountType::Tmpfs)
+            .map(|m| (m.destination.clone(), m.to_runtime().source, m.read_only))
+            .filter(|(_, src, _)| src.exists())
+            .collect();
+        binds.sort_by_key(|(d, _, _)| clean_abs(d).components().count());
         if write {
             Ok(Jail::Overlay {
                 lower: lowers,
                 upper: Some((dir.join("fs/upper"), dir.join("fs/work"))),
                 at,
+                binds,
             })
         } else {
             let mut lower = vec![dir.join("fs/upper")];
@@ -741,6 +795,7 @@ impl Engine {
                 lower,
                 upper: None,
                 at,
+                binds,
             })
         }
     }
@@ -878,6 +933,7 @@ impl Engine {
             lower,
             upper: None,
             at: dir.join("fs/merged"),
+            binds: Vec::new(),
         };
         let (tx, rx) = mpsc::channel(8);
         let (done_tx, done_rx) = oneshot::channel();

@@ -27,6 +27,8 @@ pub mod signal;
 pub mod state;
 pub mod timefmt;
 pub mod validate;
+mod volume_mounts;
+pub mod volumes;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -95,6 +97,7 @@ struct Inner {
     containers: Mutex<HashMap<String, Arc<Container>>>,
     execs: Mutex<HashMap<String, Arc<exec::Exec>>>,
     events: events::Events,
+    volumes: volumes::VolumeStore,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -121,8 +124,10 @@ impl Engine {
             .await
             .map_err(|e| Error::internal(e.to_string()))?
             .map_err(Error::from)?;
+        let volumes = volumes::VolumeStore::open(&cfg.data_root.join("volumes"))?;
         let engine = Engine {
             inner: Arc::new(Inner {
+                volumes,
                 cfg,
                 images,
                 containers: Mutex::new(HashMap::new()),

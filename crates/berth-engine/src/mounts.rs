@@ -2,27 +2,32 @@
 //! `HostConfig.Mounts` (`--mount type=…`) parsed by one pure parser into [`MountSpec`]s.
 //! The record keeps the HostConfig as the client sent it; the run spec's mounts, the
 //! inspect `Mounts` and the paths `cp` must not write through all derive from here.
-//! Volumes (named and anonymous) are refused until the volumes work lands.
+//! Volume entries carry a name (empty for an anonymous volume until create names it);
+//! create resolves them into the record's `mount_points` (`volume_mounts.rs`), which
+//! later readers use instead of parsing again.
 
 use std::path::PathBuf;
 
-use berth_api::{HostConfig, MountPoint};
+use berth_api::{HostConfig, Map, MountPoint};
 use berth_runtime::spec::{Mount, MountKind};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::validate::json_kind;
 
 /// What a mount is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum MountType {
+    #[default]
     Bind,
     Volume,
     Tmpfs,
 }
 
 impl MountType {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             MountType::Bind => "bind",
             MountType::Volume => "volume",
@@ -32,7 +37,8 @@ impl MountType {
 }
 
 /// Bind propagation, as Docker names it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Propagation {
     #[default]
     RPrivate,
@@ -69,10 +75,11 @@ impl Propagation {
 }
 
 /// One mount of a container, whichever field it came from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct MountSpec {
     pub kind: MountType,
-    /// Host path of a bind; empty for tmpfs.
+    /// Host path of a bind or (once resolved) of a volume's data; empty for tmpfs.
     pub source: String,
     /// Absolute path inside the container.
     pub destination: String,
@@ -86,6 +93,23 @@ pub struct MountSpec {
     pub mode: String,
     /// From `HostConfig.Mounts` (whose bind sources must exist) rather than `Binds`.
     pub from_mounts: bool,
+    /// A volume's name; empty for an anonymous one not yet named.
+    pub name: String,
+    /// The volume was named by the user (`rm -v` keeps it), not anonymous.
+    pub named: bool,
+    /// `nocopy` / `volume-nocopy`: no copy-up of the image's content.
+    pub nocopy: bool,
+    /// `volume-subpath`: mount this path inside the volume.
+    pub subpath: String,
+    /// `--mount type=volume,volume-opt=…,volume-label=…` for a volume made here.
+    pub volume_opts: Map,
+    pub volume_labels: Map,
+}
+
+impl Default for MountSpec {
+    fn default() -> MountSpec {
+        MountSpec::new(MountType::Bind, "", "")
+    }
 }
 
 impl MountSpec {
@@ -101,7 +125,18 @@ impl MountSpec {
             tmpfs_mode: None,
             mode: String::new(),
             from_mounts: false,
+            name: String::new(),
+            named: false,
+            nocopy: false,
+            subpath: String::new(),
+            volume_opts: Map::new(),
+            volume_labels: Map::new(),
         }
+    }
+
+    /// An anonymous volume at `destination` (`-v /path`, an image `VOLUME`).
+    pub fn anonymous(destination: &str) -> MountSpec {
+        MountSpec::new(MountType::Volume, "", destination)
     }
 
     /// The runtime's mount for this spec.
@@ -125,8 +160,12 @@ impl MountSpec {
                 if self.non_recursive {
                     options.push("bind".into());
                 }
+                let mut source = PathBuf::from(&self.source);
+                if !self.subpath.is_empty() {
+                    source = source.join(self.subpath.trim_start_matches('/'));
+                }
                 Mount {
-                    source: PathBuf::from(&self.source),
+                    source,
                     destination: self.destination.clone(),
                     kind: MountKind::Bind,
                     readonly: self.read_only,
@@ -138,17 +177,18 @@ impl MountSpec {
 
     /// The inspect `Mounts` entry, as Docker shows it.
     pub fn mount_point(&self) -> MountPoint {
+        let volume = self.kind == MountType::Volume;
         MountPoint {
             kind: self.kind.as_str().into(),
-            name: None,
+            name: volume.then(|| self.name.clone()),
             source: self.source.clone(),
             destination: self.destination.clone(),
-            driver: None,
+            driver: volume.then(|| "local".to_string()),
             mode: self.mode.clone(),
             rw: !self.read_only,
             propagation: match self.kind {
-                MountType::Tmpfs => String::new(),
-                _ => self.propagation.as_str().into(),
+                MountType::Bind => self.propagation.as_str().into(),
+                _ => String::new(),
             },
         }
     }
@@ -157,28 +197,34 @@ impl MountSpec {
 /// `-v` modes Docker takes besides propagation (`linuxValidMountMode`).
 const BIND_MODES: &[&str] = &["ro", "rw", "z", "Z", "nocopy", "consistent", "cached", "delegated"];
 
-/// One `-v src:dst[:opts]` entry.
+/// One `-v src:dst[:opts]` entry: a bind when `src` is absolute, else a named volume;
+/// a lone `/path` is an anonymous volume.
 pub fn parse_bind(spec: &str) -> Result<MountSpec> {
     let parts: Vec<&str> = spec.split(':').collect();
     let (src, dst, mode) = match parts.as_slice() {
+        [d] if d.starts_with('/') => ("", *d, ""),
         [s, d] => (*s, *d, ""),
         [s, d, m] => (*s, *d, *m),
         _ => return Err(Error::invalid(format!("invalid volume specification: '{spec}'"))),
     };
-    if src.is_empty() || dst.is_empty() {
+    if (src.is_empty() && parts.len() > 1) || dst.is_empty() {
         return Err(Error::invalid(format!("invalid volume specification: '{spec}'")));
     }
-    if !src.starts_with('/') {
-        return Err(Error::invalid(format!(
-            "invalid volume specification: '{spec}': named volumes are not supported yet"
-        )));
-    }
+    let kind = if src.starts_with('/') { MountType::Bind } else { MountType::Volume };
     if !dst.starts_with('/') {
         return Err(Error::invalid(format!(
-            "invalid volume specification: '{spec}': invalid mount config for type \"bind\": invalid mount path: '{dst}' mount path must be absolute"
+            "invalid volume specification: '{spec}': invalid mount config for type \"{}\": invalid mount path: '{dst}' mount path must be absolute",
+            kind.as_str()
         )));
     }
-    let mut m = MountSpec::new(MountType::Bind, src, dst);
+    if dst == "/" {
+        return Err(Error::invalid(format!("invalid specification: destination can't be '/' in '{spec}'")));
+    }
+    let mut m = MountSpec::new(kind, if kind == MountType::Bind { src } else { "" }, dst);
+    if kind == MountType::Volume {
+        m.name = src.to_string();
+        m.named = !src.is_empty();
+    }
     m.mode = mode.to_string();
     let (mut rw, mut prop) = (0, 0);
     for w in mode.split(',').filter(|w| !w.is_empty()) {
@@ -190,12 +236,19 @@ pub fn parse_bind(spec: &str) -> Result<MountSpec> {
                 m.read_only = w == "ro";
                 rw += 1;
             }
+            if w == "nocopy" {
+                m.nocopy = true;
+            }
         } else {
             return Err(Error::invalid(format!("invalid mode: {mode}")));
         }
     }
-    if rw > 1 || prop > 1 {
+    if rw > 1 || prop > 1 || (m.nocopy && kind == MountType::Bind) {
         return Err(Error::invalid(format!("invalid mode: {mode}")));
+    }
+    if kind == MountType::Volume && m.mode.is_empty() && m.named {
+        // Docker's default SELinux relabel mode for `-v name:/path`, shown in inspect.
+        m.mode = "z".into();
     }
     Ok(m)
 }
@@ -258,7 +311,34 @@ pub fn parse_mount(v: &Value) -> Result<MountSpec> {
             }
         }
         MountType::Volume => {
-            return Err(bad("named volumes are not supported yet"));
+            if source.starts_with('/') {
+                return Err(bad(&format!("invalid mount path: '{source}' mount path must not be absolute")));
+            }
+            if o.get("BindOptions").is_some_and(|b| !b.is_null()) {
+                return Err(bad("BindOptions must not be specified"));
+            }
+            m.name = source.to_string();
+            m.named = !source.is_empty();
+            // Resolved to the volume's data dir at create.
+            m.source.clear();
+            if let Some(v) = o.get("VolumeOptions").and_then(Value::as_object) {
+                m.nocopy = v.get("NoCopy").and_then(Value::as_bool).unwrap_or(false);
+                m.subpath = v.get("Subpath").and_then(Value::as_str).unwrap_or("").to_string();
+                let map = |x: Option<&Value>| -> Map {
+                    x.and_then(Value::as_object)
+                        .map(|o| o.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+                        .unwrap_or_default()
+                };
+                m.volume_labels = map(v.get("Labels"));
+                if let Some(d) = v.get("DriverConfig").and_then(Value::as_object) {
+                    m.volume_opts = map(d.get("Options"));
+                }
+            }
+            if !m.subpath.is_empty()
+                && (m.subpath.starts_with('/') || m.subpath.split('/').any(|c| c == ".."))
+            {
+                return Err(bad(&format!("subpath must be a relative path within the volume: {}", m.subpath)));
+            }
         }
     }
     Ok(m)
@@ -327,7 +407,11 @@ mod tests {
             ("/a:/b:shared,slave", Err("invalid mode: shared,slave")),
             ("nope", Err("invalid volume specification: 'nope'")),
             ("/a:/b:ro:x", Err("invalid volume specification: '/a:/b:ro:x'")),
-            ("vol:/b", Err("invalid volume specification: 'vol:/b': named volumes are not supported yet")),
+            ("vol:/b", Ok(with(&|m| (m.name, m.named) = ("vol".into(), true), "z", MountSpec::new(MountType::Volume, "", "/b")))),
+            ("vol:/b:ro,nocopy", Ok(with(&|m| (m.name, m.named, m.read_only, m.nocopy) = ("vol".into(), true, true, true), "ro,nocopy", MountSpec::new(MountType::Volume, "", "/b")))),
+            ("/anon", Ok(MountSpec::anonymous("/anon"))),
+            ("/a:/b:nocopy", Err("invalid mode: nocopy")),
+            ("vol:/", Err("invalid specification: destination can't be '/' in 'vol:/'")),
             (
                 "/a:b",
                 Err("invalid volume specification: '/a:b': invalid mount config for type \"bind\": invalid mount path: 'b' mount path must be absolute"),
@@ -381,8 +465,23 @@ mod tests {
                 Err("invalid mount config for type \"bind\": invalid propagation mode: weird"),
             ),
             (
-                json!({"Type": "volume", "Source": "v", "Target": "/x"}),
-                Err("invalid mount config for type \"volume\": named volumes are not supported yet"),
+                json!({"Type": "volume", "Source": "v", "Target": "/x", "ReadOnly": true,
+                       "VolumeOptions": {"NoCopy": true, "Subpath": "sub/dir", "Labels": {"a": "b"},
+                                         "DriverConfig": {"Name": "local", "Options": {"type": "tmpfs"}}}}),
+                Ok(from(MountSpec::new(MountType::Volume, "", "/x"), &|m| {
+                    (m.name, m.named, m.read_only, m.nocopy, m.subpath) = ("v".into(), true, true, true, "sub/dir".into());
+                    m.volume_labels = [("a".to_string(), "b".to_string())].into();
+                    m.volume_opts = [("type".to_string(), "tmpfs".to_string())].into();
+                })),
+            ),
+            (json!({"Type": "volume", "Target": "/x"}), Ok(from(MountSpec::anonymous("/x"), &|_| {}))),
+            (
+                json!({"Type": "volume", "Source": "v", "Target": "/x", "VolumeOptions": {"Subpath": "../up"}}),
+                Err("invalid mount config for type \"volume\": subpath must be a relative path within the volume: ../up"),
+            ),
+            (
+                json!({"Type": "volume", "Source": "v", "Target": "/x", "BindOptions": {"Propagation": "shared"}}),
+                Err("invalid mount config for type \"volume\": BindOptions must not be specified"),
             ),
         ];
         for (v, want) in cases {

@@ -34,6 +34,21 @@ pub struct Record {
     /// Stopped or killed by a user: restart policies (except `always` on daemon start)
     /// leave it alone.
     pub manually_stopped: bool,
+    /// Every mount, resolved at create (volume names and data paths, `--volumes-from`,
+    /// image `VOLUME`s); `None` in records of older versions, whose mounts are parsed
+    /// from the HostConfig.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mount_points: Option<Vec<crate::mounts::MountSpec>>,
+}
+
+impl Record {
+    /// The container's mounts (see [`Record::mount_points`]).
+    pub fn mounts(&self) -> Vec<crate::mounts::MountSpec> {
+        match &self.mount_points {
+            Some(m) => m.clone(),
+            None => crate::mounts::of(&self.host_config).unwrap_or_default(),
+        }
+    }
 }
 
 /// What waiters watch: bumped on every exit and on removal.

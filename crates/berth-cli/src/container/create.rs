@@ -324,7 +324,9 @@ pub fn build_create(o: &RunArgs, image: &str, cmd: &[String], console: Option<(u
 fn mount_spec(value: &str) -> Result<Value, String> {
     let mut m = serde_json::Map::new();
     let mut kind = "volume".to_string();
-    let (mut bind, mut tmpfs) = (serde_json::Map::new(), serde_json::Map::new());
+    let (mut bind, mut tmpfs, mut vol) = (serde_json::Map::new(), serde_json::Map::new(), serde_json::Map::new());
+    let (mut vol_labels, mut vol_opts) = (serde_json::Map::new(), serde_json::Map::new());
+    let mut vol_driver: Option<String> = None;
     let flag = |k: &str, v: Option<&str>| -> Result<bool, String> {
         match v.unwrap_or("true") {
             "true" | "1" => Ok(true),
@@ -344,6 +346,36 @@ fn mount_spec(value: &str) -> Result<Value, String> {
             }
             "bind-nonrecursive" => {
                 bind.insert("NonRecursive".into(), json!(flag(&key, val)?));
+            }
+            "bind-recursive" => match need()? {
+                "enabled" => {}
+                "disabled" => {
+                    bind.insert("NonRecursive".into(), json!(true));
+                }
+                "writable" => {
+                    bind.insert("ReadOnlyNonRecursive".into(), json!(true));
+                }
+                "readonly" => {
+                    bind.insert("ReadOnlyForceRecursive".into(), json!(true));
+                }
+                v => return Err(format!("invalid value for {key}: {v} (must be \"enabled\", \"disabled\", \"writable\", or \"readonly\")")),
+            },
+            "volume-nocopy" => {
+                vol.insert("NoCopy".into(), json!(flag(&key, val)?));
+            }
+            "volume-subpath" => {
+                vol.insert("Subpath".into(), json!(need()?));
+            }
+            "volume-driver" => vol_driver = Some(need()?.to_string()),
+            "volume-label" => {
+                let v = need()?;
+                let (k, lv) = v.split_once('=').unwrap_or((v, ""));
+                vol_labels.insert(k.into(), json!(lv));
+            }
+            "volume-opt" => {
+                let v = need()?;
+                let (k, ov) = v.split_once('=').ok_or_else(|| format!("invalid volume-opt '{v}': must be key=value"))?;
+                vol_opts.insert(k.into(), json!(ov));
             }
             "type" => kind = need()?.to_string(),
             "source" | "src" => {
@@ -378,6 +410,23 @@ fn mount_spec(value: &str) -> Result<Value, String> {
         }
         m.insert("BindOptions".into(), Value::Object(bind));
     }
+    if !vol_labels.is_empty() {
+        vol.insert("Labels".into(), Value::Object(vol_labels));
+    }
+    if vol_driver.is_some() || !vol_opts.is_empty() {
+        let mut d = serde_json::Map::new();
+        d.insert("Name".into(), json!(vol_driver.unwrap_or_default()));
+        if !vol_opts.is_empty() {
+            d.insert("Options".into(), Value::Object(vol_opts));
+        }
+        vol.insert("DriverConfig".into(), Value::Object(d));
+    }
+    if !vol.is_empty() {
+        if kind != "volume" {
+            return Err(format!("cannot mix 'volume-*' options with mount type '{kind}'"));
+        }
+        m.insert("VolumeOptions".into(), Value::Object(vol));
+    }
     if !tmpfs.is_empty() {
         if kind != "tmpfs" {
             return Err(format!("cannot mix 'tmpfs-*' options with mount type '{kind}'"));
@@ -410,6 +459,17 @@ mod tests {
                 Ok(json!({"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 1048576, "Mode": 0o1770}})),
             ),
             ("src=v,dst=/d", Ok(json!({"Type": "volume", "Source": "v", "Target": "/d"}))),
+            (
+                "src=v,dst=/d,volume-nocopy,volume-subpath=a/b,volume-opt=type=tmpfs,volume-label=x=y",
+                Ok(json!({"Type": "volume", "Source": "v", "Target": "/d", "VolumeOptions": {
+                    "NoCopy": true, "Subpath": "a/b", "Labels": {"x": "y"},
+                    "DriverConfig": {"Name": "", "Options": {"type": "tmpfs"}}}})),
+            ),
+            (
+                "type=bind,src=/a,dst=/d,bind-recursive=disabled",
+                Ok(json!({"Type": "bind", "Source": "/a", "Target": "/d", "BindOptions": {"NonRecursive": true}})),
+            ),
+            ("type=bind,src=/a,dst=/d,volume-nocopy", Err("cannot mix 'volume-*' options with mount type 'bind'")),
             ("type=bind,src=/a", Err("target is required")),
             ("type=bind,src=/a,dst=/b,bogus=1", Err("unexpected key 'bogus' in 'bogus=1'")),
             ("type=tmpfs,dst=/t,bind-propagation=shared", Err("cannot mix 'bind-*' options with mount type 'tmpfs'")),
