@@ -31,21 +31,22 @@ fn named_volume_is_shared_and_survives_restarts() {
         // A read-only mount refuses writes.
         d.cli(cli, &["run", "--rm", "-v", &format!("{v}:/data:ro"), "busybox", "touch", "/data/g"]).code(1);
         let ls = d.cli(cli, &["volume", "ls"]).ok();
-        assert!(ls.out().starts_with("DRIVER    VOLUME NAME\n"), "{}", ls.out());
-        assert!(ls.out().contains(&format!("local     {v}\n")), "{}", ls.out());
+        let lines = ls.lines();
+        assert_eq!(lines[0], "DRIVER    VOLUME NAME", "{}", ls.out());
+        assert!(lines.contains(&format!("local     {v}")), "{}", ls.out());
         let ins = d.cli(cli, &["volume", "inspect", "-f", "{{.Driver}} {{.Scope}} {{.Labels}} {{.Mountpoint}}", &v]).ok();
         let want = format!("local local map[app:web] {}", d.dir().join("root/volumes").join(&v).join("_data").display());
         assert!(ins.out().trim().ends_with("_data") && ins.out().contains("local local map[app:web]"), "{} vs {want}", ins.out());
     }
     // The inspect `Mounts` entry, exactly as Docker shows it.
-    d.docker(&["create", "--name", "m", "-v", "data-d:/data", "busybox", "true"]).ok();
-    let m = &d.inspect("m")["Mounts"][0];
+    d.docker(&["create", "--name", "mc", "-v", "data-d:/data", "busybox", "true"]).ok();
+    let m = &d.inspect("mc")["Mounts"][0];
     assert_eq!(m["Type"], "volume");
     assert_eq!(m["Name"], "data-d");
     assert!(m["Source"].as_str().unwrap_or("").ends_with("/volumes/data-d/_data"), "{m}");
     assert_eq!((m["Destination"].as_str(), m["Driver"].as_str(), m["Mode"].as_str()), (Some("/data"), Some("local"), Some("z")));
     assert_eq!((m["RW"].as_bool(), m["Propagation"].as_str()), (Some(true), Some("")));
-    d.docker(&["rm", "m"]).ok();
+    d.docker(&["rm", "mc"]).ok();
     // A daemon restart and a kill -9 keep volumes and their data.
     d.restart();
     d.kill9();
@@ -108,12 +109,12 @@ fn volumes_from_in_use_conflict_and_prune() {
         for _ in 0..50 {
             let r = d.cli(cli, &["run", "--rm", "--volumes-from", &format!("{src}:ro"), "busybox", "cat", "/anon/f", "/named/f"]);
             out = r.out().to_string();
-            if out == "a\nn\n" {
+            if out == "a\nn" {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        assert_eq!(out, "a\nn\n");
+        assert_eq!(out, "a\nn");
         d.cli(cli, &["run", "--rm", "--volumes-from", &format!("{src}:ro"), "busybox", "touch", "/named/g"]).code(1);
         // In use: 409 with Docker's text, forced or not.
         let id = d.inspect(&src)["Id"].as_str().unwrap_or("").to_string();
@@ -198,7 +199,7 @@ fn cp_reads_and_writes_volumes_not_the_layer_beneath() {
         d.cli(cli, &["cp", &infile.to_string_lossy(), &format!("{c}:/bound/in-{t}")]).ok();
         assert_eq!(fs::read_to_string(bind.join(format!("in-{t}"))).expect("bind file"), "into volume\n");
         let r = d.cli(cli, &["run", "--rm", "-v", &format!("{v}:/v"), "busybox", "cat", "/v/in"]).ok();
-        assert_eq!(r.out(), "into volume\n");
+        assert_eq!(r.out(), "into volume");
         d.cli(cli, &["run", "--rm", "-v", &format!("{v}:/v"), "busybox", "sh", "-c", "echo from volume > /v/out"]).ok();
         let back = work.join(format!("out-{t}"));
         d.cli(cli, &["cp", &format!("{c}:/data/out"), &back.to_string_lossy()]).ok();

@@ -215,7 +215,7 @@ impl Engine {
         })
         .await
         .map_err(|e| Error::internal(e.to_string()))??;
-        if let Err(e) = self.copy_up(&image_id, rec.mount_points.as_deref().unwrap_or_default(), &tmp.join("fs/merged")).await {
+        if let Err(e) = self.copy_up(&image_id, rec.mount_points.as_deref().unwrap_or_default(), &tmp).await {
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(e);
         }

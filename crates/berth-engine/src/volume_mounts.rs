@@ -140,8 +140,9 @@ impl Engine {
 
     /// Docker's copy-up: each volume mount (not `nocopy`) whose volume is empty gets
     /// the image's content at its destination, the directory's owner and mode included.
-    /// `at` is an empty directory for the image's read-only view.
-    pub(crate) async fn copy_up(&self, image_id: &str, specs: &[MountSpec], at: &Path) -> Result<()> {
+    /// `dir` is the new container's directory: its (still empty) `fs/upper` tops the
+    /// image's layers (a read-only overlay needs two lower dirs), `fs/merged` shows them.
+    pub(crate) async fn copy_up(&self, image_id: &str, specs: &[MountSpec], dir: &Path) -> Result<()> {
         let todo: Vec<&MountSpec> = specs
             .iter()
             .filter(|m| m.kind == MountType::Volume && !m.nocopy && m.subpath.is_empty())
@@ -150,9 +151,10 @@ impl Engine {
         if todo.is_empty() {
             return Ok(());
         }
-        let lower = self.lower_dirs(image_id)?;
+        let mut lower = vec![dir.join("fs/upper")];
+        lower.extend(self.lower_dirs(image_id)?);
         for m in todo {
-            copy_one(lower.clone(), at.to_path_buf(), m.destination.clone(), PathBuf::from(&m.source)).await?;
+            copy_one(lower.clone(), dir.join("fs/merged"), m.destination.clone(), PathBuf::from(&m.source)).await?;
         }
         Ok(())
     }
@@ -226,8 +228,16 @@ impl Engine {
     // ----- the /volumes API -----
 
     /// `POST /volumes/create` (idempotent for an existing name, as Docker's).
-    pub async fn create_volume(&self, body: VolumeCreateBody) -> Result<Volume> {
-        let name = if body.name.is_empty() { volumes::anonymous_name() } else { body.name.clone() };
+    /// Without a name the volume is anonymous (named and labelled as such), as Docker's.
+    pub async fn create_volume(&self, mut body: VolumeCreateBody) -> Result<Volume> {
+        let name = if body.name.is_empty() {
+            if matches!(body.driver.as_str(), "" | "local") {
+                body.labels.insert(ANONYMOUS_LABEL.into(), String::new());
+            }
+            volumes::anonymous_name()
+        } else {
+            body.name.clone()
+        };
         let eng = self.clone();
         let (meta, now) = tokio::task::spawn_blocking(move || {
             eng.volumes().create(&name, &body.driver, &body.driver_opts, &body.labels)
