@@ -27,6 +27,9 @@ pub async fn create(state: &State, mut ctx: Ctx) -> Resp {
     if let Err(e) = berth_engine::validate::create_body_shape(&raw) {
         return from_error(&e);
     }
+    if let Some(r) = crate::volumes::subpath_too_new(&raw, ctx.version.as_deref()) {
+        return r;
+    }
     let req: ContainerCreateRequest = match serde_json::from_value(raw) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),

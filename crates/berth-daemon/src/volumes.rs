@@ -70,3 +70,35 @@ async fn prune(state: &State, ctx: &Ctx) -> Resp {
         Err(e) => from_error(&e),
     }
 }
+
+/// Docker refuses `VolumeOptions.Subpath` from clients older than API 1.45 (the field
+/// did not exist for them); the 400 for a create body that has one.
+pub fn subpath_too_new(raw: &serde_json::Value, version: Option<&str>) -> Option<Resp> {
+    let old = version.and_then(ApiVersion::parse).is_some_and(|v| v < ApiVersion { major: 1, minor: 45 });
+    let mounts = raw.pointer("/HostConfig/Mounts").and_then(serde_json::Value::as_array)?;
+    let has = mounts.iter().any(|m| {
+        m.pointer("/VolumeOptions/Subpath").and_then(serde_json::Value::as_str).is_some_and(|s| !s.is_empty())
+    });
+    (old && has).then(|| error(StatusCode::BAD_REQUEST, "VolumeOptions.Subpath needs API v1.45 or newer"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subpath_needs_api_1_45() {
+        let body = serde_json::json!({"HostConfig": {"Mounts": [{"Type": "volume", "Source": "v", "Target": "/x",
+            "VolumeOptions": {"Subpath": "a"}}]}});
+        let plain = serde_json::json!({"HostConfig": {"Mounts": [{"Type": "volume", "Source": "v", "Target": "/x"}]}});
+        let cases: &[(&serde_json::Value, Option<&str>, bool)] = &[
+            (&body, Some("1.44"), true),
+            (&body, Some("1.45"), false),
+            (&body, None, false),
+            (&plain, Some("1.41"), false),
+        ];
+        for (b, v, refused) in cases {
+            assert_eq!(subpath_too_new(b, *v).is_some(), *refused, "{v:?} {b}");
+        }
+    }
+}

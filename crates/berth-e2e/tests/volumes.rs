@@ -244,6 +244,14 @@ fn system_df_and_the_volumes_api() {
     assert_eq!(d.request("DELETE", "/volumes/nope?force=1", None).status, 204);
     let used = d.request("DELETE", "/volumes/dfvol", None);
     assert_eq!(used.status, 409);
+    // `ps --filter volume=` by name or destination.
+    d.docker(&["ps", "-a", "--filter", "volume=dfvol", "--format", "{{.Names}}"]).ok().stdout_has("dfc");
+    d.berth(&["ps", "-a", "--filter", "volume=/d", "--format", "{{.Names}}"]).ok().stdout_has("dfc");
+    assert_eq!(d.docker(&["ps", "-a", "--filter", "volume=other", "-q"]).ok().out(), "");
+    // A subpath from a client older than API 1.45 is refused, as Docker does.
+    let body = r#"{"Image":"busybox","HostConfig":{"Mounts":[{"Type":"volume","Source":"dfvol","Target":"/x","VolumeOptions":{"Subpath":"a"}}]}}"#;
+    let old = d.request("POST", "/v1.44/containers/create", Some(body));
+    assert_eq!((old.status, old.json()["message"].as_str()), (400, Some("VolumeOptions.Subpath needs API v1.45 or newer")));
     // Old API versions prune named volumes too.
     let p = d.request("POST", "/v1.41/volumes/prune", None).json();
     assert_eq!(p["VolumesDeleted"], serde_json::json!(["apiv"]));

@@ -1511,6 +1511,8 @@ fn matches_filters(r: &Record, filters: &BTreeMap<String, Vec<String>>, image: &
             "exited" => values
                 .iter()
                 .any(|v| r.state.status == Status::Exited && v.parse::<i64>().ok() == Some(r.state.exit_code)),
+            // A volume's name or a mount's destination, as Docker's `volume` filter.
+            "volume" => r.mounts().iter().any(|m| values.iter().any(|v| *v == m.name || *v == m.destination)),
             _ => true,
         };
         if !ok {
