@@ -137,3 +137,22 @@ fn image_and_system_answers_conform() {
     conforms::<_, bollard_stubs::models::ExecInspectResponse>("exec inspect", &ExecInspect::default());
     conforms::<_, bollard_stubs::models::EventMessage>("event", &EventMessage::default());
 }
+
+#[test]
+fn volume_answers_conform() {
+    let v = Volume {
+        created_at: "2026-12-01T00:00:00Z".into(),
+        driver: "local".into(),
+        labels: Some([("a".to_string(), "b".to_string())].into()),
+        mountpoint: "/var/lib/berth/volumes/v/_data".into(),
+        name: "v".into(),
+        options: Some([("type".to_string(), "tmpfs".to_string())].into()),
+        scope: "local".into(),
+        usage_data: Some(UsageData { size: 1, ref_count: 1 }),
+    };
+    conforms::<_, bollard_stubs::models::Volume>("volume", &v);
+    let list = VolumeListResponse { volumes: vec![v], warnings: None };
+    conforms::<_, bollard_stubs::models::VolumeListResponse>("volume list", &list);
+    let pruned = VolumesPruneResponse { volumes_deleted: Some(vec!["v".into()]), space_reclaimed: 1 };
+    conforms::<_, bollard_stubs::models::VolumePruneResponse>("volume prune", &pruned);
+}

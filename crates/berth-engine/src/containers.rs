@@ -178,7 +178,9 @@ impl Engine {
             mount_points: Some(mount_points),
             ..Default::default()
         };
+        let pinned = rec.mounts();
         let r = self.create_record(rec, image.id.clone()).await;
+        self.unpin_mounts(&pinned);
         if r.is_err() {
             self.forget_volumes(&made_volumes);
         }

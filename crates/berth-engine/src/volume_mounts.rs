@@ -42,6 +42,11 @@ pub fn parse_volumes_from(spec: &str) -> Result<(&str, Option<bool>)> {
     }
 }
 
+/// The volume names among `specs`.
+fn pinned_names(specs: &[MountSpec]) -> Vec<String> {
+    specs.iter().filter(|m| m.kind == MountType::Volume && !m.name.is_empty()).map(|m| m.name.clone()).collect()
+}
+
 /// The names of the volumes `r` uses.
 fn volume_names(r: &Record) -> impl Iterator<Item = String> {
     r.mounts().into_iter().filter(|m| m.kind == MountType::Volume && !m.name.is_empty()).map(|m| m.name)
@@ -128,7 +133,17 @@ impl Engine {
             }
             m.source = self.volumes().data_dir(&meta.name).to_string_lossy().into_owned();
         }
+        let names = pinned_names(&specs);
+        if let Err(e) = self.volumes().pin(&names) {
+            self.forget_volumes(&made);
+            return Err(e);
+        }
         Ok((specs, made))
+    }
+
+    /// Ends the pins [`Engine::resolve_mounts`] took, once the create is recorded or failed.
+    pub(crate) fn unpin_mounts(&self, specs: &[MountSpec]) {
+        self.volumes().unpin(&pinned_names(specs));
     }
 
     /// Removes volumes a failed create made.

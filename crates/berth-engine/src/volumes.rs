@@ -43,6 +43,8 @@ pub struct VolumeStore {
     vols: Mutex<BTreeMap<String, VolumeMeta>>,
     /// Serialises create and remove (file work included) so a name is made once.
     op: Mutex<()>,
+    /// Volumes a container create in flight refers to (not yet in any record): in use.
+    pins: Mutex<BTreeMap<String, usize>>,
 }
 
 /// Docker's `validateName` of the local driver.
@@ -176,7 +178,7 @@ impl VolumeStore {
                 other => tracing::warn!(path = %path.display(), "not a volume: {other:?}"),
             }
         }
-        Ok(VolumeStore { root: root.to_path_buf(), vols: Mutex::new(vols), op: Mutex::new(()) })
+        Ok(VolumeStore { root: root.to_path_buf(), vols: Mutex::new(vols), op: Mutex::new(()), pins: Mutex::new(BTreeMap::new()) })
     }
 
     /// `<root>/<name>/_data`.
@@ -246,6 +248,32 @@ impl VolumeStore {
         Ok((meta, true))
     }
 
+    /// Marks `names` in use by a container being created (each must exist: a volume
+    /// removed since it was resolved is Docker's 404); undone by [`VolumeStore::unpin`].
+    pub fn pin(&self, names: &[String]) -> Result<()> {
+        let _op = lock(&self.op);
+        if let Some(n) = names.iter().find(|n| self.get(n).is_none()) {
+            return Err(Error::not_found(format!("get {n}: no such volume")));
+        }
+        let mut pins = lock(&self.pins);
+        for n in names {
+            *pins.entry(n.clone()).or_insert(0) += 1;
+        }
+        Ok(())
+    }
+
+    pub fn unpin(&self, names: &[String]) {
+        let mut pins = lock(&self.pins);
+        for n in names {
+            if let Some(c) = pins.get_mut(n) {
+                *c -= 1;
+                if *c == 0 {
+                    pins.remove(n);
+                }
+            }
+        }
+    }
+
     /// Removes volume `name` if `users` (asked under the store's lock) finds no
     /// container using it, else Docker's 409; `force` only forgives a missing volume.
     pub fn remove(&self, name: &str, force: bool, users: impl Fn(&str) -> Vec<String>) -> Result<()> {
@@ -257,7 +285,7 @@ impl VolumeStore {
             return Err(Error::not_found(format!("get {name}: no such volume")));
         }
         let u = users(name);
-        if !u.is_empty() {
+        if !u.is_empty() || lock(&self.pins).contains_key(name) {
             return Err(Error::conflict(format!("remove {name}: volume is in use - [{}]", u.join(", "))));
         }
         let dir = self.root.join(name);
@@ -374,6 +402,11 @@ mod tests {
             s.remove("data", false, |_| vec!["c1".into(), "c2".into()]).unwrap_err().to_string(),
             "remove data: volume is in use - [c1, c2]"
         );
+        // A create in flight holds its volumes.
+        s.pin(&["data".to_string()]).unwrap();
+        assert!(s.remove("data", false, |_| Vec::new()).unwrap_err().to_string().starts_with("remove data: volume is in use"));
+        s.unpin(&["data".to_string()]);
+        assert_eq!(s.pin(&["gone".to_string()]).unwrap_err().to_string(), "get gone: no such volume");
         // What a crash leaves: a half-made and a half-removed volume, both invisible.
         std::fs::create_dir_all(root.join(".creating-half/_data")).unwrap();
         std::fs::create_dir_all(root.join(".removing-old/_data")).unwrap();
