@@ -256,3 +256,71 @@ fn system_df_and_the_volumes_api() {
     let p = d.request("POST", "/v1.41/volumes/prune", None).json();
     assert_eq!(p["VolumesDeleted"], serde_json::json!(["apiv"]));
 }
+
+#[test]
+fn unknown_drivers_and_volume_events() {
+    let d = Daemon::start();
+    for cli in CLIS {
+        let t = tag(cli);
+        d.cli(cli, &["volume", "create", "-d", "nosuchdriver", &format!("nd-{t}")])
+            .code(1)
+            .stderr_has("error looking up volume plugin nosuchdriver: plugin \"nosuchdriver\" not found");
+        d.cli(cli, &["run", "--rm", "--mount", &format!("type=volume,src=nd2-{t},dst=/x,volume-driver=nosuchdriver"), "busybox", "true"])
+            .code(125)
+            .stderr_has("plugin \"nosuchdriver\" not found");
+        d.cli(cli, &["run", "--rm", "--volume-driver", "nosuchdriver", "-v", &format!("nd3-{t}:/x"), "busybox", "true"])
+            .code(125)
+            .stderr_has("plugin \"nosuchdriver\" not found");
+        // Nothing was made by the failed creates.
+        assert_eq!(d.cli(cli, &["volume", "ls", "-q"]).ok().out(), "");
+        assert_eq!(d.cli(cli, &["ps", "-aq"]).ok().out(), "");
+    }
+    d.docker(&["volume", "create", "ev1"]).ok();
+    d.docker(&["volume", "rm", "ev1"]).ok();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|t| t.as_secs() + 1).unwrap_or(0);
+    let r = d.docker(&["events", "--since", "0", "--until", &now.to_string(), "--filter", "type=volume", "--format", "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.driver}}"]).ok();
+    assert_eq!(r.lines(), ["create ev1 local", "destroy ev1 local"]);
+}
+
+#[test]
+fn kill9_during_volume_creates_leaves_only_whole_volumes() {
+    let mut d = Daemon::start();
+    // Creates race a SIGKILL of berthd: whatever survives must be whole.
+    let host = d.host();
+    let berth = berth_e2e::bins().berth.clone();
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let (host, berth) = (host.clone(), berth.clone());
+            std::thread::spawn(move || {
+                for i in 0..30 {
+                    let _ = std::process::Command::new(&berth)
+                        .args(["-H", &host, "volume", "create", &format!("crash-{w}-{i}")])
+                        .output();
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    d.kill9();
+    for w in workers {
+        let _ = w.join();
+    }
+    d.start_again();
+    let root = d.dir().join("root/volumes");
+    let listed = d.berth(&["volume", "ls", "-q"]).ok().lines();
+    for n in &listed {
+        assert!(root.join(n).join("_data").is_dir() && root.join(n).join("volume.json").is_file(), "{n} is not whole");
+        d.berth(&["volume", "inspect", n]).ok();
+    }
+    let leftovers: Vec<String> = fs::read_dir(&root)
+        .expect("volumes dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // And the store still works.
+    d.berth(&["volume", "create", "after-crash"]).ok();
+    d.berth(&["volume", "prune", "-af"]).ok();
+    assert_eq!(d.berth(&["volume", "ls", "-q"]).ok().out(), "");
+}

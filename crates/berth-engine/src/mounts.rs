@@ -104,6 +104,8 @@ pub struct MountSpec {
     /// `--mount type=volume,volume-opt=…,volume-label=…` for a volume made here.
     pub volume_opts: Map,
     pub volume_labels: Map,
+    /// `volume-driver=` / `HostConfig.VolumeDriver`; empty = `local`.
+    pub volume_driver: String,
 }
 
 impl Default for MountSpec {
@@ -131,6 +133,7 @@ impl MountSpec {
             subpath: String::new(),
             volume_opts: Map::new(),
             volume_labels: Map::new(),
+            volume_driver: String::new(),
         }
     }
 
@@ -332,6 +335,7 @@ pub fn parse_mount(v: &Value) -> Result<MountSpec> {
                 m.volume_labels = map(v.get("Labels"));
                 if let Some(d) = v.get("DriverConfig").and_then(Value::as_object) {
                     m.volume_opts = map(d.get("Options"));
+                    m.volume_driver = d.get("Name").and_then(Value::as_str).unwrap_or("").to_string();
                 }
             }
             if !m.subpath.is_empty()
@@ -472,6 +476,7 @@ mod tests {
                     (m.name, m.named, m.read_only, m.nocopy, m.subpath) = ("v".into(), true, true, true, "sub/dir".into());
                     m.volume_labels = [("a".to_string(), "b".to_string())].into();
                     m.volume_opts = [("type".to_string(), "tmpfs".to_string())].into();
+                    m.volume_driver = "local".into();
                 })),
             ),
             (json!({"Type": "volume", "Target": "/x"}), Ok(from(MountSpec::anonymous("/x"), &|_| {}))),

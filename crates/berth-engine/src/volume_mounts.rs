@@ -124,7 +124,8 @@ impl Engine {
                 labels.insert(ANONYMOUS_LABEL.into(), String::new());
             }
             let (eng, name, opts) = (self.clone(), m.name.clone(), m.volume_opts.clone());
-            let (meta, now) = tokio::task::spawn_blocking(move || eng.volumes().create(&name, "local", &opts, &labels))
+            let driver = if m.volume_driver.is_empty() { hc.volume_driver.clone() } else { m.volume_driver.clone() };
+            let (meta, now) = tokio::task::spawn_blocking(move || eng.volumes().create(&name, &driver, &opts, &labels))
                 .await
                 .map_err(|e| Error::internal(e.to_string()))??;
             if now {

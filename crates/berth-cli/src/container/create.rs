@@ -271,6 +271,7 @@ pub fn build_create(o: &RunArgs, image: &str, cmd: &[String], console: Option<(u
         restart_policy: restart,
         auto_remove: o.rm,
         volumes_from: opt_vec(&o.volumes_from),
+        volume_driver: o.volume_driver.clone().unwrap_or_default(),
         console_size: Some(match (o.tty, console) {
             (true, Some((r, c))) => vec![r as u32, c as u32],
             _ => vec![0, 0],
