@@ -159,6 +159,13 @@ impl Engine {
     /// `dir` is the new container's directory: its (still empty) `fs/upper` tops the
     /// image's layers (a read-only overlay needs two lower dirs), `fs/merged` shows them.
     pub(crate) async fn copy_up(&self, image_id: &str, specs: &[MountSpec], dir: &Path) -> Result<()> {
+        // A volume with driver options is mounted first: the copy goes into what
+        // the container will see.
+        for m in specs.iter().filter(|m| m.kind == MountType::Volume && !m.nocopy) {
+            if let Some(meta) = self.volumes().get(&m.name) {
+                self.mount_volume(&meta)?;
+            }
+        }
         let todo: Vec<&MountSpec> = specs
             .iter()
             .filter(|m| m.kind == MountType::Volume && !m.nocopy && m.subpath.is_empty())

@@ -4,7 +4,7 @@
 //!
 //! Crash rules (docs/storage.md, "Volumes"): a volume is built as `.creating-<name>`
 //! (data dir and metadata, synced) and renamed into place, so a kill -9 never leaves a
-//! half-made volume visible; removal renames to `.removing-<name>` first, so a volume
+//! half-made volume visible; removal renames to `.removing-<name>-<random>` first, so a volume
 //! is either whole or gone. [`VolumeStore::open`] deletes the leftovers of both.
 //! Which containers use a volume is the engine's to say (their records); this store
 //! knows files only. The glue (create-time mount resolution, copy-up, in-use checks)
@@ -277,7 +277,7 @@ impl VolumeStore {
     /// Removes volume `name` if `users` (asked under the store's lock) finds no
     /// container using it, else Docker's 409; `force` only forgives a missing volume.
     pub fn remove(&self, name: &str, force: bool, users: impl Fn(&str) -> Vec<String>) -> Result<()> {
-        let _op = lock(&self.op);
+        let op = lock(&self.op);
         if self.get(name).is_none() {
             if force {
                 return Ok(());
@@ -293,9 +293,12 @@ impl VolumeStore {
         if crate::volume_mounts::is_mount_point(&self.data_dir(name)) {
             let _ = berth_sys::mount::umount2(&self.data_dir(name), berth_sys::libc::MNT_DETACH);
         }
-        let doomed = self.root.join(format!(".removing-{name}"));
+        // Unique: the same name may be made and removed again before these files are gone.
+        let doomed = self.root.join(format!(".removing-{name}-{:016x}", rand::random::<u64>()));
         std::fs::rename(&dir, &doomed).map_err(|e| Error::io("rename", &dir, e))?;
         lock(&self.vols).remove(name);
+        // The rename was the removal; deleting the files (maybe many) holds no lock.
+        drop(op);
         if let Err(e) = std::fs::remove_dir_all(&doomed) {
             tracing::warn!(path = %doomed.display(), "remove volume files: {e}");
         }
