@@ -208,8 +208,16 @@ fn cp_reads_and_writes_volumes_not_the_layer_beneath() {
         let back2 = work.join(format!("out2-{t}"));
         d.cli(cli, &["cp", &format!("{c}:/data/out"), &back2.to_string_lossy()]).ok();
         assert_eq!(fs::read_to_string(&back2).expect("out2"), "from volume\n");
-        // Nothing went into the container's own layer.
         d.cli(cli, &["rm", "-f", &c]).ok();
+        // A read-only mount refuses a copy in; a read-only rootfs does not stop one into a volume.
+        let ro = format!("cpro-{t}");
+        d.cli(cli, &["create", "--name", &ro, "--read-only", "-v", &format!("{v}:/data:ro"), "-v", &format!("{v}:/rw"), "busybox", "true"]).ok();
+        d.cli(cli, &["cp", &infile.to_string_lossy(), &format!("{ro}:/data/x")]).code(1).stderr_has("mounted volume is marked read-only");
+        d.cli(cli, &["cp", &infile.to_string_lossy(), &format!("{ro}:/etc/x")]).code(1).stderr_has("container rootfs is marked read-only");
+        d.cli(cli, &["cp", &infile.to_string_lossy(), &format!("{ro}:/rw/viarw")]).ok();
+        let r = d.cli(cli, &["run", "--rm", "-v", &format!("{v}:/v"), "busybox", "cat", "/v/viarw"]).ok();
+        assert_eq!(r.out(), "into volume");
+        d.cli(cli, &["rm", &ro]).ok();
     }
 }
 

@@ -457,6 +457,17 @@ fn mount_points(rec: &crate::record::Record) -> Vec<PathBuf> {
     v
 }
 
+/// Whether the container path `path` lies in one of `mounts` (its destination or
+/// below): `Some(read_only)` of the deepest such mount, `None` outside every mount.
+fn mount_holding(mounts: &[crate::mounts::MountSpec], path: &str) -> Option<bool> {
+    let p = clean_abs(path);
+    mounts
+        .iter()
+        .filter(|m| p.starts_with(clean_abs(&m.destination)))
+        .max_by_key(|m| clean_abs(&m.destination).components().count())
+        .map(|m| m.read_only)
+}
+
 // ----- tar extraction (docker cp into a container) -----
 
 
@@ -875,8 +886,15 @@ impl Engine {
             Some(c.op.lock().await)
         };
         let rec = c.record();
-        if rec.host_config.readonly_rootfs {
-            return Err(Error::invalid("container rootfs is marked read-only"));
+        // Docker's `checkIfPathIsInAVolume`: a path in a mount is writable when the
+        // mount is, whatever the rootfs; outside mounts a read-only rootfs refuses.
+        match mount_holding(&rec.mounts(), path) {
+            Some(true) => return Err(Error::invalid("mounted volume is marked read-only")),
+            Some(false) => {}
+            None if rec.host_config.readonly_rootfs => {
+                return Err(Error::invalid("container rootfs is marked read-only"));
+            }
+            None => {}
         }
         let jail = self.view_jail(&rec, true)?;
         let owner = opts.copy_uid_gid.then(|| numeric_user(&rec.config.user));
@@ -1057,6 +1075,29 @@ fn numeric_user(user: &str) -> (u32, u32) {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn paths_in_mounts() {
+        let m = |dst: &str, ro: bool| {
+            let mut m = crate::mounts::MountSpec::anonymous(dst);
+            m.read_only = ro;
+            m
+        };
+        let mounts = [m("/data", false), m("/data/ro", true), m("/cfg", true)];
+        let cases: &[(&str, Option<bool>)] = &[
+            ("/data", Some(false)),
+            ("/data/x/", Some(false)),
+            ("/data/ro/y", Some(true)),
+            ("/data/rox", Some(false)),
+            ("/cfg", Some(true)),
+            ("/etc", None),
+            ("/", None),
+            ("data/../cfg/z", Some(true)),
+        ];
+        for (p, want) in cases {
+            assert_eq!(mount_holding(&mounts, p), *want, "{p}");
+        }
+    }
 
     #[test]
     fn times_and_names_like_go() {
