@@ -164,6 +164,14 @@ fn mount_flag_forms_and_errors() {
             .stderr_has(&format!("invalid mount config for type \"bind\": bind source path does not exist: {}", missing.display()));
         d.cli(cli, &["run", "--rm", "-v", &format!("{}:/x", missing.display()), "busybox", "touch", "/x/made"]).ok();
         assert!(missing.join("made").exists());
+        // `-v ./rel:/dst`: relative to the client's working directory, as the docker CLI sends it.
+        let rel = host.join(format!("rel-{t}"));
+        fs::create_dir_all(rel.join("site")).expect("mkdir");
+        fs::write(rel.join("site/index"), "relative\n").expect("write");
+        let (mut cmd, shown) = d.cli_command(cli, &["run", "--rm", "-v", "./site:/www:ro", "busybox", "cat", "/www/index"]);
+        cmd.current_dir(&rel);
+        let r = berth_e2e::run_with_timeout(cmd, shown, std::time::Duration::from_secs(60)).ok();
+        assert_eq!(r.out(), "relative");
         // A missing mount target inside the image is created.
         d.cli(cli, &["run", "--rm", "-v", &format!("{v}:/not/in/image"), "busybox", "ls", "/not/in/image/sub"]).ok().stdout_has("f");
         // Bad names in Docker's words.

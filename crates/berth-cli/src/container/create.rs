@@ -178,7 +178,7 @@ pub fn build_create(o: &RunArgs, image: &str, cmd: &[String], console: Option<(u
     let mut volumes: BTreeMap<String, Value> = BTreeMap::new();
     for v in &o.volume {
         if v.contains(':') {
-            binds.push(v.clone());
+            binds.push(absolute_bind(v, std::env::current_dir().ok().as_deref()));
         } else {
             volumes.insert(v.clone(), json!({}));
         }
@@ -320,6 +320,27 @@ pub fn build_create(o: &RunArgs, image: &str, cmd: &[String], console: Option<(u
     Ok(ContainerCreateRequest { config, host_config: Some(host), networking_config: Some(NetworkingConfig { endpoints_config: Some(endpoints) }), runtime: None })
 }
 
+/// `-v ./dir:/dst`: the docker CLI (≥ 23) sends a source starting with `.` as an
+/// absolute path (relative to the working directory); anything else as typed.
+fn absolute_bind(spec: &str, cwd: Option<&std::path::Path>) -> String {
+    match (spec.split_once(':'), cwd) {
+        (Some((src, rest)), Some(cwd)) if src.starts_with('.') => {
+            let mut p = std::path::PathBuf::new();
+            for c in cwd.join(src).components() {
+                match c {
+                    std::path::Component::CurDir => {}
+                    std::path::Component::ParentDir => {
+                        p.pop();
+                    }
+                    c => p.push(c),
+                }
+            }
+            format!("{}:{rest}", p.display())
+        }
+        _ => spec.to_string(),
+    }
+}
+
 /// One `--mount` value (`type=bind,src=/a,dst=/b,readonly`) as the docker CLI's
 /// `opts.MountOpt` makes it a `HostConfig.Mounts` entry, with its texts.
 fn mount_spec(value: &str) -> Result<Value, String> {
@@ -442,6 +463,21 @@ fn mount_spec(value: &str) -> Result<Value, String> {
 mod tests {
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn relative_bind_sources_become_absolute() {
+        let cwd = std::path::Path::new("/home/u/proj");
+        let cases = [
+            ("./site:/www:ro", "/home/u/proj/site:/www:ro"),
+            (".:/src", "/home/u/proj:/src"),
+            ("../up:/x", "/home/u/up:/x"),
+            ("named:/x", "named:/x"),
+            ("/abs:/x", "/abs:/x"),
+        ];
+        for (spec, want) in cases {
+            assert_eq!(absolute_bind(spec, Some(cwd)), want, "{spec}");
+        }
+    }
 
     #[test]
     fn mount_values_as_the_docker_cli_sends_them() {
