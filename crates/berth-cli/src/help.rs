@@ -128,6 +128,7 @@ fn flag_meta(long: &str, action: &ArgAction) -> (&'static str, Option<String>) {
         // Booleans that default to true (`--sig-proxy=false`, `--pause=false`).
         "disable-content-trust" | "sig-proxy" | "pause" => ("", Some("true".into())),
         "ulimit" => ("ulimit", Some("[]".into())),
+        "opt" => ("map", Some("map[]".into())),
         _ => match action {
             ArgAction::SetTrue | ArgAction::SetFalse | ArgAction::Count | ArgAction::Help | ArgAction::Version => ("", None),
             ArgAction::Append => ("list", None),
