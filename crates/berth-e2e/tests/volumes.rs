@@ -296,6 +296,12 @@ fn unknown_drivers_and_volume_events() {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|t| t.as_secs() + 1).unwrap_or(0);
     let r = d.docker(&["events", "--since", "0", "--until", &now.to_string(), "--filter", "type=volume", "--format", "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.driver}}"]).ok();
     assert_eq!(r.lines(), ["create ev1 local", "destroy ev1 local"]);
+    // A container's volumes: mount at start, unmount at exit.
+    d.docker(&["run", "--name", "evc", "-v", "ev2:/e:ro", "busybox", "true"]).ok();
+    let id = d.inspect("evc")["Id"].as_str().unwrap_or("").to_string();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|t| t.as_secs() + 1).unwrap_or(0);
+    let r = d.docker(&["events", "--since", "0", "--until", &now.to_string(), "--filter", "volume=ev2", "--format", "{{.Action}} {{.Actor.Attributes.container}} {{index .Actor.Attributes \"read/write\"}}"]).ok();
+    assert_eq!(r.lines(), ["create <no value>".to_string(), format!("mount {id} false"), format!("unmount {id}")]);
 }
 
 #[test]

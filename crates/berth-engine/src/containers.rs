@@ -486,6 +486,7 @@ impl Engine {
             r.manually_stopped = false;
         })?;
         c.notice.send_modify(|n| n.running = true);
+        self.volume_mount_events(&c.record(), "mount");
         self.container_event(&c.record(), "start", &[]);
         self.monitor(c.clone(), Some(shim));
         Ok(())
@@ -575,6 +576,7 @@ impl Engine {
                 self.container_event(rec, "oom", &[]);
             }
             self.container_event(rec, "die", &[("exitCode", code.to_string())]);
+            self.volume_mount_events(rec, "unmount");
         }
         // A container its policy restarts is `restarting` before waiters wake, so a
         // `rm` right after `wait` is refused as Docker refuses it.

@@ -242,6 +242,24 @@ impl Engine {
         })
     }
 
+    /// Docker's `volume mount` (at start) / `volume unmount` (at exit) events, one per
+    /// volume of the container.
+    pub(crate) fn volume_mount_events(&self, rec: &Record, action: &str) {
+        for m in rec.mounts().iter().filter(|m| m.kind == MountType::Volume) {
+            let mut attrs = BTreeMap::new();
+            attrs.insert("driver".to_string(), "local".to_string());
+            if action == "mount" {
+                attrs.insert("container".to_string(), rec.id.clone());
+                attrs.insert("destination".to_string(), m.destination.clone());
+                attrs.insert("propagation".to_string(), String::new());
+                attrs.insert("read/write".to_string(), (!m.read_only).to_string());
+            } else {
+                attrs.insert("container".to_string(), rec.id.clone());
+            }
+            self.events().emit("volume", action, &m.name, attrs);
+        }
+    }
+
     fn volume_event(&self, name: &str, action: &str) {
         let mut attrs = BTreeMap::new();
         attrs.insert("driver".to_string(), "local".to_string());
