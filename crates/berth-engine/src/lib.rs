@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod fsops;
 mod exec;
+pub mod health;
 mod lifecycle;
 mod images;
 pub mod logs;
