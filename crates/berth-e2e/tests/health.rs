@@ -188,3 +188,22 @@ fn monitor_follows_pause_and_a_daemon_restart() {
     d.docker(&["exec", "svc", "touch", "/ok"]).ok();
     d.wait_inspect("svc", T, "healthy again", status_is("healthy"));
 }
+
+/// `StartInterval` exists from API 1.44: an older client's is ignored, as Docker does.
+#[test]
+fn start_interval_needs_api_1_44() {
+    let d = Daemon::start();
+    d.berth(&["pull", "busybox"]).ok();
+    let body = r#"{"Image":"busybox","Cmd":["true"],"Healthcheck":{"Test":["CMD","true"],"StartInterval":2000000000}}"#;
+    for (version, want) in [("1.43", None), ("1.44", Some(2_000_000_000i64))] {
+        let r = d.request("POST", &format!("/v{version}/containers/create"), Some(body));
+        assert_eq!(r.status, 201, "{r:?}");
+        let id = r.json()["Id"].as_str().unwrap_or_default().to_string();
+        let hc = d.inspect(&id)["Config"]["Healthcheck"].clone();
+        assert_eq!(hc["StartInterval"].as_i64(), want, "{version}: {hc}");
+        assert_eq!(hc["Test"], serde_json::json!(["CMD", "true"]));
+    }
+    // Docker's validation texts.
+    let r = d.request("POST", "/containers/create", Some(r#"{"Image":"busybox","Healthcheck":{"Interval":10}}"#));
+    assert_eq!((r.status, r.json()["message"].as_str()), (400, Some("Interval in Healthcheck cannot be less than 1ms")));
+}

@@ -169,6 +169,14 @@ pub fn merge(user: &mut Option<Value>, image: Option<&Value>) {
     *user = Some(merged.to_value());
 }
 
+/// A create request of API < 1.44: `StartInterval` did not exist yet and is ignored
+/// (Docker clears it before validating).
+pub fn drop_start_interval(h: &mut Option<Value>) {
+    if let Some(Value::Object(m)) = h {
+        m.remove("StartInterval");
+    }
+}
+
 /// What one probe gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProbeOutcome {
@@ -489,6 +497,17 @@ impl Engine {
             if stop.load(Ordering::SeqCst) {
                 return;
             }
+            // A container that stopped running or was removed without closing the
+            // monitor (it should not happen) ends it here, and frees the slot for a
+            // monitor opened later.
+            let gone = !lock(&self.inner.containers).contains_key(&c.id);
+            if gone || c.status() != Status::Running {
+                let mut slot = lock(&c.health);
+                if slot.as_ref().is_some_and(|m| Arc::ptr_eq(&m.stop, &stop)) {
+                    *slot = None;
+                }
+                return;
+            }
             let start = chrono::Utc::now();
             let exec_id = hex::encode(rand::random::<[u8; 32]>());
             let cmd = argv.join(" ");
@@ -626,6 +645,16 @@ mod tests {
             merge(&mut u, image.as_ref());
             assert_eq!(u, want, "{user:?} + {image:?}");
         }
+    }
+
+    #[test]
+    fn start_interval_is_dropped_for_old_clients() {
+        let mut h = Some(json!({"Test": ["CMD", "x"], "StartInterval": 5}));
+        drop_start_interval(&mut h);
+        assert_eq!(h, Some(json!({"Test": ["CMD", "x"]})));
+        let mut none = None;
+        drop_start_interval(&mut none);
+        assert_eq!(none, None);
     }
 
     #[test]
