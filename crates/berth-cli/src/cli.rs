@@ -80,6 +80,8 @@ pub enum Cmd {
     Tag(Names),
     /// Remove one or more images
     Rmi(RmiArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
     /// Show the Docker version information
     Version(FormatArgs),
     /// Display system-wide information
@@ -191,6 +193,8 @@ pub enum ImageCmd {
     Inspect(InspectArgs),
     /// Remove unused images
     Prune(PruneArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -614,6 +618,22 @@ pub struct ImagesArgs {
     #[arg(short = 'q', long)]
     pub quiet: bool,
     pub repo: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    #[arg(long, help = TABLE_FORMAT_HELP)]
+    pub format: Option<String>,
+    /// Print sizes and dates in human readable format
+    #[arg(short = 'H', long, default_value = "true", action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub human: bool,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Only show image IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    pub names: Vec<String>,
 }
 
 #[derive(Args, Debug)]

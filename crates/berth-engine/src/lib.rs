@@ -16,6 +16,7 @@ pub mod events;
 pub mod fsops;
 mod exec;
 pub mod health;
+pub mod history;
 mod lifecycle;
 mod images;
 pub mod logs;

@@ -50,6 +50,11 @@ impl ImageStore {
         self.inner.root.join("layers").join(chain_hex)
     }
 
+    /// Bytes of regular files in a committed layer (its `size` file), None if absent.
+    pub fn layer_size(&self, chain: &str) -> Option<u64> {
+        fs::read_to_string(self.layer_path(digest_hex(chain)).join("size")).ok()?.trim().parse().ok()
+    }
+
     pub(crate) fn has_layer(&self, chain: &str) -> bool {
         self.layer_path(digest_hex(chain)).join("ok").is_file()
     }
