@@ -82,6 +82,10 @@ pub enum Cmd {
     Rmi(RmiArgs),
     /// Show the history of an image
     History(HistoryArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
     /// Show the Docker version information
     Version(FormatArgs),
     /// Display system-wide information
@@ -195,6 +199,10 @@ pub enum ImageCmd {
     Prune(PruneArgs),
     /// Show the history of an image
     History(HistoryArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(LoadArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -618,6 +626,25 @@ pub struct ImagesArgs {
     #[arg(short = 'q', long)]
     pub quiet: bool,
     pub repo: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SaveArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short = 'o', long)]
+    pub output: Option<String>,
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    /// Read from tar archive file, instead of STDIN
+    #[arg(short = 'i', long)]
+    pub input: Option<String>,
+    /// Suppress the load output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    pub names: Vec<String>,
 }
 
 #[derive(Args, Debug)]

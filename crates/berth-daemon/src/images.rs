@@ -18,6 +18,39 @@ pub async fn inspect(state: &State, name: &str) -> Resp {
     }
 }
 
+/// `GET /images/get?names=…`, `GET /images/{name}/get`: a docker-archive.
+pub async fn save(state: &State, names: Vec<String>) -> Resp {
+    match state.engine.save_images(&names).await {
+        Ok(t) => crate::archive::tar_response(crate::archive::stream_body(t), None),
+        Err(e) => from_error(&e),
+    }
+}
+
+/// `POST /images/load?quiet=`: Docker's `{"stream":"Loaded image: x:y\n"}` lines; an
+/// error before any image loaded is a plain HTTP error, a later one ends the stream
+/// as `errorDetail` (Docker's "flushed" rule).
+pub async fn load(state: &State, ctx: Ctx) -> Resp {
+    let body = crate::archive::upload_stream(ctx.req.into_body());
+    let (lines, err) = state.engine.load_images(body).await;
+    if let (true, Some(e)) = (lines.is_empty(), &err) {
+        return from_error(e);
+    }
+    let mut out = Vec::new();
+    for l in lines {
+        out.extend_from_slice(&json_line(&JsonMessage { stream: Some(format!("{l}\n")), ..Default::default() }));
+    }
+    if let Some(e) = err {
+        out.extend_from_slice(&json_line(&JsonMessage {
+            error: Some(e.message.clone()),
+            error_detail: Some(berth_api::ErrorDetail { message: e.message.clone(), ..Default::default() }),
+            ..Default::default()
+        }));
+    }
+    let mut r = Response::new(crate::http::full(out));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
 /// `GET /images/{name}/history`.
 pub async fn history(state: &State, name: &str) -> Resp {
     match state.engine.image_history(name).await {

@@ -17,6 +17,7 @@ pub mod fsops;
 mod exec;
 pub mod health;
 pub mod history;
+pub mod saveload;
 mod lifecycle;
 mod images;
 pub mod logs;
