@@ -27,14 +27,11 @@ pub async fn save(state: &State, names: Vec<String>) -> Resp {
 }
 
 /// `POST /images/load?quiet=`: Docker's `{"stream":"Loaded image: x:y\n"}` lines; an
-/// error before any image loaded is a plain HTTP error, a later one ends the stream
-/// as `errorDetail` (Docker's "flushed" rule).
+/// error ends the stream as `errorDetail` with status 200, as Docker's (docker-py
+/// raises `ImageLoadError` from it; the CLIs print its message).
 pub async fn load(state: &State, ctx: Ctx) -> Resp {
     let body = crate::archive::upload_stream(ctx.req.into_body());
     let (lines, err) = state.engine.load_images(body).await;
-    if let (true, Some(e)) = (lines.is_empty(), &err) {
-        return from_error(e);
-    }
     let mut out = Vec::new();
     for l in lines {
         out.extend_from_slice(&json_line(&JsonMessage { stream: Some(format!("{l}\n")), ..Default::default() }));
