@@ -28,6 +28,8 @@ use crate::store::{chain_id, digest_hex, remove_any, Image, ImageRecord, ImageSt
 
 /// Largest metadata file read into memory (`manifest.json`, a config, an index).
 const MAX_META: u64 = 8 << 20;
+/// Most metadata bytes held in memory at once (all small files together).
+const MAX_META_TOTAL: u64 = 64 << 20;
 /// Most entries an archive may have (bounds the name table).
 const MAX_ENTRIES: usize = 100_000;
 
@@ -267,6 +269,7 @@ fn is_meta(name: &str) -> bool {
 impl Ingested {
     fn read(store: &ImageStore, archive: impl Read) -> Result<Ingested, StoreError> {
         let mut out = Ingested { small: HashMap::new(), files: HashMap::new(), links: HashMap::new() };
+        let mut meta_total = 0u64;
         let mut ar = tar::Archive::new(archive);
         let entries = ar.entries().map_err(|e| bad(format!("invalid archive: {e}")))?;
         for (n, entry) in entries.enumerate() {
@@ -296,6 +299,10 @@ impl Ingested {
             if is_meta(&name) {
                 if entry.size() > MAX_META {
                     return Err(bad(format!("invalid archive: {name} is larger than {MAX_META} bytes")));
+                }
+                meta_total += entry.size();
+                if meta_total > MAX_META_TOTAL {
+                    return Err(bad(format!("invalid archive: more than {MAX_META_TOTAL} bytes of metadata")));
                 }
                 let mut v = Vec::with_capacity(entry.size() as usize);
                 entry.read_to_end(&mut v).map_err(|e| bad(format!("invalid archive: {e}")))?;
