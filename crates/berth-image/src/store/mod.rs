@@ -702,4 +702,45 @@ mod tests {
         assert!(e.to_string().contains("neither manifest.json nor index.json"), "{e}");
         assert!(listing(t2.path()).is_empty(), "{:?}", listing(t2.path()));
     }
+
+    #[test]
+    fn load_reads_an_oci_layout_with_gzip_layers() {
+        let (t1, t2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = ImageStore::open(t1.path()).unwrap();
+        let id = import(&a, &[&[("etc/a", b"one")], &[("etc/b", b"two")]], "2026-01-01T00:00:00Z", &["oci/img:2"]);
+        let img = a.resolve("oci/img:2").unwrap();
+        let sha = |d: &[u8]| format!("sha256:{}", hex::encode(Sha256::digest(d)));
+        let config = fs::read(a.blob_path(&id)).unwrap();
+        let mut blobs: Vec<(String, Vec<u8>)> = vec![(id.clone(), config.clone())];
+        let mut layers = Vec::new();
+        for (chain, d) in chain_id(&img.layers).iter().zip(&img.layers) {
+            let (_, mut r) = a.layer_tar(chain, d).unwrap();
+            let mut tar = Vec::new();
+            std::io::Read::read_to_end(&mut r, &mut tar).unwrap();
+            let gz = gzip(&tar);
+            layers.push(serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha(&gz), "size": gz.len()}));
+            blobs.push((sha(&gz), gz));
+        }
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": id, "size": config.len()},
+            "layers": layers,
+        })).unwrap();
+        blobs.push((sha(&manifest), manifest.clone()));
+        let index = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha(&manifest), "size": manifest.len(),
+                "annotations": {"io.containerd.image.name": "docker.io/oci/img:2", "org.opencontainers.image.ref.name": "2"}}],
+        })).unwrap();
+        let mut files: Vec<(String, Vec<u8>)> = vec![("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()), ("index.json".into(), index)];
+        files.extend(blobs.into_iter().map(|(d, v)| (format!("blobs/sha256/{}", digest_hex(&d)), v)));
+        let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
+        let archive = tar_of(&refs);
+        let b = ImageStore::open(t2.path()).unwrap();
+        let mut lines = Vec::new();
+        b.load(&archive[..], &mut |l| lines.push(l)).unwrap();
+        assert_eq!(lines, ["Loaded image: oci/img:2"]);
+        let got = b.resolve("oci/img:2").unwrap();
+        assert_eq!((got.id, got.layers), (id, img.layers));
+    }
 }
