@@ -125,3 +125,32 @@ fn broken_or_lying_archives_leave_the_store_as_it_was() {
     let data = std::fs::read(Path::new(&x).join("good.tar")).expect("read");
     d.cli_input(Cli::Berth, &["load"], &data).ok().stdout_has("Loaded image: redis:latest");
 }
+
+/// A daemon killed (SIGKILL) in the middle of a load leaves nothing behind: the
+/// restarted daemon's store drops the partial ingest files, and the image is not there.
+#[test]
+fn a_load_cut_by_a_daemon_kill_leaves_nothing() {
+    use std::io::Write;
+    let mut d = Daemon::start();
+    d.berth(&["pull", "redis"]).ok();
+    let file = d.dir().join("redis.tar");
+    d.berth(&["save", "-o", &file.to_string_lossy(), "redis"]).ok();
+    d.berth(&["rmi", "redis"]).ok();
+    let before = store_listing(&d);
+    let data = std::fs::read(&file).expect("read archive");
+    let mut s = std::os::unix::net::UnixStream::connect(&d.sock).expect("connect");
+    write!(s, "POST /images/load?quiet=1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\n\r\n", data.len())
+        .expect("write head");
+    // More than the first layer: it is in an ingest file when the daemon dies.
+    s.write_all(&data[..data.len() * 2 / 3]).expect("write body");
+    berth_e2e::wait_until(std::time::Duration::from_secs(20), "an ingest file", || {
+        store_listing(&d).iter().any(|p| p.starts_with("ingest/")).then_some(())
+    });
+    d.kill9();
+    drop(s);
+    d.start_again();
+    assert_eq!(store_listing(&d), before);
+    assert_eq!(d.request("GET", "/images/redis/json", None).status, 404);
+    // The archive loads in full afterwards.
+    d.cli_input(Cli::Berth, &["load"], &data).ok().stdout_has("Loaded image: redis:latest");
+}
