@@ -181,7 +181,7 @@ fn stat_container_path(ctx: &mut Ctx, container: &str, path: &str) -> Result<Pat
 }
 
 /// A closed stdout ends the command quietly, as SIGPIPE ends the docker CLI.
-fn pipe_fail(e: io::Error) -> Fail {
+pub(crate) fn pipe_fail(e: io::Error) -> Fail {
     if e.kind() == io::ErrorKind::BrokenPipe {
         Fail::silent(141)
     } else {

@@ -11,6 +11,8 @@ mod detach;
 mod format;
 mod fsops;
 mod help;
+mod history;
+mod saveload;
 mod image;
 mod system;
 mod template;
@@ -126,6 +128,9 @@ pub fn usage_line(prog: &str, path: &str) -> String {
         "pull" => "[OPTIONS] NAME[:TAG|@DIGEST]",
         "tag" => "SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
         "rmi" => "[OPTIONS] IMAGE [IMAGE...]",
+        "history" => "[OPTIONS] IMAGE",
+        "save" => "[OPTIONS] IMAGE [IMAGE...]",
+        "load" => "[OPTIONS]",
         "stats" => "[OPTIONS] [CONTAINER...]",
         "cp" => "[OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n\tberth cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH",
         "diff" => "CONTAINER",
@@ -306,6 +311,12 @@ fn dispatch(ctx: &mut Ctx, cmd: cli::Cmd) -> CmdResult {
         Cmd::Tag(a) | Cmd::Image { cmd: I::Tag(a) } => image::tag(ctx, a),
         Cmd::Rmi(a) | Cmd::Image { cmd: I::Rm(a) } => image::rmi(ctx, a),
         Cmd::Image { cmd: I::Prune(a) } => system::image_prune(ctx, a),
+        Cmd::History(a) => history::history(ctx, a, "history"),
+        Cmd::Save(a) => saveload::save(ctx, a, "save"),
+        Cmd::Image { cmd: I::Save(a) } => saveload::save(ctx, a, "image save"),
+        Cmd::Load(a) => saveload::load(ctx, a, "load"),
+        Cmd::Image { cmd: I::Load(a) } => saveload::load(ctx, a, "image load"),
+        Cmd::Image { cmd: I::History(a) } => history::history(ctx, a, "image history"),
         Cmd::Version(a) => system::version(ctx, a),
         Cmd::Info(a) | Cmd::System { cmd: S::Info(a) } => system::info(ctx, a),
         Cmd::Events(a) | Cmd::System { cmd: S::Events(a) } => system::events(ctx, a),

@@ -25,7 +25,7 @@ const STAT_HEADER: &str = "X-Docker-Container-Path-Stat";
 /// The tar as it is written; if the writing fails, the body ends in an error, which
 /// makes hyper abort the chunked response (no last chunk), so the client reports an
 /// unexpected EOF instead of taking a partial archive for a whole one.
-fn stream_body(t: TarStream) -> Body {
+pub(crate) fn stream_body(t: TarStream) -> Body {
     let s = stream::unfold(Some(t), |st| async move {
         let mut t = st?;
         if let Some(b) = t.data.recv().await {
@@ -45,7 +45,7 @@ fn stat_header(stat: &PathStat) -> Option<HeaderValue> {
     HeaderValue::from_str(&base64::engine::general_purpose::STANDARD.encode(json)).ok()
 }
 
-fn tar_response(body: Body, stat: Option<&PathStat>) -> Resp {
+pub(crate) fn tar_response(body: Body, stat: Option<&PathStat>) -> Resp {
     let mut r = Response::new(body);
     r.headers_mut().insert(
         header::CONTENT_TYPE,

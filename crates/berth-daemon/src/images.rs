@@ -18,6 +18,44 @@ pub async fn inspect(state: &State, name: &str) -> Resp {
     }
 }
 
+/// `GET /images/get?names=…`, `GET /images/{name}/get`: a docker-archive.
+pub async fn save(state: &State, names: Vec<String>) -> Resp {
+    match state.engine.save_images(&names).await {
+        Ok(t) => crate::archive::tar_response(crate::archive::stream_body(t), None),
+        Err(e) => from_error(&e),
+    }
+}
+
+/// `POST /images/load?quiet=`: Docker's `{"stream":"Loaded image: x:y\n"}` lines; an
+/// error ends the stream as `errorDetail` with status 200, as Docker's (docker-py
+/// raises `ImageLoadError` from it; the CLIs print its message).
+pub async fn load(state: &State, ctx: Ctx) -> Resp {
+    let body = crate::archive::upload_stream(ctx.req.into_body());
+    let (lines, err) = state.engine.load_images(body).await;
+    let mut out = Vec::new();
+    for l in lines {
+        out.extend_from_slice(&json_line(&JsonMessage { stream: Some(format!("{l}\n")), ..Default::default() }));
+    }
+    if let Some(e) = err {
+        out.extend_from_slice(&json_line(&JsonMessage {
+            error: Some(e.message.clone()),
+            error_detail: Some(berth_api::ErrorDetail { message: e.message.clone(), ..Default::default() }),
+            ..Default::default()
+        }));
+    }
+    let mut r = Response::new(crate::http::full(out));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// `GET /images/{name}/history`.
+pub async fn history(state: &State, name: &str) -> Resp {
+    match state.engine.image_history(name).await {
+        Ok(h) => json(StatusCode::OK, &h),
+        Err(e) => from_error(&e),
+    }
+}
+
 /// `POST /images/create?fromImage=&tag=`: errors found before anything was streamed
 /// are plain HTTP errors (404 unknown manifest, 500 unreachable registry); later ones
 /// travel in the stream as `errorDetail`.

@@ -167,6 +167,8 @@ async fn dispatch(state: State, ctx: Ctx) -> Resp {
         (&Method::GET, ["images", "json"]) => images::list(&state),
         (&Method::POST, ["images", "create"]) => images::create(&state, ctx).await,
         (&Method::POST, ["images", "prune"]) => images::prune(&state, &ctx).await,
+        (&Method::GET, ["images", "get"]) => images::save(&state, ctx.q_all("names")).await,
+        (&Method::POST, ["images", "load"]) => images::load(&state, ctx).await,
         (&Method::POST, ["networks", "prune"]) => system::networks_prune(),
         _ if path == "/volumes" || path.starts_with("/volumes/") => crate::volumes::route(&state, ctx).await,
         _ if path.starts_with("/images/") => image_route(state, ctx).await,
@@ -181,6 +183,12 @@ async fn image_route(state: State, ctx: Ctx) -> Resp {
     if method == Method::GET {
         if let Some(name) = rest.strip_suffix("/json") {
             return images::inspect(&state, name).await;
+        }
+        if let Some(name) = rest.strip_suffix("/history") {
+            return images::history(&state, name).await;
+        }
+        if let Some(name) = rest.strip_suffix("/get") {
+            return images::save(&state, vec![name.to_string()]).await;
         }
     }
     if method == Method::POST {

@@ -277,13 +277,13 @@ where
 // ----- byte pipes between worker threads and async code -----
 
 /// Buffers writes and sends them as chunks; fails once the receiver is gone.
-struct ChanWriter {
+pub(crate) struct ChanWriter {
     tx: mpsc::Sender<Bytes>,
     buf: Vec<u8>,
 }
 
 impl ChanWriter {
-    fn new(tx: mpsc::Sender<Bytes>) -> ChanWriter {
+    pub(crate) fn new(tx: mpsc::Sender<Bytes>) -> ChanWriter {
         ChanWriter {
             tx,
             buf: Vec::with_capacity(CHUNK),
