@@ -17,6 +17,7 @@ pub mod fsops;
 mod exec;
 mod lifecycle;
 mod networks;
+pub mod netplumb;
 mod images;
 pub mod logs;
 mod logs_local;
