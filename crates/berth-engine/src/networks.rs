@@ -585,7 +585,9 @@ impl Engine {
     ) -> Result<BTreeMap<String, EndpointRecord>> {
         let mode = rec.host_config.network_mode.as_str();
         let mut out = BTreeMap::new();
-        if mode.starts_with("container:") {
+        if let Some(other) = mode.strip_prefix("container:") {
+            // Docker resolves the other container at create: 404 when it is unknown.
+            self.lookup(other)?;
             return Ok(out);
         }
         let primary = self.nets().find(resolve(mode))?;
