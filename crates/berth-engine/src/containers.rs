@@ -449,6 +449,17 @@ impl Engine {
                 // The shim undid its own work (cgroup, socket) before reporting.
                 let _ = std::fs::remove_file(&spec_path);
                 undo_net(self).await;
+                // A host port taken between the engine's check and the shim's bind.
+                let text = e.to_string();
+                if let Some(i) = text.find(berth_runtime::shim::PORT_ERROR_PREFIX) {
+                    let what = &text[i + berth_runtime::shim::PORT_ERROR_PREFIX.len()..];
+                    let ep = plumbed.endpoints.values().find(|e| e.is_attached()).map(|e| e.endpoint_id.clone()).unwrap_or_default();
+                    return Err(Error::internal(format!(
+                        "driver failed programming external connectivity on endpoint {} ({ep}): {}",
+                        rec.name,
+                        what.lines().next().unwrap_or(what)
+                    )));
+                }
                 return Err(start_error(e));
             }
             Err(e) => {

@@ -594,7 +594,17 @@ impl Engine {
         let key_of = |k: &str| -> Option<&EndpointSettings> {
             cfg.and_then(|m| m.iter().find(|(n, _)| resolve(n) == primary.name || **n == primary.id || (k == "default" && *n == "default")).map(|(_, v)| v))
         };
-        let first = self.plan_endpoint(rec, &primary, key_of(mode))?;
+        let mut first = self.plan_endpoint(rec, &primary, key_of(mode))?;
+        // The deprecated `Config.MacAddress` (docker-py's `mac_address`) is the primary
+        // endpoint's, as Docker takes it.
+        if first.mac_config.is_empty() {
+            if let Some(mac) = rec.config.mac_address.as_ref().filter(|m| !m.is_empty()) {
+                if parse_mac(mac).is_none() {
+                    return Err(Error::invalid(format!("invalid MAC address: {mac}")));
+                }
+                first.mac_config = mac.clone();
+            }
+        }
         out.insert(primary.name.clone(), first);
         for (k, v) in cfg.into_iter().flatten() {
             let net = self.nets().find(resolve(k))?;
