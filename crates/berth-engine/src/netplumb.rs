@@ -224,6 +224,9 @@ impl Engine {
         if let Some((ip, _)) = e.ipv4 {
             self.nets().release(&net.id, ip);
         }
+        if let Some((ip, _)) = e.ipv6 {
+            self.nets().release6(&net.id, ip);
+        }
         e.detach();
     }
 
@@ -337,6 +340,9 @@ impl Engine {
         for e in out.values_mut() {
             if let Some((ip, _)) = e.ipv4 {
                 self.nets().release(&e.network_id, ip);
+            }
+            if let Some((ip, _)) = e.ipv6 {
+                self.nets().release6(&e.network_id, ip);
             }
             e.detach();
         }
@@ -561,6 +567,25 @@ mod tests {
         e.start("netc").await.unwrap();
         let n2 = &e.inspect("netc").unwrap().network_settings.networks["n2"];
         assert_eq!(n2.ip_address, "10.251.9.2");
+        // IPv6: the next address after the gateway, configured inside.
+        let v6 = NetworkCreateRequest {
+            name: "n6".into(),
+            enable_ipv6: Some(true),
+            ipam: Some(Ipam {
+                config: Some(vec![
+                    IpamPool { subnet: "10.251.10.0/24".into(), ..Default::default() },
+                    IpamPool { subnet: "fd00:beef:9::/64".into(), ..Default::default() },
+                ]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        e.create_network(v6).await.unwrap();
+        e.connect_network("n6", "netc", None).await.unwrap();
+        let n6 = &e.inspect("netc").unwrap().network_settings.networks["n6"];
+        assert_eq!((n6.global_ipv6_address.as_str(), n6.global_ipv6_prefix_len, n6.ipv6_gateway.as_str()), ("fd00:beef:9::2", 64, "fd00:beef:9::1"));
+        e.disconnect_network("n6", "netc", false).await.unwrap();
+        e.remove_network("n6").await.unwrap();
         e.remove("netc", true).await.unwrap();
         e.remove_network("n2").await.unwrap();
     }

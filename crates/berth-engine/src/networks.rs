@@ -38,6 +38,8 @@ struct Nets {
     by_id: BTreeMap<String, NetworkRecord>,
     /// Addresses held on each network (by id): gateways and aux addresses are not here.
     used: BTreeMap<String, BTreeSet<Ipv4Addr>>,
+    /// The same for IPv6 addresses.
+    used6: BTreeMap<String, BTreeSet<Ipv6Addr>>,
 }
 
 impl Nets {
@@ -139,6 +141,53 @@ impl NetState {
     /// false when it already was.
     pub(crate) fn hold(&self, id: &str, ip: Ipv4Addr) -> bool {
         lock(&self.nets).used.entry(id.to_string()).or_default().insert(ip)
+    }
+
+    /// [`NetState::hold`] for an IPv6 address.
+    pub(crate) fn hold6(&self, id: &str, ip: Ipv6Addr) {
+        lock(&self.nets).used6.entry(id.to_string()).or_default().insert(ip);
+    }
+
+    pub(crate) fn release6(&self, id: &str, ip: Ipv6Addr) {
+        if let Some(s) = lock(&self.nets).used6.get_mut(id) {
+            s.remove(&ip);
+        }
+    }
+
+    /// The endpoint's IPv6 address on `net`: the static one, else the lowest free one
+    /// after the gateway (Docker's sequential allocation), held.
+    pub(crate) fn allocate6(&self, net: &NetworkRecord, want: Option<Ipv6Addr>) -> Result<Option<(Ipv6Addr, u8, Ipv6Addr)>> {
+        let Some(p) = net.ipam6.first() else { return Ok(None) };
+        let mut nets = lock(&self.nets);
+        let used = nets.used6.entry(net.id.clone()).or_default();
+        let mask = if p.prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(p.prefix)) };
+        let base = u128::from(p.subnet) & mask;
+        let ip = match want {
+            Some(ip) => {
+                if u128::from(ip) & mask != base {
+                    return Err(Error::invalid(format!("Invalid address {ip}: It does not belong to any of this network's subnets")));
+                }
+                if used.contains(&ip) || ip == p.gateway {
+                    return Err(Error::forbidden("Address already in use"));
+                }
+                ip
+            }
+            None => {
+                let mut cand = base + 1;
+                loop {
+                    let ip = Ipv6Addr::from(cand);
+                    if ip != p.gateway && !used.contains(&ip) {
+                        break ip;
+                    }
+                    cand += 1;
+                    if cand & mask != base || cand - base > 1 << 20 {
+                        return Err(Error::internal(format!("no available IPv6 addresses on network {}", net.name)));
+                    }
+                }
+            }
+        };
+        used.insert(ip);
+        Ok(Some((ip, p.prefix, p.gateway)))
     }
 
     pub(crate) fn release(&self, id: &str, ip: Ipv4Addr) {
@@ -419,6 +468,7 @@ impl Engine {
             st.store.remove(&rec.id).map_err(|e| Error::internal(format!("removing network {}: {e}", rec.name)))?;
             nets.by_id.remove(&rec.id);
             nets.used.remove(&rec.id);
+            nets.used6.remove(&rec.id);
         }
         self.net_down(rec);
         self.network_event(rec, "destroy", &[]);
@@ -716,10 +766,19 @@ impl Engine {
         e.ipv4 = Some((ip, prefix));
         e.gateway = Some(gw);
         e.mac = if e.mac_config.is_empty() { model::mac_for(ip) } else { e.mac_config.clone() };
-        if let Some(p6) = net.ipam6.first() {
-            if let Ok(a) = e.static_ipam.ipv6_address.parse::<Ipv6Addr>() {
-                e.ipv6 = Some((a, p6.prefix));
-                e.gateway6 = Some(p6.gateway);
+        if net.enable_ipv6 {
+            let want6 = e.static_ipam.ipv6_address.parse::<Ipv6Addr>().ok();
+            match self.nets().allocate6(net, want6) {
+                Ok(Some((a, p, gw))) => {
+                    e.ipv6 = Some((a, p));
+                    e.gateway6 = Some(gw);
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    self.nets().release(&net.id, ip);
+                    e.detach();
+                    return Err(err);
+                }
             }
         }
         let _ = rec;
@@ -729,6 +788,9 @@ impl Engine {
     /// Holds the addresses of a running container's endpoints again (daemon restart).
     pub(crate) fn hold_endpoints(&self, r: &Record) {
         for e in r.endpoints.values() {
+            if let Some((ip6, _)) = e.ipv6.filter(|_| e.is_attached()) {
+                self.nets().hold6(&e.network_id, ip6);
+            }
             if let Some((ip, _)) = e.ipv4.filter(|_| e.is_attached()) {
                 if !self.nets().hold(&e.network_id, ip) {
                     tracing::warn!(container = %r.id, "address {ip} is held twice on network {}", e.network_id);
