@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use berth_api::{
     parse_filters, ContainerCreateRequest, ContainerCreateResponse, ContainerInspect,
-    ContainerSummary, GraphDriver, MountPoint, NetworkSettings,
+    ContainerSummary, GraphDriver, MountPoint,
     SummaryHostConfig, SummaryNetworkSettings, WaitError, WaitResponse, ZERO_TIME,
 };
 use berth_runtime::client;
@@ -111,6 +111,11 @@ impl Engine {
         crate::validate::container_config(&req.config)?;
         if let Some(hc) = &req.host_config {
             crate::validate::host_config(hc, crate::host_cpus())?;
+            // Docker looks the network up before the image.
+            let mode = hc.network_mode.as_str();
+            if !mode.is_empty() && mode != "default" && !mode.starts_with("container:") {
+                self.nets().find(mode)?;
+            }
         }
         let image = self.resolve_image(&req.config.image).await?;
         let id = random_id();
@@ -166,7 +171,7 @@ impl Engine {
         // Last before anything is written: volumes made here are removed again if the
         // create fails after this.
         let (mount_points, made_volumes) = self.resolve_mounts(&host_config, &req.config).await?;
-        let rec = Record {
+        let mut rec = Record {
             id: id.clone(),
             name: name.clone(),
             created: timefmt::now(),
@@ -178,8 +183,15 @@ impl Engine {
             mount_points: Some(mount_points),
             ..Default::default()
         };
+        let endpoints_config = req.networking_config.as_ref().and_then(|n| n.endpoints_config.as_ref());
         let pinned = rec.mounts();
-        let r = self.create_record(rec, image.id.clone()).await;
+        let r = match self.plan_endpoints(&rec, endpoints_config) {
+            Ok(endpoints) => {
+                rec.endpoints = endpoints;
+                self.create_record(rec, image.id.clone()).await
+            }
+            Err(e) => Err(e),
+        };
         self.unpin_mounts(&pinned);
         if r.is_err() {
             self.forget_volumes(&made_volumes);
@@ -338,6 +350,9 @@ impl Engine {
             log_compress: log.compress,
             security: security_spec(hc)?,
             runtime: self.inner.cfg.runtime_path(hc.runtime.as_deref().unwrap_or(""))?,
+            // Set by the start from what the network setup made.
+            network: berth_runtime::spec::NetMode::Private,
+            ports: Vec::new(),
         })
     }
 
@@ -426,23 +441,57 @@ impl Engine {
             .layer_dirs(&image)
             .map_err(Error::from)?;
         self.prepare_mounts(&rec)?;
-        let spec = self.run_spec(&rec, lower)?;
+        let mut spec = self.run_spec(&rec, lower)?;
+        // The network first (netns, veths, addresses, published ports): the spec joins it.
+        let (eng, r2) = (self.clone(), rec.clone());
+        let t0 = std::time::Instant::now();
+        let plumbed = tokio::task::spawn_blocking(move || eng.net_setup(&r2))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))??;
+        tracing::debug!(container = %rec.id, elapsed_us = t0.elapsed().as_micros() as u64, "network set up");
+        spec.network = plumbed.network.clone();
+        spec.ports = plumbed.host_ports.clone();
+        let undo_net = |eng: &Engine| {
+            let (eng, id, eps) = (eng.clone(), rec.id.clone(), plumbed.endpoints.clone());
+            async move {
+                let _ = tokio::task::spawn_blocking(move || eng.net_teardown(&id, &eps)).await;
+            }
+        };
         let spec_path = self.spec_path(&rec.id);
         let spec_json = serde_json::to_vec(&spec).map_err(|e| Error::internal(e.to_string()))?;
         // The exec root is a tmpfs: a machine crash takes it (and the container) away.
-        crate::write_atomic_as(&spec_path, &spec_json, berth_sys::fs::Durability::Volatile)?;
+        if let Err(e) = crate::write_atomic_as(&spec_path, &spec_json, berth_sys::fs::Durability::Volatile) {
+            undo_net(self).await;
+            return Err(e);
+        }
         let _ = std::fs::remove_file(&spec.exit_path);
         let shim_bin = self.inner.cfg.shim_bin.clone();
         let sp = spec_path.clone();
         let spawned = tokio::task::spawn_blocking(move || client::spawn(&shim_bin, &sp))
             .await
-            .map_err(|e| Error::internal(e.to_string()))?;
+            .map_err(|e| Error::internal(e.to_string()));
         let started = match spawned {
-            Ok(s) => s,
-            Err(e) => {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
                 // The shim undid its own work (cgroup, socket) before reporting.
                 let _ = std::fs::remove_file(&spec_path);
+                undo_net(self).await;
+                // A host port taken between the engine's check and the shim's bind.
+                let text = e.to_string();
+                if let Some(i) = text.find(berth_runtime::shim::PORT_ERROR_PREFIX) {
+                    let what = &text[i + berth_runtime::shim::PORT_ERROR_PREFIX.len()..];
+                    let ep = plumbed.endpoints.values().find(|e| e.is_attached()).map(|e| e.endpoint_id.clone()).unwrap_or_default();
+                    return Err(Error::internal(format!(
+                        "driver failed programming external connectivity on endpoint {} ({ep}): {}",
+                        rec.name,
+                        what.lines().next().unwrap_or(what)
+                    )));
+                }
                 return Err(start_error(e));
+            }
+            Err(e) => {
+                undo_net(self).await;
+                return Err(e);
             }
         };
         let socket = spec.socket_path.clone();
@@ -470,11 +519,15 @@ impl Engine {
         if let Err(e) = go {
             lock(&c.attaches).live = false;
             self.undo_failed_start(&rec.id, shim).await;
+            undo_net(self).await;
             return Err(start_error(e));
         }
         let dir = self.container_dir(&rec.id);
         let shim_pid = shim.id() as i32;
+        let (endpoints, bound) = (plumbed.endpoints, plumbed.bound);
         c.update_state(&dir, |r| {
+            r.endpoints = endpoints;
+            r.ports = bound;
             r.state.status = Status::Running;
             r.state.pid = started.pid as i64;
             r.state.exit_code = 0;
@@ -557,10 +610,17 @@ impl Engine {
         c.streams_drained(STREAM_DRAIN_TIMEOUT).await;
         let dir = self.container_dir(&c.id);
         let health_closed = self.health_close(c);
+        // Docker releases the endpoints at exit (and attaches anew at the next start).
+        let (eng, id, eps) = (self.clone(), c.id.clone(), c.record().endpoints);
+        let released = tokio::task::spawn_blocking(move || eng.net_teardown(&id, &eps)).await.ok();
         let rec = c.update_state(&dir, |r| {
             if health_closed {
                 crate::health::mark_closed(&mut r.state.health);
             }
+            if let Some(eps) = released {
+                r.endpoints = eps;
+            }
+            r.ports.clear();
             r.state.status = Status::Exited;
             r.state.pid = 0;
             r.state.exit_code = code;
@@ -1012,7 +1072,11 @@ impl Engine {
             image_id: r.image.clone(),
             command,
             created,
-            ports: Vec::new(),
+            ports: if r.state.status.is_running() {
+                berth_network::ports::summary_ports(&berth_network::ports::settings_ports(r.config.exposed_ports.as_ref(), &r.ports))
+            } else {
+                Vec::new()
+            },
             size_rw: None,
             size_root_fs: None,
             labels: r.config.labels.clone().unwrap_or_default(),
@@ -1025,7 +1089,7 @@ impl Engine {
                 }
             },
             host_config: SummaryHostConfig { network_mode: r.host_config.network_mode.clone() },
-            network_settings: SummaryNetworkSettings { networks: berth_network::endpoints(&r.host_config.network_mode) },
+            network_settings: SummaryNetworkSettings { networks: self.endpoint_settings(r) },
             mounts: mounts(r),
         }
     }
@@ -1074,12 +1138,7 @@ impl Engine {
             graph_driver: GraphDriver { data: Some(gd), name: "overlay2".into() },
             mounts: mounts(&r),
             config: r.config.clone(),
-            network_settings: NetworkSettings {
-                ports: BTreeMap::new(),
-                networks: berth_network::endpoints(&r.host_config.network_mode),
-                sandbox_key: String::new(),
-                ..Default::default()
-            },
+            network_settings: self.network_settings(&r),
         })
     }
 
@@ -1123,6 +1182,7 @@ impl Engine {
         for c in running {
             let socket = self.socket_path(&c.id);
             if UnixStream::connect(&socket).is_ok() {
+                self.hold_endpoints(&c.record());
                 lock(&c.attaches).live = true;
                 self.monitor(c.clone(), None);
                 self.health_update(&c);
@@ -1146,6 +1206,8 @@ impl Engine {
             let _ = std::fs::remove_file(self.spec_path(&c.id));
         }
         self.sweep_exec_root().await;
+        let eng = self.clone();
+        let _ = tokio::task::spawn_blocking(move || eng.net_reconcile()).await;
         // Docker starts `always` (and not manually stopped `unless-stopped`)
         // containers when the daemon starts.
         for c in to_restart {
@@ -1442,7 +1504,7 @@ pub fn dir_size(dir: &std::path::Path) -> u64 {
 }
 
 /// `until` filters: unix seconds, RFC 3339, or a Go duration like `10m` / `24h` ago.
-fn parse_until(v: &str) -> Result<i64> {
+pub(crate) fn parse_until(v: &str) -> Result<i64> {
     if let Ok(n) = v.parse::<f64>() {
         return Ok(n as i64);
     }

@@ -19,6 +19,8 @@ pub mod health;
 pub mod history;
 pub mod saveload;
 mod lifecycle;
+mod networks;
+pub mod netplumb;
 mod images;
 pub mod logs;
 mod logs_local;
@@ -69,6 +71,8 @@ pub struct EngineConfig {
     /// `HostConfig.Runtime`; the built-in [`DEFAULT_RUNTIME`] (the shim's own path) is
     /// not listed.
     pub runtimes: std::collections::BTreeMap<String, PathBuf>,
+    /// The daemon's network options (`--bip`, `-b`, `--mtu`, `--iptables`…).
+    pub network: berth_network::NetOptions,
 }
 
 /// The name of the built-in runtime: the shim creates the container itself.
@@ -101,6 +105,7 @@ struct Inner {
     execs: Mutex<HashMap<String, Arc<exec::Exec>>>,
     events: events::Events,
     volumes: volumes::VolumeStore,
+    net: networks::NetState,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -128,9 +133,14 @@ impl Engine {
             .map_err(|e| Error::internal(e.to_string()))?
             .map_err(Error::from)?;
         let volumes = volumes::VolumeStore::open(&cfg.data_root.join("volumes"))?;
+        let net_cfg = cfg.clone();
+        let net = tokio::task::spawn_blocking(move || networks::NetState::open(&net_cfg))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))??;
         let engine = Engine {
             inner: Arc::new(Inner {
                 volumes,
+                net,
                 cfg,
                 images,
                 containers: Mutex::new(HashMap::new()),

@@ -39,6 +39,11 @@ pub struct Record {
     /// from the HostConfig.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mount_points: Option<Vec<crate::mounts::MountSpec>>,
+    /// The container's endpoints by network name: configuration always, addresses while
+    /// it runs. Empty for `container:` mode (and for records older than networks).
+    pub endpoints: std::collections::BTreeMap<String, berth_network::EndpointRecord>,
+    /// The host ports published while it runs (empty when stopped).
+    pub ports: Vec<berth_network::ports::Bound>,
 }
 
 impl Record {
