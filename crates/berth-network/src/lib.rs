@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod endpoints;
+pub mod etc;
 mod files;
 
 pub use endpoints::endpoints;
