@@ -4,7 +4,7 @@
 use clap::{Args, Parser, Subcommand};
 
 /// Docker's `--format` help for the commands that print one document (`flagsHelper.InspectFormatHelp`).
-const JSON_FORMAT_HELP: &str = "Format output using a custom template:\n'json':             Print in JSON format\n'TEMPLATE':         Print output using the given Go template.\nRefer to https://docs.docker.com/go/formatting/ for more information about formatting output with templates";
+pub const JSON_FORMAT_HELP: &str = "Format output using a custom template:\n'json':             Print in JSON format\n'TEMPLATE':         Print output using the given Go template.\nRefer to https://docs.docker.com/go/formatting/ for more information about formatting output with templates";
 
 /// Docker's `--format` help for the commands that print tables (`flagsHelper.FormatHelp`).
 const TABLE_FORMAT_HELP: &str = "Format output using a custom template:\n'table':            Print output in table format with column headers (default)\n'table TEMPLATE':   Print output in table format using the given Go template\n'json':             Print in JSON format\n'TEMPLATE':         Print output using the given Go template.\nRefer to https://docs.docker.com/go/formatting/ for more information about formatting output with templates";
@@ -109,6 +109,11 @@ pub enum Cmd {
     Image {
         #[command(subcommand)]
         cmd: ImageCmd,
+    },
+    /// Manage networks
+    Network {
+        #[command(subcommand)]
+        cmd: crate::network::NetworkCmd,
     },
     /// Manage Docker
     System {

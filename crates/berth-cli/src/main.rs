@@ -12,6 +12,7 @@ mod format;
 mod fsops;
 mod help;
 mod image;
+mod network;
 mod system;
 mod template;
 // The one module with `unsafe` outside berth-sys: the local terminal's raw mode and
@@ -103,13 +104,17 @@ impl Ctx {
 /// The usage line of a command, e.g. `berth run [OPTIONS] IMAGE [COMMAND] [ARG...]`;
 /// a management command alone is just its path (Docker's `Usage:  docker container`).
 pub fn usage_line(prog: &str, path: &str) -> String {
-    if matches!(path, "container" | "image" | "system") {
+    if matches!(path, "container" | "image" | "network" | "system") {
         return format!("{prog} {path}");
     }
     let leaf = path.rsplit(' ').next().unwrap_or(path);
     let rest = match leaf {
         "ls" if path.starts_with("image") => "[OPTIONS] [REPOSITORY[:TAG]]",
         "rm" | "remove" if path.starts_with("image") => "[OPTIONS] IMAGE [IMAGE...]",
+        "rm" | "remove" if path.starts_with("network") => "NETWORK [NETWORK...]",
+        "inspect" if path.starts_with("network") => "[OPTIONS] NETWORK [NETWORK...]",
+        "create" if path.starts_with("network") => "[OPTIONS] NETWORK",
+        "connect" | "disconnect" => "[OPTIONS] NETWORK CONTAINER",
         "run" | "create" => "[OPTIONS] IMAGE [COMMAND] [ARG...]",
         "start" | "rm" | "kill" | "stop" | "restart" => "[OPTIONS] CONTAINER [CONTAINER...]",
         "wait" | "pause" | "unpause" => "CONTAINER [CONTAINER...]",
@@ -158,7 +163,7 @@ fn command_path(args: &[String]) -> String {
             continue;
         }
         words.push(a.clone());
-        if !matches!(a.as_str(), "container" | "image" | "system") || words.len() == 2 {
+        if !matches!(a.as_str(), "container" | "image" | "network" | "system") || words.len() == 2 {
             break;
         }
     }
@@ -214,7 +219,7 @@ fn clap_failure(prog: &str, args: &[String], e: clap::Error) -> i32 {
             let group = args.iter().find(|a| a.starts_with('-') && !a.starts_with("--") && a.contains(c)).cloned().unwrap_or(invalid.clone());
             format!("unknown shorthand flag: '{c}' in {group}")
         }
-        ErrorKind::InvalidSubcommand if path.is_empty() || !path.contains(' ') && !matches!(path.as_str(), "container" | "image" | "system") => {
+        ErrorKind::InvalidSubcommand if path.is_empty() || !path.contains(' ') && !matches!(path.as_str(), "container" | "image" | "network" | "system") => {
             let _ = writeln!(std::io::stderr(), "{prog}: unknown command: {prog} {path}\n\nRun '{prog} --help' for more information");
             return 1;
         }
@@ -306,6 +311,7 @@ fn dispatch(ctx: &mut Ctx, cmd: cli::Cmd) -> CmdResult {
         Cmd::Version(a) => system::version(ctx, a),
         Cmd::Info(a) | Cmd::System { cmd: S::Info(a) } => system::info(ctx, a),
         Cmd::Events(a) | Cmd::System { cmd: S::Events(a) } => system::events(ctx, a),
+        Cmd::Network { cmd } => network::dispatch(ctx, cmd),
         Cmd::System { cmd: S::Prune(a) } => system::system_prune(ctx, a),
         Cmd::System { cmd: S::Df(a) } => fsops::system_df(ctx, a),
         Cmd::Cp(a) | Cmd::Container { cmd: C::Cp(a) } => fsops::cp(ctx, a),
