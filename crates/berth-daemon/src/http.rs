@@ -83,6 +83,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::Conflict => StatusCode::CONFLICT,
         ErrorKind::NotModified => StatusCode::NOT_MODIFIED,
         ErrorKind::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
         ErrorKind::Unavailable | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -127,5 +128,6 @@ mod tests {
         assert_eq!(status_of(ErrorKind::InvalidArgument), StatusCode::BAD_REQUEST);
         assert_eq!(status_of(ErrorKind::Internal), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(status_of(ErrorKind::NotImplemented), StatusCode::NOT_IMPLEMENTED);
+        assert_eq!(status_of(ErrorKind::Forbidden), StatusCode::FORBIDDEN);
     }
 }

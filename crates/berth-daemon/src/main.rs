@@ -253,6 +253,7 @@ fn main() -> Result<()> {
         registry: RegistryConfig { mirrors, insecure },
         init_path: flags.init_path.clone(),
         runtimes: runtimes(&file, &flags)?,
+        network: Default::default(),
     };
     let limits = limits(&file, &flags)?;
 

@@ -163,7 +163,7 @@ impl Engine {
                 host_config.readonly_paths = defaults(berth_runtime::security::DEFAULT_READONLY_PATHS);
             }
         }
-        let rec = Record {
+        let mut rec = Record {
             id: id.clone(),
             name: name.clone(),
             created: timefmt::now(),
@@ -174,6 +174,8 @@ impl Engine {
             image: image.id.clone(),
             ..Default::default()
         };
+        let endpoints_config = req.networking_config.as_ref().and_then(|n| n.endpoints_config.as_ref());
+        rec.endpoints = self.plan_endpoints(&rec, endpoints_config)?;
         let dir = self.container_dir(&id);
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let hostname = rec.config.hostname.clone();
@@ -984,7 +986,7 @@ impl Engine {
                 now,
             ),
             host_config: SummaryHostConfig { network_mode: r.host_config.network_mode.clone() },
-            network_settings: SummaryNetworkSettings { networks: berth_network::endpoints(&r.host_config.network_mode) },
+            network_settings: SummaryNetworkSettings { networks: self.endpoint_settings(r) },
             mounts: mounts(r),
         }
     }
@@ -1035,9 +1037,9 @@ impl Engine {
             config: r.config.clone(),
             network_settings: NetworkSettings {
                 ports: BTreeMap::new(),
-                networks: berth_network::endpoints(&r.host_config.network_mode),
+                networks: self.endpoint_settings(&r),
                 sandbox_key: String::new(),
-                ..Default::default()
+                ..self.primary_endpoint(&r)
             },
         })
     }
@@ -1082,6 +1084,7 @@ impl Engine {
         for c in running {
             let socket = self.socket_path(&c.id);
             if UnixStream::connect(&socket).is_ok() {
+                self.hold_endpoints(&c.record());
                 lock(&c.attaches).live = true;
                 self.monitor(c, None);
             } else {
@@ -1400,7 +1403,7 @@ pub fn dir_size(dir: &std::path::Path) -> u64 {
 }
 
 /// `until` filters: unix seconds, RFC 3339, or a Go duration like `10m` / `24h` ago.
-fn parse_until(v: &str) -> Result<i64> {
+pub(crate) fn parse_until(v: &str) -> Result<i64> {
     if let Ok(n) = v.parse::<f64>() {
         return Ok(n as i64);
     }

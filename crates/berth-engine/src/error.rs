@@ -17,6 +17,9 @@ pub enum ErrorKind {
     Unavailable,
     /// The object cannot do that (Docker's `errdefs.NotImplemented`, HTTP 501).
     NotImplemented,
+    /// Not allowed on this object, ever (Docker's `errdefs.Forbidden`, HTTP 403:
+    /// removing a predefined network).
+    Forbidden,
     Internal,
 }
 
@@ -64,6 +67,9 @@ impl Error {
     }
     pub fn conflict(m: impl Into<String>) -> Error {
         Error::new(ErrorKind::Conflict, m)
+    }
+    pub fn forbidden(m: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Forbidden, m)
     }
     pub fn internal(m: impl Into<String>) -> Error {
         Error::new(ErrorKind::Internal, m)

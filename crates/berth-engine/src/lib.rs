@@ -16,6 +16,7 @@ pub mod events;
 pub mod fsops;
 mod exec;
 mod lifecycle;
+mod networks;
 mod images;
 pub mod logs;
 mod logs_local;
@@ -64,6 +65,8 @@ pub struct EngineConfig {
     /// `HostConfig.Runtime`; the built-in [`DEFAULT_RUNTIME`] (the shim's own path) is
     /// not listed.
     pub runtimes: std::collections::BTreeMap<String, PathBuf>,
+    /// The daemon's network options (`--bip`, `-b`, `--mtu`, `--iptables`…).
+    pub network: berth_network::NetOptions,
 }
 
 /// The name of the built-in runtime: the shim creates the container itself.
@@ -95,6 +98,7 @@ struct Inner {
     containers: Mutex<HashMap<String, Arc<Container>>>,
     execs: Mutex<HashMap<String, Arc<exec::Exec>>>,
     events: events::Events,
+    net: networks::NetState,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -121,8 +125,13 @@ impl Engine {
             .await
             .map_err(|e| Error::internal(e.to_string()))?
             .map_err(Error::from)?;
+        let net_cfg = cfg.clone();
+        let net = tokio::task::spawn_blocking(move || networks::NetState::open(&net_cfg))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))??;
         let engine = Engine {
             inner: Arc::new(Inner {
+                net,
                 cfg,
                 images,
                 containers: Mutex::new(HashMap::new()),

@@ -34,6 +34,9 @@ pub struct Record {
     /// Stopped or killed by a user: restart policies (except `always` on daemon start)
     /// leave it alone.
     pub manually_stopped: bool,
+    /// The container's endpoints by network name: configuration always, addresses while
+    /// it runs. Empty for `container:` mode (and for records older than networks).
+    pub endpoints: std::collections::BTreeMap<String, berth_network::EndpointRecord>,
 }
 
 /// What waiters watch: bumped on every exit and on removal.
