@@ -16,6 +16,7 @@ mod hijack;
 mod http;
 mod images;
 mod limits;
+mod networks;
 mod routes;
 mod system;
 

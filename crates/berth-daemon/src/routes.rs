@@ -9,7 +9,7 @@ use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
 
 use crate::http::{common_headers, error, Resp};
-use crate::{containers, exec, images, system, State};
+use crate::{containers, exec, images, networks, system, State};
 
 /// What a handler gets: the request (for its body, headers and upgrade), the path
 /// without the version prefix, the decoded query and the negotiated version.
@@ -167,7 +167,19 @@ async fn dispatch(state: State, ctx: Ctx) -> Resp {
         (&Method::GET, ["images", "json"]) => images::list(&state),
         (&Method::POST, ["images", "create"]) => images::create(&state, ctx).await,
         (&Method::POST, ["images", "prune"]) => images::prune(&state, &ctx).await,
-        (&Method::POST, ["networks", "prune"]) => system::networks_prune(),
+        (&Method::GET, ["networks"]) => networks::list(&state, &ctx),
+        (&Method::POST, ["networks", "create"]) => networks::create(&state, ctx).await,
+        (&Method::POST, ["networks", "prune"]) => networks::prune(&state, &ctx).await,
+        (&Method::GET, ["networks", id]) => networks::inspect(&state, &ctx, id),
+        (&Method::DELETE, ["networks", id]) => networks::remove(&state, id).await,
+        (&Method::POST, ["networks", id, "connect"]) => {
+            let id = id.to_string();
+            networks::connect(&state, ctx, &id).await
+        }
+        (&Method::POST, ["networks", id, "disconnect"]) => {
+            let id = id.to_string();
+            networks::disconnect(&state, ctx, &id).await
+        }
         (&Method::POST, ["volumes", "prune"]) => system::volumes_prune(),
         _ if path.starts_with("/images/") => image_route(state, ctx).await,
         _ => error(StatusCode::NOT_FOUND, "page not found"),

@@ -9,7 +9,7 @@
 
 use crate::table::{self, Lookup, Table};
 use crate::wire::{self, Answer, ParseError, Query};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsFd;
@@ -87,6 +87,7 @@ pub fn run(cfg: Config) -> io::Result<()> {
     let dir = cfg.state_dir.join(table::NETWORKS_DIR);
     std::fs::create_dir_all(&dir)?;
     let mut listeners: BTreeMap<IpAddr, Listener> = BTreeMap::new();
+    let mut failing = BTreeSet::new();
     let mut last_stamp = None;
     let mut reload = true;
     let mut pid_written = false;
@@ -107,7 +108,7 @@ pub fn run(cfg: Config) -> io::Result<()> {
             }
         }
         reload = false;
-        reconcile(&shared, &mut listeners, cfg.port);
+        reconcile(&shared, &mut listeners, &mut failing, cfg.port);
         if !pid_written {
             // Written once the records are loaded and the listeners that can start
             // have: from then on berthd only signals this process.
@@ -138,8 +139,9 @@ fn dir_stamp(dir: &std::path::Path) -> Option<(SystemTime, usize)> {
 
 /// Starts listeners for new addresses (retrying those whose address is not up yet)
 /// and stops those no network has any more.
-fn reconcile(shared: &Arc<Shared>, listeners: &mut BTreeMap<IpAddr, Listener>, port: u16) {
+fn reconcile(shared: &Arc<Shared>, listeners: &mut BTreeMap<IpAddr, Listener>, failing: &mut BTreeSet<IpAddr>, port: u16) {
     let want = shared.view().table.listen_addrs();
+    failing.retain(|a| want.contains(a));
     let gone: Vec<IpAddr> = listeners.keys().filter(|a| !want.contains(a)).copied().collect();
     for a in gone {
         if let Some(l) = listeners.remove(&a) {
@@ -156,9 +158,12 @@ fn reconcile(shared: &Arc<Shared>, listeners: &mut BTreeMap<IpAddr, Listener>, p
         }
         match start_listener(shared, SocketAddr::new(a, port)) {
             Ok(l) => {
+                failing.remove(&a);
                 listeners.insert(a, l);
             }
-            Err(e) => eprintln!("berth-dns: listen on {a} port {port}: {e} (retrying)"),
+            // Logged once per address: the bridge may come up a moment later.
+            Err(e) if failing.insert(a) => eprintln!("berth-dns: listen on {a} port {port}: {e} (retrying every second)"),
+            Err(_) => {}
         }
     }
 }

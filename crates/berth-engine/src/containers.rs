@@ -177,7 +177,8 @@ impl Engine {
         let endpoints_config = req.networking_config.as_ref().and_then(|n| n.endpoints_config.as_ref());
         rec.endpoints = self.plan_endpoints(&rec, endpoints_config)?;
         let dir = self.container_dir(&id);
-        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        // Before any address is known: checks `--add-host` and `--link` in Docker's words.
+        let (hosts, resolv) = self.container_etc_files(&rec)?;
         let hostname = rec.config.hostname.clone();
         let data = serde_json::to_vec(&rec).map_err(|e| Error::internal(e.to_string()))?;
         // Build in a temp dir, rename into place: a crash never leaves half a container.
@@ -189,8 +190,8 @@ impl Engine {
             make_container_dirs(&tmp)?;
             let files = [
                 ("hostname", format!("{hostname}\n")),
-                ("hosts", berth_network::hosts_file(&hostname)),
-                ("resolv.conf", berth_network::resolv_conf(&host_resolv)),
+                ("hosts", hosts),
+                ("resolv.conf", resolv),
             ];
             for (f, content) in files {
                 let p = tmp.join(f);
@@ -290,7 +291,12 @@ impl Engine {
                 merged: dir.join("fs/merged"),
             },
             args: argv,
-            env: rec.config.env.clone().unwrap_or_default(),
+            env: {
+                // Legacy `--link` variables come first: the container's own win.
+                let mut env = self.link_env(rec);
+                env.extend(rec.config.env.clone().unwrap_or_default());
+                env
+            },
             cwd: rec.config.working_dir.clone(),
             user: rec.config.user.clone(),
             group_add: hc.group_add.clone().unwrap_or_default(),
@@ -441,6 +447,11 @@ impl Engine {
             {
                 let _ = p.tx.send((stream, c.stream_guard()));
             }
+        }
+        // /etc/hosts and resolv.conf with the addresses the endpoints got (written in
+        // place: the container's bind mounts hold the files), before its process runs.
+        if let Err(e) = self.write_etc_files(&c.record()) {
+            tracing::warn!(container = %rec.id, "writing /etc/hosts and resolv.conf: {e}");
         }
         let s = socket.clone();
         let go = tokio::task::spawn_blocking(move || client::go(&s))

@@ -17,6 +17,7 @@ pub mod fsops;
 mod exec;
 mod lifecycle;
 mod networks;
+mod dns;
 mod images;
 pub mod logs;
 mod logs_local;
@@ -140,6 +141,7 @@ impl Engine {
             }),
         };
         engine.restore().await?;
+        engine.dns_start().await;
         Ok(engine)
     }
 

@@ -333,6 +333,7 @@ impl Engine {
             let _ = st.store.remove(&rec.id);
             return Err(e);
         }
+        self.dns_update(&rec, None);
         self.network_event(&rec, "create", &[]);
         Ok(NetworkCreateResponse { id, warning: String::new() })
     }
@@ -381,6 +382,7 @@ impl Engine {
             nets.used.remove(&rec.id);
         }
         self.net_down(rec);
+        self.dns_forget(rec);
         self.network_event(rec, "destroy", &[]);
         Ok(())
     }
@@ -607,6 +609,10 @@ impl Engine {
             self.detach_endpoint(&rec, &net, &mut e);
             return Err(err);
         }
+        if rec.state.status.is_running() {
+            // Docker adds the new address to a running container's /etc/hosts.
+            let _ = self.write_etc_files(&c.record());
+        }
         self.network_event(&net, "connect", &[("container", c.id.clone())]);
         Ok(())
     }
@@ -669,16 +675,17 @@ impl Engine {
                 e.gateway6 = Some(p6.gateway);
             }
         }
-        let _ = rec;
+        self.dns_update(net, Some((&rec.id, Some(e))));
         Ok(())
     }
 
     /// Releases what [`Engine::attach_endpoint`] gave.
-    pub(crate) fn detach_endpoint(&self, _rec: &Record, net: &NetworkRecord, e: &mut EndpointRecord) {
+    pub(crate) fn detach_endpoint(&self, rec: &Record, net: &NetworkRecord, e: &mut EndpointRecord) {
         if let Some((ip, _)) = e.ipv4 {
             self.nets().release(&net.id, ip);
         }
         e.detach();
+        self.dns_update(net, Some((&rec.id, None)));
     }
 
     /// Holds the addresses of a running container's endpoints again (daemon restart).
