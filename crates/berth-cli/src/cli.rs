@@ -280,10 +280,22 @@ pub struct RunArgs {
     pub domainname: Option<String>,
     /// Connect a container to a network
     #[arg(long = "network", alias = "net")]
-    pub network: Option<String>,
+    pub network: Vec<String>,
     /// Add network-scoped alias for the container
-    #[arg(long = "network-alias")]
+    #[arg(long = "network-alias", alias = "net-alias")]
     pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long)]
+    pub ip6: Option<String>,
+    /// Add link to another container
+    #[arg(long)]
+    pub link: Vec<String>,
+    /// Container IPv4/IPv6 link-local addresses
+    #[arg(long = "link-local-ip")]
+    pub link_local_ip: Vec<String>,
     /// Restart policy to apply when a container exits
     #[arg(long, default_value = "no")]
     pub restart: String,
