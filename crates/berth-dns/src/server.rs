@@ -311,6 +311,7 @@ fn answer_local(shared: &Shared, msg: &[u8], peer: IpAddr, local: IpAddr, max: u
     match view.table.lookup(unmap(peer), unmap(local), &q.name, q.qtype, &view.search) {
         Lookup::Addrs(a) => Step::Reply(wire::reply(&q, wire::RCODE_NOERROR, &a.into_iter().map(Answer::Addr).collect::<Vec<_>>(), max)),
         Lookup::Names(n) => Step::Reply(wire::reply(&q, wire::RCODE_NOERROR, &n.into_iter().map(Answer::Ptr).collect::<Vec<_>>(), max)),
+        Lookup::NoSuchName => Step::Reply(wire::reply(&q, wire::RCODE_NXDOMAIN, &[], max)),
         Lookup::Forward if view.upstreams.is_empty() => Step::Reply(wire::reply(&q, wire::RCODE_SERVFAIL, &[], max)),
         Lookup::Forward => Step::Forward(q),
     }

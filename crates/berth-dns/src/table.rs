@@ -60,6 +60,10 @@ pub enum Lookup {
     Addrs(Vec<IpAddr>),
     /// A PTR question for an address of the sender's networks.
     Names(Vec<String>),
+    /// A single-label name that no container of the sender's networks has: NXDOMAIN
+    /// here. Such names mean nothing to the host's servers, and forwarding them would
+    /// send container names off the host.
+    NoSuchName,
     /// Not ours: forward upstream.
     Forward,
 }
@@ -150,6 +154,9 @@ impl Table {
                 addrs.dedup();
                 return Lookup::Addrs(addrs);
             }
+        }
+        if !name.is_empty() && !name.contains('.') {
+            return Lookup::NoSuchName;
         }
         Lookup::Forward
     }
@@ -265,8 +272,8 @@ mod tests {
             ("short id", "10.1.0.3", "10.1.0.1", "aaaaaaaaaaaa", TYPE_A, Lookup::Addrs(vec![ip("10.1.0.2")])),
             ("search suffix", "10.1.0.3", "10.1.0.1", "db.corp.example", TYPE_A, Lookup::Addrs(vec![ip("10.1.0.2")])),
             ("no AAAA: empty", "10.1.0.3", "10.1.0.1", "db", TYPE_AAAA, Lookup::Addrs(vec![])),
-            ("other network hidden", "10.1.0.2", "10.1.0.1", "secret", TYPE_A, Lookup::Forward),
-            ("other network hidden, even asked there", "10.1.0.2", "10.2.0.1", "secret", TYPE_A, Lookup::Forward),
+            ("other network hidden", "10.1.0.2", "10.1.0.1", "secret", TYPE_A, Lookup::NoSuchName),
+            ("other network hidden, even asked there", "10.1.0.2", "10.2.0.1", "secret", TYPE_A, Lookup::NoSuchName),
             ("both networks", "10.1.0.3", "10.1.0.1", "secret", TYPE_A, Lookup::Addrs(vec![ip("10.2.0.2")])),
             ("unknown sender: listen net", "10.9.9.9", "10.2.0.1", "secret", TYPE_A, Lookup::Addrs(vec![ip("10.2.0.2")])),
             ("unknown sender elsewhere", "10.9.9.9", "127.0.0.1", "db", TYPE_A, Lookup::Forward),

@@ -133,7 +133,7 @@ fn answers_scopes_forwards_and_reloads() {
         ("short id", "a1a1a1a1a1a1", 1, 0, 1, vec![127, 61, 0, 2]),
         ("search suffix", "db.corp.example", 1, 0, 1, vec![127, 61, 0, 2]),
         ("no AAAA", "db", 28, 0, 0, vec![]),
-        ("other network: forwarded, NXDOMAIN upstream", "secret", 1, 3, 0, vec![]),
+        ("other network: NXDOMAIN here", "secret", 1, 3, 0, vec![]),
         ("forwarded", "example.com", 1, 3, 0, vec![]),
     ];
     for (what, name, ty, rcode, an, data) in cases {
@@ -141,7 +141,7 @@ fn answers_scopes_forwards_and_reloads() {
         assert_eq!(&r[0..2], &[0x42, 0x42], "{what}");
         assert_eq!(parse(&r), (rcode, an, data), "{what}");
     }
-    assert!(seen.load(std::sync::atomic::Ordering::SeqCst) >= 2, "forwarded queries reached the upstream");
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1, "only the dotted name reached the upstream");
 
     // TCP: length-prefixed, same answers.
     let mut t = TcpStream::connect(a).expect("tcp");
