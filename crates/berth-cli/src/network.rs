@@ -470,7 +470,10 @@ fn prune(ctx: &mut Ctx, o: NetPruneArgs) -> CmdResult {
         return Ok(0);
     }
     let (_, out) = crate::system::prune_networks(ctx, &o.filter)?;
-    print!("{out}");
+    // Docker prints the report with Println: a blank line after the list.
+    if !out.is_empty() {
+        println!("{out}");
+    }
     Ok(0)
 }
 

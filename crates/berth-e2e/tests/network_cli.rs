@@ -64,10 +64,10 @@ both!(fn network_connect_disconnect_and_prune(d, cli) {
     let p = d.cli(cli, &["network", "prune", "-f", "--filter", "label!=keep=1"]).ok();
     assert_eq!(p.out(), "");
     let p = d.cli(cli, &["network", "prune", "-f"]).ok();
-    assert_eq!(p.lines(), vec!["Deleted Networks:", "n2"]);
+    assert_eq!(p.lines(), vec!["Deleted Networks:", "n2", ""]);
     d.cli(cli, &["rm", "-f", "c1"]).ok();
     let p = d.cli(cli, &["network", "prune", "-f"]).ok();
-    assert_eq!(p.lines(), vec!["Deleted Networks:", "n1"]);
+    assert_eq!(p.lines(), vec!["Deleted Networks:", "n1", ""]);
 });
 
 #[test]
