@@ -17,6 +17,7 @@ mod http;
 mod images;
 mod limits;
 mod networks;
+mod swarm;
 mod routes;
 mod system;
 

@@ -27,7 +27,36 @@ pub fn list(state: &State, ctx: &Ctx) -> Resp {
     }
 }
 
+/// A path segment with its %XX escapes decoded (`test%2001` is the network `test 01`).
+fn decode(seg: &str) -> String {
+    let b = seg.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `DELETE /containers/{parent}/{alias}?link=1`: removes a legacy link.
+pub async fn remove_link(state: &State, parent: &str, alias: &str) -> Resp {
+    match state.engine.remove_link(&decode(parent), &decode(alias)) {
+        Ok(()) => status_only(StatusCode::NO_CONTENT),
+        Err(e) => from_error(&e),
+    }
+}
+
 pub fn inspect(state: &State, ctx: &Ctx, id: &str) -> Resp {
+    let id = &decode(id);
     // Every Berth network is local: asking for another scope finds nothing.
     let scope = ctx.q("scope");
     if !scope.is_empty() && scope != "local" {
@@ -51,6 +80,7 @@ pub async fn create(state: &State, mut ctx: Ctx) -> Resp {
 }
 
 pub async fn remove(state: &State, id: &str) -> Resp {
+    let id = &decode(id);
     match state.engine.remove_network(id).await {
         Ok(()) => status_only(StatusCode::NO_CONTENT),
         Err(e) => from_error(&e),
@@ -65,6 +95,7 @@ pub async fn prune(state: &State, ctx: &Ctx) -> Resp {
 }
 
 pub async fn connect(state: &State, mut ctx: Ctx, id: &str) -> Resp {
+    let id = &decode(id);
     let req: NetworkConnectRequest = match read_json(state, &mut ctx).await {
         Ok(r) => r,
         Err(r) => return r,
@@ -76,6 +107,7 @@ pub async fn connect(state: &State, mut ctx: Ctx, id: &str) -> Resp {
 }
 
 pub async fn disconnect(state: &State, mut ctx: Ctx, id: &str) -> Resp {
+    let id = &decode(id);
     let req: NetworkDisconnectRequest = match read_json(state, &mut ctx).await {
         Ok(r) => r,
         Err(r) => return r,
@@ -83,5 +115,17 @@ pub async fn disconnect(state: &State, mut ctx: Ctx, id: &str) -> Resp {
     match state.engine.disconnect_network(id, &req.container, req.force).await {
         Ok(()) => status_only(StatusCode::OK),
         Err(e) => from_error(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode;
+
+    #[test]
+    fn path_segments_decode() {
+        for (raw, want) in [("test%2001", "test 01"), ("plain", "plain"), ("bad%2", "bad%2"), ("%zz", "%zz"), ("a%2F", "a/")] {
+            assert_eq!(decode(raw), want, "{raw}");
+        }
     }
 }

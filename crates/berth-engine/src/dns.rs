@@ -212,3 +212,32 @@ fn to_dns(container_id: &str, e: &EndpointRecord) -> Endpoint {
         ipv6: e.ipv6.map(|(a, _)| a).into_iter().collect(),
     }
 }
+
+impl Engine {
+    /// `DELETE /containers/{parent}/{alias}?link=1`: drops the legacy link `alias` from
+    /// `parent`'s links. The link name is what Docker looks up, so a missing one is its
+    /// 404 for that name.
+    pub fn remove_link(&self, parent: &str, alias: &str) -> Result<()> {
+        let name = format!("{parent}/{alias}");
+        let not_found = || Error::not_found(format!("No such container: {name}"));
+        let c = self.lookup(parent).map_err(|_| not_found())?;
+        let r = c.record();
+        let keep: Vec<String> = r
+            .host_config
+            .links
+            .iter()
+            .flatten()
+            .filter(|l| etc::parse_link(l).map(|(_, a)| a != alias).unwrap_or(true))
+            .cloned()
+            .collect();
+        if keep.len() == r.host_config.links.as_ref().map_or(0, Vec::len) {
+            return Err(not_found());
+        }
+        let dir = self.container_dir(&c.id);
+        c.update(&dir, |r| r.host_config.links = if keep.is_empty() { None } else { Some(keep.clone()) })?;
+        if r.state.status.is_running() {
+            let _ = self.write_etc_files(&c.record());
+        }
+        Ok(())
+    }
+}

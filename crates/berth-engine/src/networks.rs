@@ -317,7 +317,7 @@ impl Engine {
                 enable_ipv6: req.enable_ipv6.unwrap_or(false),
                 ipam: v4,
                 ipam6: v6,
-                ipam_options: req.ipam.as_ref().and_then(|i| i.options.clone()).unwrap_or_default(),
+                ipam_options: req.ipam.as_ref().and_then(|i| i.options.clone()),
                 options,
                 labels: req.labels.clone().unwrap_or_default(),
                 bridge,
@@ -502,7 +502,9 @@ impl Engine {
             }
         }
         let user_net = !net.is_predefined();
-        if !e.static_ipam.is_empty() {
+        // Link-local addresses are allowed anywhere; only IPv4/IPv6 addresses are "user
+        // specified" (Docker's hasUserDefinedIPAddress).
+        if !e.static_ipam.ipv4_address.is_empty() || !e.static_ipam.ipv6_address.is_empty() {
             if !user_net || !net.is_bridge() {
                 return Err(Error::invalid("user specified IP address is supported on user defined networks only"));
             }

@@ -190,7 +190,12 @@ pub fn parse_link(s: &str) -> Result<(String, String), String> {
     if name.is_empty() || alias.is_empty() {
         return Err(format!("invalid link format: {s}"));
     }
-    Ok((name.to_string(), alias.trim_start_matches('/').to_string()))
+    // Docker stores links as `/child:/parent/alias`: the alias is the last element.
+    let alias = alias.rsplit('/').next().unwrap_or(alias);
+    if alias.is_empty() {
+        return Err(format!("invalid link format: {s}"));
+    }
+    Ok((name.to_string(), alias.to_string()))
 }
 
 #[cfg(test)]
@@ -303,6 +308,7 @@ mod tests {
             ("db", Ok(("db", "db"))),
             ("db:alias", Ok(("db", "alias"))),
             ("/db:/alias", Ok(("db", "alias"))),
+            ("/db:/web/alias", Ok(("db", "alias"))),
             ("db:", Err("invalid link format: db:")),
         ];
         for (s, want) in cases {
