@@ -13,6 +13,7 @@
 # a python timing loop if it cannot be installed) times, per engine:
 #   <client> run --rm busybox true
 #   <client> run --rm --network none busybox true
+#   <client> run -d -p P:80 busybox httpd + the first HTTP answer (bench/network.sh)
 # with <client> = berth and the real docker CLI against berthd, and the docker CLI
 # against dockerd. Medians and the Berth/Docker ratio go to BENCHMARKS.md.
 # Runs as root. Everything it starts it stops on exit.
@@ -167,6 +168,9 @@ for args in "run --rm busybox true" "run --rm --network none busybox true"; do
     echo "   berth→berthd ${b_berth} ms   docker→berthd ${b_docker} ms   docker→dockerd ${d_docker} ms"
     ROWS+=("| \`$args\` | ${b_berth} | ${b_docker} | ${d_docker} | $(ratio "$b_docker" "$d_docker") | $(ratio "$b_berth" "$d_docker") |")
 done
+
+# shellcheck source=bench/network.sh
+. "$ROOT/bench/network.sh"
 
 CGROUP=v1
 [ -f /sys/fs/cgroup/cgroup.controllers ] && CGROUP=v2

@@ -80,6 +80,28 @@ struct Flags {
     /// Time a client has to send a whole JSON request body (0 = none)
     #[arg(long = "body-read-timeout")]
     body_read_timeout: Option<String>,
+    /// Attach containers to a network bridge (the default bridge's interface name)
+    #[arg(short = 'b', long = "bridge")]
+    bridge: Option<String>,
+    /// Specify network bridge IP (address/prefix)
+    #[arg(long = "bip")]
+    bip: Option<String>,
+    /// IPv4 subnet for fixed IPs
+    #[arg(long = "fixed-cidr")]
+    fixed_cidr: Option<String>,
+    /// Set the containers network MTU
+    #[arg(long = "mtu")]
+    mtu: Option<u32>,
+    /// Enable addition of iptables rules
+    #[arg(long = "iptables", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    iptables: Option<bool>,
+    /// Enable net.ipv4.ip_forward
+    #[arg(long = "ip-forward", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    ip_forward: Option<bool>,
+    /// Remove what this daemon instance made on the host (bridges, firewall chains,
+    /// network namespaces) and exit; for test harnesses, with the daemon stopped
+    #[arg(long = "network-cleanup")]
+    network_cleanup: bool,
 }
 
 /// daemon.json, with dockerd's key names.
@@ -98,6 +120,24 @@ struct FileConfig {
     max_request_body: Option<limits::NumOrStr>,
     header_read_timeout: Option<limits::NumOrStr>,
     body_read_timeout: Option<limits::NumOrStr>,
+    bridge: Option<String>,
+    bip: Option<String>,
+    fixed_cidr: Option<String>,
+    mtu: Option<u32>,
+    iptables: Option<bool>,
+    ip_forward: Option<bool>,
+}
+
+/// dockerd's network options: each flag wins over its daemon.json key.
+fn net_options(file: &FileConfig, flags: &Flags) -> berth_network::NetOptions {
+    berth_network::NetOptions {
+        bridge: flags.bridge.clone().or(file.bridge.clone()),
+        bip: flags.bip.clone().or(file.bip.clone()),
+        fixed_cidr: flags.fixed_cidr.clone().or(file.fixed_cidr.clone()),
+        mtu: flags.mtu.or(file.mtu).unwrap_or(0),
+        iptables: flags.iptables.or(file.iptables).unwrap_or(true),
+        ip_forward: flags.ip_forward.or(file.ip_forward).unwrap_or(true),
+    }
 }
 
 /// The HTTP edge's limits: each flag wins over its daemon.json key.
@@ -237,6 +277,17 @@ fn main() -> Result<()> {
     mirrors.extend(flags.registry_mirrors.iter().cloned());
     let mut insecure = file.insecure_registries.clone();
     insecure.extend(flags.insecure_registries.iter().cloned());
+    let network = net_options(&file, &flags);
+    if flags.network_cleanup {
+        let errors = berth_engine::netplumb::cleanup_instance(&data_root, &exec_root, &network);
+        for e in &errors {
+            eprintln!("berthd: network cleanup: {e}");
+        }
+        if !errors.is_empty() {
+            bail!("network cleanup left {} error(s)", errors.len());
+        }
+        return Ok(());
+    }
     let shim_bin = match &flags.shim_path {
         Some(p) => p.clone(),
         None => std::env::current_exe()
@@ -255,7 +306,7 @@ fn main() -> Result<()> {
         registry: RegistryConfig { mirrors, insecure },
         init_path: flags.init_path.clone(),
         runtimes: runtimes(&file, &flags)?,
-        network: Default::default(),
+        network,
     };
     let limits = limits(&file, &flags)?;
 

@@ -576,6 +576,18 @@ impl Drop for Daemon {
         }
         self.stop(Duration::from_secs(5));
         cleanup_tree(self.dir.path());
+        // Bridges, firewall chains and netns files of this daemon instance: the host
+        // is shared with other tests' daemons.
+        let _ = Command::new(&bins().berthd)
+            .arg("--data-root")
+            .arg(&self.data_root)
+            .arg("--exec-root")
+            .arg(&self.exec_root)
+            .args(&self.extra_args)
+            .arg("--network-cleanup")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use berth_api::{
     parse_filters, ContainerCreateRequest, ContainerCreateResponse, ContainerInspect,
-    ContainerSummary, GraphDriver, MountPoint, NetworkSettings,
+    ContainerSummary, GraphDriver, MountPoint,
     SummaryHostConfig, SummaryNetworkSettings, WaitError, WaitResponse, ZERO_TIME,
 };
 use berth_runtime::client;
@@ -325,6 +325,9 @@ impl Engine {
             log_compress: log.compress,
             security: security_spec(hc)?,
             runtime: self.inner.cfg.runtime_path(hc.runtime.as_deref().unwrap_or(""))?,
+            // Set by the start from what the network setup made.
+            network: berth_runtime::spec::NetMode::Private,
+            ports: Vec::new(),
         })
     }
 
@@ -412,23 +415,44 @@ impl Engine {
             .images
             .layer_dirs(&image)
             .map_err(Error::from)?;
-        let spec = self.run_spec(&rec, lower)?;
+        let mut spec = self.run_spec(&rec, lower)?;
+        // The network first (netns, veths, addresses, published ports): the spec joins it.
+        let (eng, r2) = (self.clone(), rec.clone());
+        let plumbed = tokio::task::spawn_blocking(move || eng.net_setup(&r2))
+            .await
+            .map_err(|e| Error::internal(e.to_string()))??;
+        spec.network = plumbed.network.clone();
+        spec.ports = plumbed.host_ports.clone();
+        let undo_net = |eng: &Engine| {
+            let (eng, id, eps) = (eng.clone(), rec.id.clone(), plumbed.endpoints.clone());
+            async move {
+                let _ = tokio::task::spawn_blocking(move || eng.net_teardown(&id, &eps)).await;
+            }
+        };
         let spec_path = self.spec_path(&rec.id);
         let spec_json = serde_json::to_vec(&spec).map_err(|e| Error::internal(e.to_string()))?;
         // The exec root is a tmpfs: a machine crash takes it (and the container) away.
-        crate::write_atomic_as(&spec_path, &spec_json, berth_sys::fs::Durability::Volatile)?;
+        if let Err(e) = crate::write_atomic_as(&spec_path, &spec_json, berth_sys::fs::Durability::Volatile) {
+            undo_net(self).await;
+            return Err(e);
+        }
         let _ = std::fs::remove_file(&spec.exit_path);
         let shim_bin = self.inner.cfg.shim_bin.clone();
         let sp = spec_path.clone();
         let spawned = tokio::task::spawn_blocking(move || client::spawn(&shim_bin, &sp))
             .await
-            .map_err(|e| Error::internal(e.to_string()))?;
+            .map_err(|e| Error::internal(e.to_string()));
         let started = match spawned {
-            Ok(s) => s,
-            Err(e) => {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
                 // The shim undid its own work (cgroup, socket) before reporting.
                 let _ = std::fs::remove_file(&spec_path);
+                undo_net(self).await;
                 return Err(start_error(e));
+            }
+            Err(e) => {
+                undo_net(self).await;
+                return Err(e);
             }
         };
         let socket = spec.socket_path.clone();
@@ -450,7 +474,9 @@ impl Engine {
         }
         // /etc/hosts and resolv.conf with the addresses the endpoints got (written in
         // place: the container's bind mounts hold the files), before its process runs.
-        if let Err(e) = self.write_etc_files(&c.record()) {
+        let mut with_addrs = c.record();
+        with_addrs.endpoints = plumbed.endpoints.clone();
+        if let Err(e) = self.write_etc_files(&with_addrs) {
             tracing::warn!(container = %rec.id, "writing /etc/hosts and resolv.conf: {e}");
         }
         let s = socket.clone();
@@ -461,11 +487,15 @@ impl Engine {
         if let Err(e) = go {
             lock(&c.attaches).live = false;
             self.undo_failed_start(&rec.id, shim).await;
+            undo_net(self).await;
             return Err(start_error(e));
         }
         let dir = self.container_dir(&rec.id);
         let shim_pid = shim.id() as i32;
+        let (endpoints, bound) = (plumbed.endpoints, plumbed.bound);
         c.update_state(&dir, |r| {
+            r.endpoints = endpoints;
+            r.ports = bound;
             r.state.status = Status::Running;
             r.state.pid = started.pid as i64;
             r.state.exit_code = 0;
@@ -545,7 +575,14 @@ impl Engine {
         // up to 2 s for its attached streams too).
         c.streams_drained(STREAM_DRAIN_TIMEOUT).await;
         let dir = self.container_dir(&c.id);
+        // Docker releases the endpoints at exit (and attaches anew at the next start).
+        let (eng, id, eps) = (self.clone(), c.id.clone(), c.record().endpoints);
+        let released = tokio::task::spawn_blocking(move || eng.net_teardown(&id, &eps)).await.ok();
         let rec = c.update_state(&dir, |r| {
+            if let Some(eps) = released {
+                r.endpoints = eps;
+            }
+            r.ports.clear();
             r.state.status = Status::Exited;
             r.state.pid = 0;
             r.state.exit_code = code;
@@ -984,7 +1021,11 @@ impl Engine {
             image_id: r.image.clone(),
             command,
             created,
-            ports: Vec::new(),
+            ports: if r.state.status.is_running() {
+                berth_network::ports::summary_ports(&berth_network::ports::settings_ports(r.config.exposed_ports.as_ref(), &r.ports))
+            } else {
+                Vec::new()
+            },
             size_rw: None,
             size_root_fs: None,
             labels: r.config.labels.clone().unwrap_or_default(),
@@ -1046,12 +1087,7 @@ impl Engine {
             graph_driver: GraphDriver { data: Some(gd), name: "overlay2".into() },
             mounts: mounts(&r),
             config: r.config.clone(),
-            network_settings: NetworkSettings {
-                ports: BTreeMap::new(),
-                networks: self.endpoint_settings(&r),
-                sandbox_key: String::new(),
-                ..self.primary_endpoint(&r)
-            },
+            network_settings: self.network_settings(&r),
         })
     }
 
@@ -1118,6 +1154,8 @@ impl Engine {
             let _ = std::fs::remove_file(self.spec_path(&c.id));
         }
         self.sweep_exec_root().await;
+        let eng = self.clone();
+        let _ = tokio::task::spawn_blocking(move || eng.net_reconcile()).await;
         // Docker starts `always` (and not manually stopped `unless-stopped`)
         // containers when the daemon starts.
         for c in to_restart {

@@ -18,6 +18,7 @@ mod exec;
 mod lifecycle;
 mod networks;
 mod dns;
+pub mod netplumb;
 mod images;
 pub mod logs;
 mod logs_local;

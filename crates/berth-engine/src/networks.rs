@@ -30,6 +30,7 @@ pub(crate) struct NetState {
     pub(crate) instance: Instance,
     pub(crate) opts: NetOptions,
     nets: Mutex<Nets>,
+    pub(crate) kernel: crate::netplumb::Kernel,
 }
 
 #[derive(Default)]
@@ -83,6 +84,11 @@ impl NetState {
                 nets.by_id.insert(r.id.clone(), r);
             }
         }
+        // Held while a subnet may be chosen and until its bridge exists (the route the
+        // next daemon's choice avoids).
+        let _host_lock = berth_network::netlink::host_lock(std::path::Path::new(crate::netplumb::HOST_LOCK))
+            .map_err(|e| Error::internal(format!("locking {}: {e}", crate::netplumb::HOST_LOCK)))?;
+        let kernel = crate::netplumb::Kernel::new(&instance.chain, cfg.network.iptables);
         let want = default_bridge_plan(&cfg.network, &instance, &nets)?;
         let current = nets.find("bridge").ok().cloned();
         let keep = current.as_ref().is_some_and(|c| {
@@ -110,7 +116,15 @@ impl NetState {
             store.save(&r).map_err(|e| Error::internal(format!("saving network bridge: {e}")))?;
             nets.by_id.insert(r.id.clone(), r);
         }
-        Ok(NetState { store, instance, opts: cfg.network.clone(), nets: Mutex::new(nets) })
+        if let Ok(b) = nets.find("bridge") {
+            if let Some(p) = b.ipam.first() {
+                let spec = berth_network::bridge::BridgeSpec { name: b.bridge.clone(), gateway: p.gateway, prefix: p.subnet.prefix, gateway6: None, mtu: b.mtu };
+                kernel
+                    .host(|nl| berth_network::bridge::ensure_bridge(nl, &spec))
+                    .map_err(|e| Error::internal(format!("bridge {}: {e}", b.bridge)))?;
+            }
+        }
+        Ok(NetState { store, instance, opts: cfg.network.clone(), nets: Mutex::new(nets), kernel })
     }
 
     pub(crate) fn find(&self, key: &str) -> Result<NetworkRecord> {
@@ -181,6 +195,12 @@ fn default_bridge_plan(opts: &NetOptions, _inst: &Instance, _nets: &Nets) -> Res
             None => Ok(None),
         },
     }
+}
+
+/// The sandbox (network namespace) ID inspect shows: derived from the container's.
+fn sandbox_id(id: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(format!("berth sandbox {id}").as_bytes()))
 }
 
 /// A random 64-hex ID.
@@ -285,6 +305,8 @@ impl Engine {
         let id = random_id();
         let bridge = options.get(model::OPT_BRIDGE_NAME).cloned().unwrap_or_else(|| store::bridge_name(&id));
         let st = self.nets();
+        let _host_lock = berth_network::netlink::host_lock(std::path::Path::new(crate::netplumb::HOST_LOCK))
+            .map_err(|e| Error::internal(format!("locking {}: {e}", crate::netplumb::HOST_LOCK)))?;
         let rec = {
             let mut nets = lock(&st.nets);
             if nets.by_id.values().any(|n| n.name == name) {
@@ -338,13 +360,31 @@ impl Engine {
         Ok(NetworkCreateResponse { id, warning: String::new() })
     }
 
-    /// Sets a network up on the host (its bridge); the kernel side fills this in.
-    pub(crate) fn net_up(&self, _rec: &NetworkRecord) -> Result<()> {
+    /// Sets a network up on the host: its bridge, then the firewall with it.
+    pub(crate) fn net_up(&self, rec: &NetworkRecord) -> Result<()> {
+        if !rec.is_bridge() {
+            return Ok(());
+        }
+        self.ensure_bridge(rec)?;
+        if let Err(e) = self.apply_firewall() {
+            let _ = self.kernel().host(|nl| nl.delete_link(&rec.bridge));
+            return Err(e);
+        }
         Ok(())
     }
 
     /// Takes a network down on the host; errors are logged, not returned.
-    pub(crate) fn net_down(&self, _rec: &NetworkRecord) {}
+    pub(crate) fn net_down(&self, rec: &NetworkRecord) {
+        if !rec.is_bridge() {
+            return;
+        }
+        if let Err(e) = self.kernel().host(|nl| nl.delete_link(&rec.bridge)) {
+            tracing::warn!(network = %rec.name, "removing bridge {}: {e}", rec.bridge);
+        }
+        if let Err(e) = self.apply_firewall() {
+            tracing::warn!(network = %rec.name, "{e}");
+        }
+    }
 
     /// Containers with an attached endpoint on network `id`: (container, endpoint).
     fn attached(&self, id: &str) -> Vec<(Arc<Container>, EndpointRecord)> {
@@ -549,7 +589,9 @@ impl Engine {
     ) -> Result<BTreeMap<String, EndpointRecord>> {
         let mode = rec.host_config.network_mode.as_str();
         let mut out = BTreeMap::new();
-        if mode.starts_with("container:") {
+        if let Some(other) = mode.strip_prefix("container:") {
+            // Docker resolves the other container at create: 404 when it is unknown.
+            self.lookup(other)?;
             return Ok(out);
         }
         let primary = self.nets().find(resolve(mode))?;
@@ -601,6 +643,7 @@ impl Engine {
         let mut e = self.plan_endpoint(&rec, &net, cfg.as_ref())?;
         if rec.state.status.is_running() {
             self.attach_endpoint(&rec, &net, &mut e)?;
+            self.net_connect_running(&rec, &net, &mut e)?;
         }
         let dir = self.container_dir(&c.id);
         let name = net.name.clone();
@@ -608,7 +651,7 @@ impl Engine {
             r.endpoints.insert(name.clone(), e.clone());
         });
         if let Err(err) = saved {
-            self.detach_endpoint(&rec, &net, &mut e);
+            self.unplumb_endpoint(&net, &mut e);
             return Err(err);
         }
         if rec.state.status.is_running() {
@@ -646,7 +689,7 @@ impl Engine {
             return Err(Error::forbidden(format!("container {} is not connected to network {}", c.id, net.name)));
         };
         if e.is_attached() {
-            self.detach_endpoint(&rec, &net, &mut e);
+            self.unplumb_endpoint(&net, &mut e);
         }
         let dir = self.container_dir(&c.id);
         c.update(&dir, |r| {
@@ -681,15 +724,6 @@ impl Engine {
         Ok(())
     }
 
-    /// Releases what [`Engine::attach_endpoint`] gave.
-    pub(crate) fn detach_endpoint(&self, rec: &Record, net: &NetworkRecord, e: &mut EndpointRecord) {
-        if let Some((ip, _)) = e.ipv4 {
-            self.nets().release(&net.id, ip);
-        }
-        e.detach();
-        self.dns_update(net, Some((&rec.id, None)));
-    }
-
     /// Holds the addresses of a running container's endpoints again (daemon restart).
     pub(crate) fn hold_endpoints(&self, r: &Record) {
         for e in r.endpoints.values() {
@@ -709,6 +743,24 @@ impl Engine {
     /// The daemon's network options.
     pub fn network_options(&self) -> &NetOptions {
         &self.nets().opts
+    }
+
+    /// `NetworkSettings` of inspect.
+    pub(crate) fn network_settings(&self, r: &Record) -> berth_api::NetworkSettings {
+        let running = r.state.status.is_running();
+        let netns = berth_network::netns::path(&self.config().exec_root, &r.id);
+        let own_ns = running && r.endpoints.values().any(|e| e.is_attached() && !e.host_ifname.is_empty());
+        berth_api::NetworkSettings {
+            ports: if running {
+                berth_network::ports::settings_ports(r.config.exposed_ports.as_ref(), &r.ports)
+            } else {
+                BTreeMap::new()
+            },
+            networks: self.endpoint_settings(r),
+            sandbox_key: if own_ns { netns.to_string_lossy().into_owned() } else { String::new() },
+            sandbox_id: if own_ns { sandbox_id(&r.id) } else { String::new() },
+            ..self.primary_endpoint(r)
+        }
     }
 
     /// `NetworkSettings.Networks` of inspect and list.

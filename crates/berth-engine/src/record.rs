@@ -37,6 +37,8 @@ pub struct Record {
     /// The container's endpoints by network name: configuration always, addresses while
     /// it runs. Empty for `container:` mode (and for records older than networks).
     pub endpoints: std::collections::BTreeMap<String, berth_network::EndpointRecord>,
+    /// The host ports published while it runs (empty when stopped).
+    pub ports: Vec<berth_network::ports::Bound>,
 }
 
 /// What waiters watch: bumped on every exit and on removal.

@@ -12,12 +12,17 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod bridge;
 pub mod config;
 mod endpoints;
 pub mod etc;
 mod files;
+pub mod firewall;
 pub mod ipam;
 pub mod model;
+pub mod netlink;
+pub mod netns;
+pub mod ports;
 pub mod store;
 
 pub use endpoints::endpoints;

@@ -82,11 +82,19 @@ fn setup(spec: &RunSpec, io: Option<PipeIo>) -> Result<Ready, String> {
         }
     }
     drop(io);
+    // Joined before the rootfs is prepared: /sys is mounted for the namespace it shows.
+    if let crate::spec::NetMode::Join(path) = &spec.network {
+        let ns = std::fs::File::open(path).map_err(|e| err_text(&format!("open {}", path.display()), e))?;
+        berth_sys::process::setns(std::os::fd::AsFd::as_fd(&ns), libc::CLONE_NEWNET)
+            .map_err(|e| err_text("join network namespace", e))?;
+    }
     rootfs::prepare(spec)?;
     if !spec.hostname.is_empty() {
         berth_sys::mount::sethostname(&spec.hostname).map_err(|e| err_text("sethostname", e))?;
     }
-    berth_sys::net::loopback_up().map_err(|e| err_text("set loopback up", e))?;
+    if spec.network == crate::spec::NetMode::Private {
+        berth_sys::net::loopback_up().map_err(|e| err_text("set loopback up", e))?;
+    }
 
     let passwd = user::parse_passwd(&std::fs::read_to_string("/etc/passwd").unwrap_or_default());
     let groups = user::parse_group(&std::fs::read_to_string("/etc/group").unwrap_or_default());

@@ -140,6 +140,9 @@ pub struct Namespace {
     /// `pid`, `mount`, `ipc`, `uts`, `network`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// An existing namespace to join (the container's netns file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -259,7 +262,7 @@ pub fn config(spec: &RunSpec, host: &HostFacts) -> Result<Spec, String> {
         rlimits: rlimits(spec)?,
         no_new_privileges: plan.no_new_privs,
     };
-    let ns = |k: &str| Namespace { kind: k.to_string() };
+    let ns = |k: &str| Namespace { kind: k.to_string(), path: None };
     let cgroups_path = (!spec.cgroup.root.as_os_str().is_empty()).then(|| cgroups_path(&spec.cgroup));
     let resources = cgroups_path.is_some().then(|| resources(spec, &plan.devices));
     Ok(Spec {
@@ -269,7 +272,16 @@ pub fn config(spec: &RunSpec, host: &HostFacts) -> Result<Spec, String> {
         hostname: spec.hostname.clone(),
         mounts: mounts(spec),
         linux: Linux {
-            namespaces: vec![ns("pid"), ns("network"), ns("ipc"), ns("uts"), ns("mount")],
+            namespaces: {
+                let mut v = vec![ns("pid")];
+                match &spec.network {
+                    crate::spec::NetMode::Private => v.push(ns("network")),
+                    crate::spec::NetMode::Host => {}
+                    crate::spec::NetMode::Join(p) => v.push(Namespace { kind: "network".into(), path: Some(p.clone()) }),
+                }
+                v.extend([ns("ipc"), ns("uts"), ns("mount")]);
+                v
+            },
             resources,
             cgroups_path,
             masked_paths: plan.masked,

@@ -172,7 +172,11 @@ enum Tag {
 }
 
 /// What [`Shim::start`] set up before the init existed, handed to [`Shim::ready`].
+/// Marks a shim start error as a host port that could not be reserved.
+pub const PORT_ERROR_PREFIX: &str = "port reservation: ";
+
 struct Started {
+    ports: Vec<OwnedFd>,
     devnull: File,
     sigfd: OwnedFd,
     listener: UnixListener,
@@ -184,6 +188,8 @@ struct Started {
 }
 
 struct Shim {
+    /// Reserved host ports (see `RunSpec::ports`), closed when the shim ends.
+    _ports: Vec<OwnedFd>,
     spec: RunSpec,
     pid: i32,
     devnull: File,
@@ -227,6 +233,17 @@ impl Shim {
         let sigfd = berth_sys::signal::signalfd(&[libc::SIGCHLD]).map_err(|e| errno("signalfd", e))?;
         let devnull = File::options().read(true).write(true).open("/dev/null").map_err(|e| errno("open /dev/null", e))?;
 
+        // Published ports are reserved first, in the host's network namespace, and held
+        // for the shim's life: they outlive a berthd restart, not the container.
+        let mut ports = Vec::new();
+        for p in &spec.ports {
+            let (fd, _) = berth_sys::net::reserve_port(&p.proto, p.ip, p.port).map_err(|e| {
+                let fam = if p.ip.is_ipv4() { "4" } else { "6" };
+                let addr = std::net::SocketAddr::new(p.ip, p.port);
+                format!("{PORT_ERROR_PREFIX}listen {}{fam} {addr}: bind: {}", p.proto, berth_sys::errno_text(&e))
+            })?;
+            ports.push(fd);
+        }
         let cur_hard = |r| berth_sys::process::getrlimit(r).map(|x| x.1).unwrap_or(berth_sys::process::RLIM_INFINITY);
         let (rlimits, warnings) = crate::spec::plan_ulimits(&spec.ulimits, cur_hard)?;
         for w in warnings {
@@ -287,11 +304,14 @@ impl Shim {
                 fail(&cgroup, m)
             })?;
             let sync = None;
-            return Shim::ready(spec, pid, master, sync, Some(runc), Started { devnull, sigfd, listener, outputs, stdin, log, cgroup, rlimits });
+            return Shim::ready(spec, pid, master, sync, Some(runc), Started { ports, devnull, sigfd, listener, outputs, stdin, log, cgroup, rlimits });
         }
         let (sync, child_sync) = berth_sys::fd::seqpacket_pair().map_err(|e| fail(&cgroup, errno("socketpair", e)))?;
 
-        let flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWNET;
+        let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+        if spec.network == crate::spec::NetMode::Private {
+            flags |= libc::CLONE_NEWNET;
+        }
         let pid = match clone_process(flags) {
             Err(e) => {
                 let _ = std::fs::remove_file(&spec.socket_path);
@@ -335,7 +355,7 @@ impl Shim {
             return Err(abort(start_error_message("init did not send the pty master")));
         }
         let master = master.map(File::from);
-        Shim::ready(spec, pid, master, Some(sync), None, Started { devnull, sigfd, listener, outputs, stdin, log, cgroup, rlimits })
+        Shim::ready(spec, pid, master, Some(sync), None, Started { ports, devnull, sigfd, listener, outputs, stdin, log, cgroup, rlimits })
     }
 
     /// The init exists and waits for `go`: wires the pty master (TTY) into the relay.
@@ -347,7 +367,7 @@ impl Shim {
         runc: Option<crate::runc::Runc>,
         st: Started,
     ) -> Result<Shim, String> {
-        let Started { devnull, sigfd, listener, mut outputs, mut stdin, log, cgroup, rlimits } = st;
+        let Started { ports, devnull, sigfd, listener, mut outputs, mut stdin, log, cgroup, rlimits } = st;
         let abort = |msg: String| {
             let _ = berth_sys::process::kill(pid, libc::SIGKILL);
             let _ = berth_sys::process::waitpid_blocking(pid);
@@ -375,6 +395,7 @@ impl Shim {
         }
         let stdin = Stdin { file: stdin, pty: pty.is_some(), ..Default::default() };
         Ok(Shim {
+            _ports: ports,
             spec,
             pid,
             devnull,

@@ -62,6 +62,34 @@ pub struct RunSpec {
     /// docs/process-tree.md, "Other OCI runtimes").
     #[serde(default)]
     pub runtime: Option<PathBuf>,
+    /// The container's network namespace.
+    #[serde(default)]
+    pub network: NetMode,
+    /// Host ports the shim reserves (binds, without listening) for as long as it
+    /// lives: published ports, whose traffic the kernel's DNAT carries.
+    #[serde(default)]
+    pub ports: Vec<HostPort>,
+}
+
+/// Which network namespace the container gets.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NetMode {
+    /// A new one with only `lo` (`--network none`).
+    #[default]
+    Private,
+    /// The host's (`--network host`).
+    Host,
+    /// An existing one, by path: berthd's netns file of the container (bridge
+    /// networks) or of another container, or `/proc/<pid>/ns/net` (`container:<id>`).
+    Join(PathBuf),
+}
+
+/// One published host port: `proto` is `tcp`, `udp` or `sctp`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostPort {
+    pub proto: String,
+    pub ip: std::net::IpAddr,
+    pub port: u16,
 }
 
 /// Where `--init`'s binary appears inside the container.

@@ -1,0 +1,461 @@
+//! The kernel side of a container's networking, driven by the engine: at start a netns
+//! file, a veth pair per bridge endpoint, addresses and routes (berth_network's netlink),
+//! host ports checked and handed to the shim to hold, and DNAT rules; at exit all of it
+//! released. Also what a daemon start reconciles (bridges, stale netns files, the
+//! firewall re-rendered from the running containers) and the `--network-cleanup` of a
+//! whole daemon instance.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use berth_network::bridge::{self, BridgeSpec, VethSpec};
+use berth_network::firewall::{Firewall, FwNetwork, FwPort, FwState, Iptables, NoFirewall};
+use berth_network::model::{self, EndpointRecord, NetworkRecord};
+use berth_network::netlink::{self, Netlink};
+use berth_network::netns;
+use berth_network::ports::{self, Bound};
+use berth_runtime::spec::{HostPort, NetMode};
+
+use crate::error::{Error, Result};
+use crate::record::Record;
+use crate::{lock, Engine};
+
+/// The host-wide lock file for subnet choices (every Berth daemon on the host).
+pub(crate) const HOST_LOCK: &str = "/run/berth-network.lock";
+
+/// What a start set up, for the run spec and the record.
+pub(crate) struct Plumbed {
+    pub endpoints: BTreeMap<String, EndpointRecord>,
+    pub bound: Vec<Bound>,
+    pub network: NetMode,
+    pub host_ports: Vec<HostPort>,
+}
+
+/// The kernel-facing part of the network state.
+pub(crate) struct Kernel {
+    host: std::sync::Mutex<Option<Netlink>>,
+    pub(crate) firewall: Box<dyn Firewall>,
+    /// Published ports of running containers (IPv4 DNAT), by container id.
+    fw_ports: std::sync::Mutex<BTreeMap<String, Vec<FwPort>>>,
+    /// Serialises firewall renders.
+    fw_lock: std::sync::Mutex<()>,
+}
+
+impl Kernel {
+    pub(crate) fn new(chain: &str, iptables: bool) -> Kernel {
+        let firewall: Box<dyn Firewall> = if iptables { Box::new(Iptables::new(chain)) } else { Box::new(NoFirewall) };
+        Kernel {
+            host: std::sync::Mutex::new(None),
+            firewall,
+            fw_ports: std::sync::Mutex::new(BTreeMap::new()),
+            fw_lock: std::sync::Mutex::new(()),
+        }
+    }
+
+    /// Runs `f` with the host's netlink socket (opened on first use).
+    pub(crate) fn host<T>(&self, f: impl FnOnce(&mut Netlink) -> io::Result<T>) -> io::Result<T> {
+        let mut g = lock(&self.host);
+        if g.is_none() {
+            *g = Some(Netlink::open()?);
+        }
+        match g.as_mut() {
+            Some(nl) => f(nl),
+            None => Err(io::Error::other("no netlink socket")),
+        }
+    }
+}
+
+fn bridge_spec(n: &NetworkRecord) -> Option<BridgeSpec> {
+    let p = n.ipam.first()?;
+    Some(BridgeSpec {
+        name: n.bridge.clone(),
+        gateway: p.gateway,
+        prefix: p.subnet.prefix,
+        gateway6: n.ipam6.first().map(|p| (p.gateway, p.prefix)),
+        mtu: n.mtu,
+    })
+}
+
+fn net_err(what: &str, e: io::Error) -> Error {
+    Error::internal(format!("{what}: {}", berth_sys::errno_text(&e)))
+}
+
+impl Engine {
+    pub(crate) fn kernel(&self) -> &Kernel {
+        &self.nets().kernel
+    }
+
+    fn netns_path(&self, id: &str) -> PathBuf {
+        netns::path(&self.config().exec_root, id)
+    }
+
+    /// Brings network `n`'s bridge up (idempotent) and returns its index.
+    pub(crate) fn ensure_bridge(&self, n: &NetworkRecord) -> Result<u32> {
+        let spec = bridge_spec(n).ok_or_else(|| Error::internal(format!("network {} has no IPv4 pool", n.name)))?;
+        self.kernel().host(|nl| bridge::ensure_bridge(nl, &spec)).map_err(|e| net_err(&format!("bridge {}", n.bridge), e))
+    }
+
+    /// Makes the firewall say what the networks and running containers need.
+    pub(crate) fn apply_firewall(&self) -> Result<()> {
+        let k = self.kernel();
+        let _g = lock(&k.fw_lock);
+        let networks = self
+            .nets()
+            .all()
+            .into_iter()
+            .filter(|n| n.is_bridge())
+            .filter_map(|n| {
+                let p = n.ipam.first()?;
+                Some(FwNetwork {
+                    bridge: n.bridge.clone(),
+                    subnet: p.subnet,
+                    internal: n.internal,
+                    masquerade: n.options.get(model::OPT_MASQUERADE).is_none_or(|v| v != "false"),
+                    icc: n.options.get(model::OPT_ICC).is_none_or(|v| v != "false"),
+                })
+            })
+            .collect();
+        let ports = lock(&k.fw_ports).values().flatten().cloned().collect();
+        k.firewall.apply(&FwState { networks, ports }).map_err(|e| Error::internal(format!("firewall: {e}")))
+    }
+
+    /// Sets up a container's network for a start (blocking: call off the runtime).
+    pub(crate) fn net_setup(&self, rec: &Record) -> Result<Plumbed> {
+        let mode = rec.host_config.network_mode.as_str();
+        let mut endpoints = rec.endpoints.clone();
+        let simple = |network| Plumbed { endpoints: endpoints.clone(), bound: Vec::new(), network, host_ports: Vec::new() };
+        if mode == "host" {
+            return Ok(simple(NetMode::Host));
+        }
+        if mode == "none" {
+            return Ok(simple(NetMode::Private));
+        }
+        if let Some(other) = mode.strip_prefix("container:") {
+            let c = self.lookup(other)?;
+            let r = c.record();
+            if !r.state.status.is_running() {
+                return Err(Error::conflict(format!("cannot join network of a non running container: {}", c.id)));
+            }
+            let file = self.netns_path(&c.id);
+            let path = if file.exists() { file } else { PathBuf::from(format!("/proc/{}/ns/net", r.state.pid)) };
+            return Ok(simple(NetMode::Join(path)));
+        }
+        if endpoints.is_empty() {
+            // A record from before networks: the default bridge.
+            let net = self.nets().find("bridge")?;
+            endpoints.insert(net.name.clone(), self.plan_endpoint(rec, &net, None)?);
+        }
+        let path = self.netns_path(&rec.id);
+        let mut ns = netns::create(&path).map_err(|e| net_err("create network namespace", e))?;
+        let mut done: Vec<(NetworkRecord, EndpointRecord)> = Vec::new();
+        let r = (|| -> Result<Vec<Bound>> {
+            // The network of the mode first: it gets eth0 and the default route.
+            let primary = if mode == "default" { "bridge" } else { mode };
+            let mut names: Vec<String> = endpoints.keys().cloned().collect();
+            names.sort_by_key(|n| {
+                let is_primary = *n == primary || endpoints.get(n.as_str()).is_some_and(|e| e.network_id == primary);
+                !is_primary
+            });
+            for (i, name) in names.iter().enumerate() {
+                let Some(e) = endpoints.get_mut(name) else { continue };
+                let net = self.nets().find(&e.network_id).map_err(|_| Error::not_found(format!("network {name} not found")))?;
+                if !net.is_bridge() {
+                    continue;
+                }
+                self.attach_endpoint(rec, &net, e)?;
+                e.ifname = format!("eth{i}");
+                let r = self.plumb_endpoint(&mut ns, &path, &net, e, i == 0);
+                done.push((net, e.clone()));
+                r?;
+            }
+            self.publish(rec, &endpoints, names.first().map(String::as_str))
+        })();
+        match r {
+            Ok(bound) => {
+                let host_ports = bound.iter().map(|b| HostPort { proto: b.proto.clone(), ip: b.host_ip, port: b.host_port }).collect();
+                Ok(Plumbed { endpoints, bound, network: NetMode::Join(path), host_ports })
+            }
+            Err(e) => {
+                for (net, mut ep) in done {
+                    self.unplumb_endpoint(&net, &mut ep);
+                }
+                let _ = netns::remove(&path);
+                if lock(&self.kernel().fw_ports).remove(&rec.id).is_some() {
+                    let _ = self.apply_firewall();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The veth pair of endpoint `e` (its address already chosen) into the netns at `path`.
+    pub(crate) fn plumb_endpoint(&self, ns: &mut Netlink, path: &Path, net: &NetworkRecord, e: &mut EndpointRecord, default_route: bool) -> Result<()> {
+        let bridge_index = match self.kernel().host(|nl| nl.link_index(&net.bridge)) {
+            Ok(Some(i)) => i,
+            _ => self.ensure_bridge(net)?,
+        };
+        e.host_ifname = bridge::host_ifname(&self.nets().instance.tag, &e.endpoint_id);
+        let mac = crate::networks::parse_mac(&e.mac).ok_or_else(|| Error::invalid(format!("invalid MAC address: {}", e.mac)))?;
+        let v = VethSpec {
+            bridge_index,
+            host_ifname: e.host_ifname.clone(),
+            ifname: e.ifname.clone(),
+            mac,
+            mtu: net.mtu,
+            ipv4: e.ipv4,
+            ipv6: e.ipv6,
+            gateway: if default_route && !net.internal { e.gateway } else { None },
+            gateway6: if default_route && !net.internal { e.gateway6 } else { None },
+        };
+        self.kernel()
+            .host(|host| bridge::attach(host, ns, path, &v))
+            .map_err(|err| net_err(&format!("failed to set up the endpoint on network {}", net.name), err))
+    }
+
+    /// Removes endpoint `e`'s veth and releases its address.
+    pub(crate) fn unplumb_endpoint(&self, net: &NetworkRecord, e: &mut EndpointRecord) {
+        if !e.host_ifname.is_empty() {
+            if let Err(err) = self.kernel().host(|nl| nl.delete_link(&e.host_ifname)) {
+                tracing::warn!("removing {}: {err}", e.host_ifname);
+            }
+        }
+        if let Some((ip, _)) = e.ipv4 {
+            self.nets().release(&net.id, ip);
+        }
+        e.detach();
+        self.dns_update(net, Some((&e.container_id, None)));
+    }
+
+    /// Reserves the container's published ports (checked here, held by the shim) and
+    /// adds their DNAT rules. Docker's texts for ports taken.
+    fn publish(&self, rec: &Record, endpoints: &BTreeMap<String, EndpointRecord>, primary: Option<&str>) -> Result<Vec<Bound>> {
+        let hc = &rec.host_config;
+        let wanted = ports::plan(hc.port_bindings.as_ref(), rec.config.exposed_ports.as_ref(), hc.publish_all_ports)
+            .map_err(Error::invalid)?;
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(ep) = primary.and_then(|p| endpoints.get(p)) else { return Ok(Vec::new()) };
+        let (Some((cip, _)), Ok(net)) = (ep.ipv4, self.nets().find(&ep.network_id)) else { return Ok(Vec::new()) };
+        if net.internal {
+            return Ok(Vec::new());
+        }
+        let prefix = format!("driver failed programming external connectivity on endpoint {} ({})", rec.name, ep.endpoint_id);
+        let mut bound: Vec<Bound> = Vec::new();
+        let taken_by_others = |proto: &str, ip: IpAddr, port: u16| {
+            lock(&self.kernel().fw_ports).iter().any(|(id, v)| {
+                id != &rec.id
+                    && v.iter().any(|p| {
+                        p.proto == proto && p.host_port == port && (p.host_ip.is_none() || ip.is_unspecified() || p.host_ip.map(IpAddr::V4) == Some(ip))
+                    })
+            })
+        };
+        for w in &wanted {
+            let addrs = ports::host_addrs(w);
+            let candidates: Vec<u16> = if w.host_lo == 0 { vec![0] } else { (w.host_lo..=w.host_hi).collect() };
+            let mut last_err = None;
+            let mut got = None;
+            'cand: for cand in candidates {
+                for _attempt in 0..16 {
+                    let mut port = cand;
+                    let mut probes = Vec::new();
+                    let mut ok = true;
+                    for &a in &addrs {
+                        if port != 0 && (taken_by_others(&w.proto, a, port) || bound.iter().any(|b| b.proto == w.proto && b.host_port == port && (b.host_ip == a || a.is_unspecified() || b.host_ip.is_unspecified()))) {
+                            last_err = Some(format!("{prefix}: Bind for {}:{port} failed: port is already allocated", fmt_ip(a)));
+                            ok = false;
+                            break;
+                        }
+                        match berth_sys::net::reserve_port(&w.proto, a, port) {
+                            Ok((fd, p)) => {
+                                port = p;
+                                probes.push((a, fd));
+                            }
+                            // No IPv6 on this host: the IPv4 reservation is enough.
+                            Err(e) if a.is_ipv6() && w.host_ip.is_none() && matches!(e.raw_os_error(), Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL)) => {}
+                            Err(e) => {
+                                let fam = if a.is_ipv4() { "4" } else { "6" };
+                                last_err = Some(format!(
+                                    "{prefix}: listen {}{fam} {}: bind: {}",
+                                    w.proto,
+                                    std::net::SocketAddr::new(a, port),
+                                    berth_sys::errno_text(&e)
+                                ));
+                                ok = false;
+                                break;
+                            }
+                        }
+                    }
+                    if ok {
+                        got = Some((port, probes.into_iter().map(|(a, _)| a).collect::<Vec<_>>()));
+                        break 'cand;
+                    }
+                    if cand != 0 {
+                        break;
+                    }
+                }
+            }
+            let Some((port, addrs)) = got else {
+                return Err(Error::internal(last_err.unwrap_or_else(|| format!("{prefix}: no free host port"))));
+            };
+            for a in addrs {
+                bound.push(Bound { proto: w.proto.clone(), container_port: w.container_port, host_ip: a, host_port: port });
+            }
+        }
+        let fw: Vec<FwPort> = bound
+            .iter()
+            .filter_map(|b| {
+                let host_ip = match b.host_ip {
+                    IpAddr::V4(a) if a.is_unspecified() => None,
+                    IpAddr::V4(a) => Some(a),
+                    IpAddr::V6(_) => return None,
+                };
+                Some(FwPort {
+                    proto: b.proto.clone(),
+                    host_ip,
+                    host_port: b.host_port,
+                    container_ip: cip,
+                    container_port: b.container_port,
+                    bridge: net.bridge.clone(),
+                })
+            })
+            .collect();
+        lock(&self.kernel().fw_ports).insert(rec.id.clone(), fw);
+        self.apply_firewall()?;
+        Ok(bound)
+    }
+
+    /// Releases what [`Engine::net_setup`] made (blocking): veths, addresses, the netns
+    /// file, DNAT rules. Returns the endpoints as a stopped container keeps them.
+    pub(crate) fn net_teardown(&self, id: &str, endpoints: &BTreeMap<String, EndpointRecord>) -> BTreeMap<String, EndpointRecord> {
+        let mut out = endpoints.clone();
+        for e in out.values_mut() {
+            match self.nets().find(&e.network_id) {
+                Ok(net) => self.unplumb_endpoint(&net, e),
+                Err(_) => e.detach(),
+            }
+        }
+        let path = self.netns_path(id);
+        if let Err(e) = netns::remove(&path) {
+            tracing::warn!(container = %id, "removing {}: {e}", path.display());
+        }
+        if lock(&self.kernel().fw_ports).remove(id).is_some() {
+            if let Err(e) = self.apply_firewall() {
+                tracing::warn!(container = %id, "{e}");
+            }
+        }
+        out
+    }
+
+    /// Connect of a running container: the endpoint plumbed into its netns now.
+    pub(crate) fn net_connect_running(&self, rec: &Record, net: &NetworkRecord, e: &mut EndpointRecord) -> Result<()> {
+        let path = self.netns_path(&rec.id);
+        if !path.exists() {
+            return Err(Error::invalid(format!("container {} has no network namespace of its own", rec.id)));
+        }
+        let used: Vec<&str> = rec.endpoints.values().map(|e| e.ifname.as_str()).collect();
+        let n = (0..).find(|i| !used.contains(&format!("eth{i}").as_str())).unwrap_or(0);
+        e.ifname = format!("eth{n}");
+        let mut ns = netns::open_in(&path).map_err(|err| net_err("open network namespace", err))?;
+        let default_route = !rec.endpoints.values().any(|x| x.is_attached() && x.gateway.is_some());
+        if let Err(err) = self.plumb_endpoint(&mut ns, &path, net, e, default_route) {
+            self.unplumb_endpoint(net, e);
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    /// At daemon start: bridges of every network up, netns files of containers that do
+    /// not run removed, published ports of running containers back in the firewall.
+    pub(crate) fn net_reconcile(&self) {
+        if self.nets().opts.ip_forward {
+            if let Err(e) = netlink::sysctl("net/ipv4/ip_forward", "1") {
+                tracing::warn!("enabling ip_forward: {e}");
+            }
+        }
+        for n in self.nets().all().iter().filter(|n| n.is_bridge()) {
+            if let Err(e) = self.ensure_bridge(n) {
+                tracing::warn!(network = %n.name, "{e}");
+            }
+        }
+        let running: std::collections::BTreeSet<String> =
+            self.all_containers().iter().filter(|c| c.is_running()).map(|c| c.id.clone()).collect();
+        for id in netns::list(&self.config().exec_root) {
+            if !running.contains(&id) {
+                let _ = netns::remove(&self.netns_path(&id));
+            }
+        }
+        for c in self.all_containers() {
+            let r = c.record();
+            if !r.state.status.is_running() || r.ports.is_empty() {
+                continue;
+            }
+            let Some(ep) = r.endpoints.values().find(|e| e.ifname == "eth0" && e.is_attached()) else { continue };
+            let (Some((cip, _)), Ok(net)) = (ep.ipv4, self.nets().find(&ep.network_id)) else { continue };
+            let fw = r
+                .ports
+                .iter()
+                .filter_map(|b| match b.host_ip {
+                    IpAddr::V4(a) => Some(FwPort {
+                        proto: b.proto.clone(),
+                        host_ip: (!a.is_unspecified()).then_some(a),
+                        host_port: b.host_port,
+                        container_ip: cip,
+                        container_port: b.container_port,
+                        bridge: net.bridge.clone(),
+                    }),
+                    IpAddr::V6(_) => None,
+                })
+                .collect();
+            lock(&self.kernel().fw_ports).insert(r.id.clone(), fw);
+        }
+        if let Err(e) = self.apply_firewall() {
+            tracing::warn!("{e}");
+        }
+    }
+}
+
+fn fmt_ip(a: IpAddr) -> String {
+    match a {
+        IpAddr::V6(v) => format!("[{v}]"),
+        IpAddr::V4(v) => v.to_string(),
+    }
+}
+
+/// Removes everything a daemon instance made on the host (`berthd --network-cleanup`,
+/// used by the e2e harness): every container's netns file under the exec root, the
+/// bridges of its networks, its firewall chains.
+pub fn cleanup_instance(data_root: &Path, exec_root: &Path, opts: &berth_network::NetOptions) -> Vec<String> {
+    let mut errors = Vec::new();
+    let inst = berth_network::Instance::for_exec_root(exec_root, opts);
+    for id in netns::list(exec_root) {
+        if let Err(e) = netns::remove(&netns::path(exec_root, &id)) {
+            errors.push(format!("netns {id}: {e}"));
+        }
+    }
+    let mut bridges = vec![inst.bridge.clone()];
+    if let Ok(store) = berth_network::store::Store::open(&data_root.join("network")) {
+        bridges.extend(store.load_all().into_iter().filter(|n| n.is_bridge()).map(|n| n.bridge));
+    }
+    bridges.sort();
+    bridges.dedup();
+    match Netlink::open() {
+        Ok(mut nl) => {
+            for b in bridges {
+                if let Err(e) = nl.delete_link(&b) {
+                    errors.push(format!("bridge {b}: {e}"));
+                }
+            }
+        }
+        Err(e) => errors.push(format!("netlink: {e}")),
+    }
+    if opts.iptables {
+        if let Err(e) = Iptables::new(&inst.chain).teardown() {
+            errors.push(format!("firewall: {e}"));
+        }
+    }
+    let _ = Ipv4Addr::UNSPECIFIED;
+    errors
+}
