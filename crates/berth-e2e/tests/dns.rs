@@ -20,7 +20,7 @@ fn wait_pong(d: &Daemon, cli: Cli, net: &str, host: &str) {
     });
 }
 
-both!(#[ignore = "needs the net branch's endpoint attach at start (addresses, bridge, veth)"] fn redis_by_name_and_alias(d, cli) {
+both!(fn redis_by_name_and_alias(d, cli) {
     d.cli(cli, &["network", "create", "app"]).ok();
     d.cli(cli, &["network", "create", "other"]).ok();
     d.cli(cli, &["run", "-d", "--network", "app", "--name", "db", "--network-alias", "cache", "redis"]).ok();
@@ -55,7 +55,7 @@ both!(#[ignore = "needs the net branch's endpoint attach at start (addresses, br
     });
 });
 
-both!(#[ignore = "needs the net branch's endpoint attach at start (addresses, bridge, veth)"] fn hosts_file_and_dns_flags(d, cli) {
+both!(fn hosts_file_and_dns_flags(d, cli) {
     d.cli(cli, &["network", "create", "app"]).ok();
     let hosts = d
         .cli(cli, &["run", "--rm", "--network", "app", "--hostname", "web", "--domainname", "example.com", "--add-host", "gw:host-gateway", "--add-host", "db.local:10.1.2.3", "busybox", "cat", "/etc/hosts"])
@@ -74,7 +74,7 @@ both!(#[ignore = "needs the net branch's endpoint attach at start (addresses, br
     d.cli(cli, &["run", "--rm", "--add-host", "bad:nope", "busybox", "true"]).code(125).stderr_has("invalid IP address in add-host: \"nope\"");
 });
 
-both!(#[ignore = "needs the net branch's endpoint attach at start (addresses, bridge, veth)"] fn legacy_link_env_and_hosts(d, cli) {
+both!(fn legacy_link_env_and_hosts(d, cli) {
     d.cli(cli, &["run", "-d", "--name", "db", "-e", "SECRET=s3", "redis"]).ok();
     let ip = d.inspect("db")["NetworkSettings"]["Networks"]["bridge"]["IPAddress"].as_str().unwrap_or_default().to_string();
     let env = d.cli(cli, &["run", "--rm", "--link", "db:cache", "busybox", "env"]).ok();
@@ -101,7 +101,6 @@ fn nslookup_in(pid: &str, name: &str, gw: &str) -> Run {
 
 /// Names keep resolving while berthd is dead (kill -9), and after it restarts.
 #[test]
-#[ignore = "needs the net branch's endpoint attach at start (addresses, bridge, veth)"]
 fn names_resolve_while_berthd_is_down() {
     let mut d = Daemon::start();
     d.berth(&["network", "create", "app"]).ok();
