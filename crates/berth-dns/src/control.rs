@@ -103,3 +103,21 @@ pub fn write_pid_file(state: &Path) -> io::Result<()> {
     )
     .map_err(io::Error::other)
 }
+
+/// Waits until something accepts TCP connections on port 53 of every address in
+/// `addrs` (the resolver, after a reload that added them), at most `timeout`; false
+/// if it did not happen. Used so that a container's first query, sent as soon as it
+/// starts, finds the resolver listening on a gateway that came up a moment ago.
+pub fn wait_listening(addrs: &[std::net::IpAddr], timeout: Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    addrs.iter().all(|a| loop {
+        let sa = std::net::SocketAddr::new(*a, 53);
+        if std::net::TcpStream::connect_timeout(&sa, Duration::from_millis(100)).is_ok() {
+            break true;
+        }
+        if std::time::Instant::now() >= deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    })
+}

@@ -38,6 +38,10 @@ pub struct Endpoint {
     pub names: Vec<String>,
     pub ipv4: Vec<Ipv4Addr>,
     pub ipv6: Vec<Ipv6Addr>,
+    /// Links of this container on the network (`--link name:alias` with a user
+    /// network): alias → the linked container's name, seen by this container only.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub links: BTreeMap<String, String>,
 }
 
 /// All networks, as loaded at one moment; replaced whole on reload.
@@ -129,7 +133,17 @@ impl Table {
             .iter()
             .filter_map(|d| name.strip_suffix(d.trim_end_matches('.')).and_then(|s| s.strip_suffix('.')))
             .next();
+        // The sender's own link aliases stand for the linked container's name.
+        let sender = self.by_source.get(&source);
+        let linked = |candidate: &str| -> Option<String> {
+            let id = sender?;
+            scope.iter().flat_map(|&i| self.networks[i].endpoints.iter()).filter(|e| &e.id == id).find_map(|e| {
+                e.links.iter().find(|(alias, _)| alias.eq_ignore_ascii_case(candidate)).map(|(_, target)| target.clone())
+            })
+        };
         for candidate in std::iter::once(name).chain(short) {
+            let target = linked(candidate);
+            let candidate = target.as_deref().unwrap_or(candidate);
             if candidate.is_empty() || candidate.contains('.') {
                 continue;
             }
@@ -238,6 +252,7 @@ mod tests {
             names: names.iter().map(|s| s.to_string()).collect(),
             ipv4: vec![v4.parse().expect("ip")],
             ipv6: vec![],
+            links: BTreeMap::new(),
         }
     }
 
@@ -249,7 +264,7 @@ mod tests {
                 listen: vec!["10.1.0.1".parse().expect("ip")],
                 endpoints: vec![
                     ep("aaaaaaaaaaaaffff", &["db", "redis"], "10.1.0.2"),
-                    ep("bbbbbbbbbbbbffff", &["web"], "10.1.0.3"),
+                    Endpoint { links: [("bar".to_string(), "db".to_string())].into(), ..ep("bbbbbbbbbbbbffff", &["web"], "10.1.0.3") },
                 ],
             },
             NetworkRecords {
@@ -278,6 +293,8 @@ mod tests {
             ("unknown sender: listen net", "10.9.9.9", "10.2.0.1", "secret", TYPE_A, Lookup::Addrs(vec![ip("10.2.0.2")])),
             ("unknown sender elsewhere", "10.9.9.9", "127.0.0.1", "db", TYPE_A, Lookup::Forward),
             ("dotted names forward", "10.1.0.3", "10.1.0.1", "db.example.com", TYPE_A, Lookup::Forward),
+            ("link alias, for the linking container", "10.1.0.3", "10.1.0.1", "bar", TYPE_A, Lookup::Addrs(vec![ip("10.1.0.2")])),
+            ("link alias, not for others", "10.1.0.2", "10.1.0.1", "bar", TYPE_A, Lookup::NoSuchName),
             ("ptr", "10.1.0.3", "10.1.0.1", "2.0.1.10.in-addr.arpa", TYPE_PTR, Lookup::Names(vec!["db".into()])),
             ("ptr elsewhere", "10.1.0.3", "10.1.0.1", "9.0.1.10.in-addr.arpa", TYPE_PTR, Lookup::Forward),
         ];

@@ -57,6 +57,7 @@ fn records(id: &str, listen: &str, eps: &[(&str, &[&str], &str)]) -> NetworkReco
                 names: names.iter().map(|s| s.to_string()).collect(),
                 ipv4: vec![ip.parse().expect("ip")],
                 ipv6: vec![],
+                links: Default::default(),
             })
             .collect(),
     }

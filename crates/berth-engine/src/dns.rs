@@ -70,8 +70,16 @@ impl Engine {
             return;
         }
         let recs = self.dns_records(net, change);
-        if let Err(e) = berth_dns::control::write_network(&self.dns_state_dir(), &recs) {
+        let state = self.dns_state_dir();
+        if let Err(e) = berth_dns::control::write_network(&state, &recs) {
             tracing::warn!(network = %net.name, "writing DNS records: {e}");
+            return;
+        }
+        // A container being attached queries as soon as it runs: the resolver must
+        // listen on the gateway by then (a bridge brought up just now is new to it).
+        let attaching = matches!(change, Some((_, Some(_))));
+        if attaching && berth_dns::control::running_pid(&state).is_some() && !berth_dns::control::wait_listening(&recs.listen, std::time::Duration::from_secs(2)) {
+            tracing::warn!(network = %net.name, "the DNS resolver does not listen on {:?} yet", recs.listen);
         }
     }
 
@@ -210,6 +218,7 @@ fn to_dns(container_id: &str, e: &EndpointRecord) -> Endpoint {
         names: e.dns_names.clone(),
         ipv4: e.ipv4.map(|(a, _)| a).into_iter().collect(),
         ipv6: e.ipv6.map(|(a, _)| a).into_iter().collect(),
+        links: e.links.iter().filter_map(|l| etc::parse_link(l).ok()).map(|(name, alias)| (alias, name)).collect(),
     }
 }
 

@@ -211,7 +211,11 @@ impl Engine {
         };
         self.kernel()
             .host(|host| bridge::attach(host, ns, path, &v))
-            .map_err(|err| net_err(&format!("failed to set up the endpoint on network {}", net.name), err))
+            .map_err(|err| net_err(&format!("failed to set up the endpoint on network {}", net.name), err))?;
+        // The bridge (and its gateway address, where the resolver listens) is up now.
+        let id = e.container_id.clone();
+        self.dns_update(net, Some((&id, Some(&*e))));
+        Ok(())
     }
 
     /// Removes endpoint `e`'s veth and releases its address.

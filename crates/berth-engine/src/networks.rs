@@ -720,7 +720,7 @@ impl Engine {
                 e.gateway6 = Some(p6.gateway);
             }
         }
-        self.dns_update(net, Some((&rec.id, Some(e))));
+        let _ = rec;
         Ok(())
     }
 

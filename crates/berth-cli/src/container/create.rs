@@ -401,7 +401,10 @@ fn network_opts(o: &RunArgs) -> Result<(String, BTreeMap<String, EndpointSetting
         }
         let mut ep = EndpointSettings::default();
         if i == 0 {
-            let v: serde_json::Value = crate::network::endpoint_config(&o.network_alias, o.ip.as_deref(), o.ip6.as_deref(), &[], &o.link_local_ip, &[]);
+            // On a user network links are the endpoint's too: its DNS answers the alias.
+            let user = !matches!(n.as_str(), "default" | "bridge" | "host" | "none") && !n.starts_with("container:");
+            let links: &[String] = if user { &o.link } else { &[] };
+            let v: serde_json::Value = crate::network::endpoint_config(&o.network_alias, o.ip.as_deref(), o.ip6.as_deref(), links, &o.link_local_ip, &[]);
             ep = serde_json::from_value(v).map_err(|e| Fail::new(125, e.to_string()))?;
             ep.mac_address = o.mac_address.clone().unwrap_or_default();
         }
