@@ -11,7 +11,7 @@ fn compose(d: &Daemon, dir: &Path, args: &[&str]) -> Run {
     let mut c = Command::new("docker-compose");
     // `run` goes through the docker CLI on PATH (compose's default on Linux), as users
     // have it. Its Python attach path (COMPOSE_INTERACTIVE_NO_CLI=1) sometimes misses a
-    // short-lived container's output against berthd: see docs/COMPATIBILITY.md.
+    // short-lived container's output against berthd: see docs/networking.md.
     let path = format!("{}:{}", berth_e2e::docker_cli().parent().map(|p| p.display().to_string()).unwrap_or_default(), std::env::var("PATH").unwrap_or_default());
     c.env("PATH", path).current_dir(dir).env("DOCKER_HOST", d.host()).args(["-p", "berthe2e"]).args(args);
     let shown = format!("docker-compose -p berthe2e {}", args.join(" "));
