@@ -202,6 +202,10 @@ fn containers_on_the_bridge_reach_each_other_and_the_outside_rules_hold() {
         let ip = d.inspect("srv")["NetworkSettings"]["IPAddress"].as_str().expect("ip").to_string();
         let got = d.cli(cli, &["run", "--rm", "busybox", "wget", "-q", "-O", "-", &format!("http://{ip}/")]).ok().out().to_string();
         assert_eq!(got.trim(), "pong");
+        // `stats` counts the traffic on the container's eth0.
+        let st = d.request("GET", "/v1.41/containers/srv/stats?stream=false", None).json();
+        assert!(st["networks"]["eth0"]["rx_bytes"].as_u64().is_some_and(|b| b > 0), "{}", st["networks"]);
+        assert!(st["networks"].get("lo").is_none());
         d.cli(cli, &["rm", "-f", "srv"]).ok();
     }
 }

@@ -111,6 +111,11 @@ impl Engine {
         crate::validate::container_config(&req.config)?;
         if let Some(hc) = &req.host_config {
             crate::validate::host_config(hc, crate::host_cpus())?;
+            // Docker looks the network up before the image.
+            let mode = hc.network_mode.as_str();
+            if !mode.is_empty() && mode != "default" && !mode.starts_with("container:") {
+                self.nets().find(mode)?;
+            }
         }
         let image = self.resolve_image(&req.config.image).await?;
         let id = random_id();
@@ -418,9 +423,11 @@ impl Engine {
         let mut spec = self.run_spec(&rec, lower)?;
         // The network first (netns, veths, addresses, published ports): the spec joins it.
         let (eng, r2) = (self.clone(), rec.clone());
+        let t0 = std::time::Instant::now();
         let plumbed = tokio::task::spawn_blocking(move || eng.net_setup(&r2))
             .await
             .map_err(|e| Error::internal(e.to_string()))??;
+        tracing::debug!(container = %rec.id, elapsed_us = t0.elapsed().as_micros() as u64, "network set up");
         spec.network = plumbed.network.clone();
         spec.ports = plumbed.host_ports.clone();
         let undo_net = |eng: &Engine| {

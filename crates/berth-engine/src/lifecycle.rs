@@ -224,7 +224,14 @@ impl Engine {
             "memory_stats": mem,
             "name": format!("/{}", r.name),
             "id": r.id,
-            "networks": {},
+            // The init's view of its own namespace; host mode shows none, as Docker's.
+            "networks": if r.state.pid > 0 && r.host_config.network_mode != "host" {
+                std::fs::read_to_string(format!("/proc/{}/net/dev", r.state.pid))
+                    .map(|t| berth_network::stats::parse_net_dev(&t))
+                    .unwrap_or_else(|_| json!({}))
+            } else {
+                json!({})
+            },
         }))
     }
 

@@ -873,6 +873,86 @@ mod tests {
         }
     }
 
+    /// Removes a test engine's bridges whatever the test's outcome (the host is shared).
+    struct Cleanup(std::path::PathBuf, NetOptions);
+
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            crate::netplumb::cleanup_instance(&self.0.join("root"), &self.0.join("run"), &self.1);
+        }
+    }
+
+    /// A real engine on a temp root (root only: it creates bridges; no firewall).
+    #[tokio::test]
+    async fn network_operations_answer_in_dockers_words() {
+        if !nix::unistd::Uid::effective().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let opts = NetOptions { iptables: false, ..Default::default() };
+        let _cleanup = Cleanup(dir.path().to_path_buf(), opts.clone());
+        let cfg = crate::EngineConfig {
+            data_root: dir.path().join("root"),
+            exec_root: dir.path().join("run"),
+            shim_bin: "/nonexistent".into(),
+            cgroup_root: dir.path().join("cg"),
+            cgroup_parent: "berth-test".into(),
+            registry: Default::default(),
+            init_path: "/nonexistent".into(),
+            runtimes: Default::default(),
+            network: opts,
+        };
+        let e = Engine::open(cfg.clone()).await.unwrap();
+        let names: Vec<String> = e.list_networks("").unwrap().into_iter().map(|n| n.name).collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+        let bridge = e.inspect_network("bridge").unwrap();
+        assert_eq!(bridge.driver, "bridge");
+        assert_eq!(bridge.options.get(model::OPT_DEFAULT_BRIDGE).map(String::as_str), Some("true"));
+        assert_eq!(e.inspect_network("none").unwrap().driver, "null");
+
+        let id = e.create_network(req("10.251.7.0/24", "", "")).await.unwrap().id;
+        assert_eq!(id.len(), 64);
+        let n = e.inspect_network("n").unwrap();
+        assert_eq!(n.ipam.config.as_ref().unwrap()[0].gateway, "10.251.7.1");
+        assert!(std::path::Path::new(&format!("/sys/class/net/{}", store::bridge_name(&id))).exists());
+        assert_eq!(e.inspect_network(&id[..12]).unwrap().id, id);
+        let auto = e.create_network(NetworkCreateRequest { name: "auto".into(), ..Default::default() }).await.unwrap().id;
+        let sub = e.inspect_network(&auto).unwrap().ipam.config.unwrap()[0].subnet.clone();
+        assert_ne!(sub, bridge.ipam.config.as_ref().unwrap()[0].subnet, "a pool of its own");
+
+        let err = |r: Result<NetworkCreateResponse>| r.unwrap_err();
+        let cases: Vec<(NetworkCreateRequest, crate::ErrorKind, &str)> = vec![
+            (req("10.251.7.0/24", "", ""), crate::ErrorKind::Conflict, "network with name n already exists"),
+            (NetworkCreateRequest { name: "bridge".into(), ..Default::default() }, crate::ErrorKind::Forbidden, "bridge is a pre-defined network and cannot be created"),
+            (NetworkCreateRequest { name: "x".into(), driver: "weird".into(), ..Default::default() }, crate::ErrorKind::NotFound, "could not find plugin weird in v1 plugin registry: plugin not found"),
+            (NetworkCreateRequest { name: "y".into(), ..req("10.251.7.128/25", "", "") }, crate::ErrorKind::Forbidden, "Pool overlaps with other one on this address space"),
+        ];
+        for (r, kind, msg) in cases {
+            let e2 = err(e.create_network(r).await);
+            assert_eq!((e2.kind, e2.message.as_str()), (kind, msg));
+        }
+        let f = |s: &str| e.list_networks(s).unwrap().into_iter().map(|n| n.name).collect::<Vec<_>>();
+        assert_eq!(f(r#"{"type":["custom"]}"#), ["n", "auto"]);
+        assert_eq!(f(r#"{"name":{"aut":true}}"#).len(), 1);
+        assert_eq!(f(r#"{"driver":["null"]}"#), ["none"]);
+        assert!(e.list_networks(r#"{"bogus":["x"]}"#).is_err());
+
+        let r = e.remove_network("host").await.unwrap_err();
+        assert_eq!((r.kind, r.message.as_str()), (crate::ErrorKind::Forbidden, "host is a pre-defined network and cannot be removed"));
+        let r = e.remove_network("nosuch").await.unwrap_err();
+        assert_eq!((r.kind, r.message.as_str()), (crate::ErrorKind::NotFound, "network nosuch not found"));
+        e.remove_network("n").await.unwrap();
+        assert!(!std::path::Path::new(&format!("/sys/class/net/{}", store::bridge_name(&id))).exists());
+        assert_eq!(e.prune_networks("").await.unwrap(), ["auto"]);
+        assert_eq!(e.list_networks("").unwrap().len(), 3);
+
+        // A restart keeps the predefined networks' IDs and the default bridge's subnet.
+        drop(e);
+        let e = Engine::open(cfg).await.unwrap();
+        assert_eq!(e.inspect_network("bridge").unwrap(), bridge);
+    }
+
     #[test]
     fn macs_parse() {
         assert_eq!(parse_mac("02:42:ac:11:00:04"), Some([2, 0x42, 0xac, 0x11, 0, 4]));

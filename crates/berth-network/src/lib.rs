@@ -23,6 +23,7 @@ pub mod model;
 pub mod netlink;
 pub mod netns;
 pub mod ports;
+pub mod stats;
 pub mod store;
 
 pub use endpoints::endpoints;

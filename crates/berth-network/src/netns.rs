@@ -26,11 +26,20 @@ fn in_thread<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'stat
 /// Creates a new network namespace bound at `path`, with `lo` up, and returns a netlink
 /// socket inside it. An existing file at `path` is replaced.
 pub fn create(path: &Path) -> io::Result<Netlink> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
     let _ = remove(path);
-    std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+    // The directory goes away with its last file (the exec root is left as it was);
+    // a removal racing this creation is retried.
+    let mut tries = 0;
+    loop {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
+            Ok(_) => break,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 5 => tries += 1,
+            Err(e) => return Err(e),
+        }
+    }
     let p = path.to_path_buf();
     let r = in_thread(move || {
         berth_sys::process::unshare(libc::CLONE_NEWNET)?;
@@ -63,9 +72,14 @@ pub fn remove(path: &Path) -> io::Result<()> {
         Err(e) => return Err(e),
     }
     match std::fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
     }
+    // Fails while other containers' files are there, which is fine.
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir(dir);
+    }
+    Ok(())
 }
 
 /// The container ids with a netns file under `exec_root` (for the startup sweep).
