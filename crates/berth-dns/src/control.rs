@@ -121,3 +121,15 @@ pub fn wait_listening(addrs: &[std::net::IpAddr], timeout: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(10));
     })
 }
+
+/// Stops the resolver serving `state` (SIGTERM) and removes its state directory: for a
+/// daemon instance being cleaned up for good (`berthd --network-cleanup`).
+pub fn stop(state: &Path) -> io::Result<()> {
+    if let Some(pid) = running_pid(state) {
+        berth_sys::process::kill(pid, libc::SIGTERM)?;
+    }
+    match std::fs::remove_dir_all(state) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}

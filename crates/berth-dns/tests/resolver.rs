@@ -179,6 +179,20 @@ fn answers_scopes_forwards_and_reloads() {
     // A second start for the same state directory does not start another resolver.
     let pid = control::ensure_running(Path::new(BIN), &state, &resolv).expect("ensure");
     assert_eq!(pid, _r.pid);
+
+    // stop: the process goes, and so does its state directory.
+    control::stop(&state).expect("stop");
+    assert!(!state.exists());
+    let mut gone = false;
+    for _ in 0..200 {
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| !s.contains(") Z ")).unwrap_or(false);
+        if !alive {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(gone, "berth-dns still running after stop");
 }
 
 #[test]

@@ -464,6 +464,10 @@ pub fn cleanup_instance(data_root: &Path, exec_root: &Path, opts: &berth_network
             errors.push(format!("firewall: {e}"));
         }
     }
+    // The embedded DNS resolver of this instance (it outlives berthd by design).
+    if let Err(e) = berth_dns::control::stop(&exec_root.join("dns")) {
+        errors.push(format!("dns resolver: {e}"));
+    }
     let _ = Ipv4Addr::UNSPECIFIED;
     errors
 }
