@@ -598,7 +598,17 @@ impl Engine {
         let key_of = |k: &str| -> Option<&EndpointSettings> {
             cfg.and_then(|m| m.iter().find(|(n, _)| resolve(n) == primary.name || **n == primary.id || (k == "default" && *n == "default")).map(|(_, v)| v))
         };
-        let first = self.plan_endpoint(rec, &primary, key_of(mode))?;
+        let mut first = self.plan_endpoint(rec, &primary, key_of(mode))?;
+        // The deprecated `Config.MacAddress` (docker-py, API < 1.44) is the primary
+        // endpoint's, as Docker migrates it.
+        if first.mac_config.is_empty() && primary.is_bridge() {
+            if let Some(mac) = rec.config.mac_address.as_deref().filter(|m| !m.is_empty()) {
+                if parse_mac(mac).is_none() {
+                    return Err(Error::invalid(format!("invalid MAC address: {mac}")));
+                }
+                first.mac_config = mac.to_string();
+            }
+        }
         out.insert(primary.name.clone(), first);
         for (k, v) in cfg.into_iter().flatten() {
             let net = self.nets().find(resolve(k))?;
