@@ -66,7 +66,7 @@ echo "== packages"
 bench_install_tools "$WANT_DOCKER"
 
 echo "== build (release)"
-cargo build --release --bin berthd --bin berth --bin berth-shim
+cargo build --release --bin berthd --bin berth --bin berth-shim --bin berth-dns
 scripts/fixtures.sh
 
 echo "== berthd"

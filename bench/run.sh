@@ -49,6 +49,10 @@ mkdir -p "$DOCKER_CONFIG"
 PIDS=()
 cleanup() {
     bench_stop_pids "${PIDS[@]}"
+    # berthd's DNS resolver outlives it by design: stop it with the bench.
+    if [ -f /run/bench-berth/dns/berth-dns.pid ]; then
+        kill "$(cat /run/bench-berth/dns/berth-dns.pid)" 2>/dev/null || true
+    fi
 }
 trap cleanup EXIT
 
@@ -59,7 +63,7 @@ bench_install_tools "$WANT_DOCKER"
 echo "== build (release)"
 BIN="$ROOT/target/release"
 BUILD_OK=1
-cargo build --release --bin berthd --bin berth --bin berth-shim || {
+cargo build --release --bin berthd --bin berth --bin berth-shim --bin berth-dns || {
     BUILD_OK=0
     echo "release build failed; Berth columns will be n/a" >&2
 }

@@ -3,7 +3,7 @@
 #   1. installs the Debian packages the tests need (apt-get update once, only if missing)
 #      and docker-py (PyPI) if `import docker` fails;
 #   2. scripts/fixtures.sh: the fixture registry on 127.0.0.1:5000 with test images;
-#   3. cargo build --workspace (debug): berthd, berth, berth-shim for the e2e harness,
+#   3. cargo build --workspace (debug): berthd, berth, berth-shim, berth-dns for the e2e harness,
 #      then clippy over the workspace with -D warnings;
 #   4. the whole suite: cargo nextest run --workspace (cargo test --workspace if nextest
 #      is missing). Exits non-zero on any failure.

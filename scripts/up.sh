@@ -19,7 +19,7 @@ PIDFILE="${BERTH_PIDFILE:-/run/berthd.pid}"
 [ "$(id -u)" = 0 ] || { echo "scripts/up.sh must run as root" >&2; exit 1; }
 
 echo "== build (release)"
-cargo build --release --bin berthd --bin berth --bin berth-shim
+cargo build --release --bin berthd --bin berth --bin berth-shim --bin berth-dns
 BIN="$ROOT/target/release"
 
 MIRROR_ARGS=()

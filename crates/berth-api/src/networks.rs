@@ -67,13 +67,14 @@ pub struct NetworkingConfig {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct IpamPool {
-    #[serde(skip_serializing_if = "String::is_empty")]
+    // docker-py sends every key, unset ones as null.
+    #[serde(skip_serializing_if = "String::is_empty", deserialize_with = "null_default")]
     pub subnet: String,
-    #[serde(rename = "IPRange", skip_serializing_if = "String::is_empty")]
+    #[serde(rename = "IPRange", skip_serializing_if = "String::is_empty", deserialize_with = "null_default")]
     pub ip_range: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(skip_serializing_if = "String::is_empty", deserialize_with = "null_default")]
     pub gateway: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "AuxiliaryAddresses", skip_serializing_if = "Option::is_none")]
     pub aux_addresses: Option<Map>,
 }
 
@@ -81,6 +82,7 @@ pub struct IpamPool {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct Ipam {
+    #[serde(deserialize_with = "null_default")]
     pub driver: String,
     pub options: Option<Map>,
     pub config: Option<Vec<IpamPool>>,
@@ -144,10 +146,14 @@ pub struct Network {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct NetworkCreateRequest {
+    #[serde(deserialize_with = "null_default")]
     pub name: String,
     /// Deprecated since API 1.44 (always on); still sent by older clients.
     pub check_duplicate: Option<bool>,
+    /// docker-py sends `"Driver": null` for the default.
+    #[serde(deserialize_with = "null_default")]
     pub driver: String,
+    #[serde(deserialize_with = "null_default")]
     pub scope: String,
     #[serde(rename = "EnableIPv6")]
     pub enable_ipv6: Option<bool>,
@@ -155,9 +161,13 @@ pub struct NetworkCreateRequest {
     pub enable_ipv4: Option<bool>,
     #[serde(rename = "IPAM")]
     pub ipam: Option<Ipam>,
+    #[serde(deserialize_with = "null_default")]
     pub internal: bool,
+    #[serde(deserialize_with = "null_default")]
     pub attachable: bool,
+    #[serde(deserialize_with = "null_default")]
     pub ingress: bool,
+    #[serde(deserialize_with = "null_default")]
     pub config_only: bool,
     pub config_from: Option<ConfigReference>,
     pub options: Option<Map>,

@@ -4,7 +4,7 @@
 use clap::{Args, Parser, Subcommand};
 
 /// Docker's `--format` help for the commands that print one document (`flagsHelper.InspectFormatHelp`).
-const JSON_FORMAT_HELP: &str = "Format output using a custom template:\n'json':             Print in JSON format\n'TEMPLATE':         Print output using the given Go template.\nRefer to https://docs.docker.com/go/formatting/ for more information about formatting output with templates";
+pub const JSON_FORMAT_HELP: &str = "Format output using a custom template:\n'json':             Print in JSON format\n'TEMPLATE':         Print output using the given Go template.\nRefer to https://docs.docker.com/go/formatting/ for more information about formatting output with templates";
 
 /// Docker's `--format` help for the commands that print tables (`flagsHelper.FormatHelp`).
 const TABLE_FORMAT_HELP: &str = "Format output using a custom template:\n'table':            Print output in table format with column headers (default)\n'table TEMPLATE':   Print output in table format using the given Go template\n'json':             Print in JSON format\n'TEMPLATE':         Print output using the given Go template.\nRefer to https://docs.docker.com/go/formatting/ for more information about formatting output with templates";
@@ -120,6 +120,11 @@ pub enum Cmd {
     Volume {
         #[command(subcommand)]
         cmd: crate::volume::VolumeCmd,
+    },
+    /// Manage networks
+    Network {
+        #[command(subcommand)]
+        cmd: crate::network::NetworkCmd,
     },
     /// Manage Docker
     System {
@@ -295,10 +300,22 @@ pub struct RunArgs {
     pub domainname: Option<String>,
     /// Connect a container to a network
     #[arg(long = "network", alias = "net")]
-    pub network: Option<String>,
+    pub network: Vec<String>,
     /// Add network-scoped alias for the container
-    #[arg(long = "network-alias")]
+    #[arg(long = "network-alias", alias = "net-alias")]
     pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long)]
+    pub ip6: Option<String>,
+    /// Add link to another container
+    #[arg(long)]
+    pub link: Vec<String>,
+    /// Container IPv4/IPv6 link-local addresses
+    #[arg(long = "link-local-ip")]
+    pub link_local_ip: Vec<String>,
     /// Restart policy to apply when a container exits
     #[arg(long, default_value = "no")]
     pub restart: String,

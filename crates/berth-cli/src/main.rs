@@ -14,6 +14,7 @@ mod help;
 mod history;
 mod saveload;
 mod image;
+mod network;
 mod system;
 mod template;
 // The one module with `unsafe` outside berth-sys: the local terminal's raw mode and
@@ -106,7 +107,7 @@ impl Ctx {
 /// The usage line of a command, e.g. `berth run [OPTIONS] IMAGE [COMMAND] [ARG...]`;
 /// a management command alone is just its path (Docker's `Usage:  docker container`).
 pub fn usage_line(prog: &str, path: &str) -> String {
-    if matches!(path, "container" | "image" | "system" | "volume") {
+    if matches!(path, "container" | "image" | "network" | "system" | "volume") {
         return format!("{prog} {path}");
     }
     let leaf = path.rsplit(' ').next().unwrap_or(path);
@@ -115,6 +116,10 @@ pub fn usage_line(prog: &str, path: &str) -> String {
         "create" if path.starts_with("volume") => "[OPTIONS] [VOLUME]",
         "inspect" | "rm" | "remove" if path.starts_with("volume") => "[OPTIONS] VOLUME [VOLUME...]",
         "rm" | "remove" if path.starts_with("image") => "[OPTIONS] IMAGE [IMAGE...]",
+        "rm" | "remove" if path.starts_with("network") => "NETWORK [NETWORK...]",
+        "inspect" if path.starts_with("network") => "[OPTIONS] NETWORK [NETWORK...]",
+        "create" if path.starts_with("network") => "[OPTIONS] NETWORK",
+        "connect" | "disconnect" => "[OPTIONS] NETWORK CONTAINER",
         "run" | "create" => "[OPTIONS] IMAGE [COMMAND] [ARG...]",
         "start" | "rm" | "kill" | "stop" | "restart" => "[OPTIONS] CONTAINER [CONTAINER...]",
         "wait" | "pause" | "unpause" => "CONTAINER [CONTAINER...]",
@@ -166,7 +171,7 @@ fn command_path(args: &[String]) -> String {
             continue;
         }
         words.push(a.clone());
-        if !matches!(a.as_str(), "container" | "image" | "system" | "volume") || words.len() == 2 {
+        if !matches!(a.as_str(), "container" | "image" | "network" | "system" | "volume") || words.len() == 2 {
             break;
         }
     }
@@ -222,7 +227,7 @@ fn clap_failure(prog: &str, args: &[String], e: clap::Error) -> i32 {
             let group = args.iter().find(|a| a.starts_with('-') && !a.starts_with("--") && a.contains(c)).cloned().unwrap_or(invalid.clone());
             format!("unknown shorthand flag: '{c}' in {group}")
         }
-        ErrorKind::InvalidSubcommand if path.is_empty() || !path.contains(' ') && !matches!(path.as_str(), "container" | "image" | "system" | "volume") => {
+        ErrorKind::InvalidSubcommand if path.is_empty() || !path.contains(' ') && !matches!(path.as_str(), "container" | "image" | "network" | "system" | "volume") => {
             let _ = writeln!(std::io::stderr(), "{prog}: unknown command: {prog} {path}\n\nRun '{prog} --help' for more information");
             return 1;
         }
@@ -320,6 +325,7 @@ fn dispatch(ctx: &mut Ctx, cmd: cli::Cmd) -> CmdResult {
         Cmd::Version(a) => system::version(ctx, a),
         Cmd::Info(a) | Cmd::System { cmd: S::Info(a) } => system::info(ctx, a),
         Cmd::Events(a) | Cmd::System { cmd: S::Events(a) } => system::events(ctx, a),
+        Cmd::Network { cmd } => network::dispatch(ctx, cmd),
         Cmd::System { cmd: S::Prune(a) } => system::system_prune(ctx, a),
         Cmd::System { cmd: S::Df(a) } => fsops::system_df(ctx, a),
         Cmd::Cp(a) | Cmd::Container { cmd: C::Cp(a) } => fsops::cp(ctx, a),

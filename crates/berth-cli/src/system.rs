@@ -70,7 +70,7 @@ pub fn io_text(e: &io::Error) -> String {
 
 /// Prints raw objects like docker's inspector: re-indented JSON array, or a template
 /// per element.
-fn print_inspected(raws: &[Vec<u8>], format: Option<&str>) -> Result<(), Fail> {
+pub(crate) fn print_inspected(raws: &[Vec<u8>], format: Option<&str>) -> Result<(), Fail> {
     let mut out = io::stdout().lock();
     match format.map(str::trim).filter(|f| !f.is_empty() && *f != "json") {
         None => {
@@ -700,7 +700,7 @@ pub fn stats(ctx: &mut Ctx, o: StatsArgs) -> CmdResult {
 // ---------------------------------------------------------------------------------
 // prune
 
-pub fn confirm(warning: &str) -> bool {
+pub(crate) fn confirm(warning: &str) -> bool {
     print!("{warning}\nAre you sure you want to continue? [y/N] ");
     let _ = io::stdout().flush();
     let mut line = String::new();
@@ -747,7 +747,7 @@ fn prune_images(ctx: &mut Ctx, all: bool, filters: &[String]) -> Result<(u64, St
     Ok((r.space_reclaimed, out))
 }
 
-fn prune_networks(ctx: &mut Ctx, filters: &[String]) -> Result<(u64, String), Fail> {
+pub(crate) fn prune_networks(ctx: &mut Ctx, filters: &[String]) -> Result<(u64, String), Fail> {
     let mut params = Vec::new();
     if let Some(f) = filters_json(filters)? {
         params.push(("filters", f));

@@ -16,6 +16,8 @@ mod hijack;
 mod http;
 mod images;
 mod limits;
+mod networks;
+mod swarm;
 mod routes;
 mod system;
 mod volumes;

@@ -9,7 +9,7 @@ use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
 
 use crate::http::{common_headers, error, Resp};
-use crate::{containers, exec, images, system, State};
+use crate::{containers, exec, images, networks, system, State};
 
 /// What a handler gets: the request (for its body, headers and upgrade), the path
 /// without the version prefix, the decoded query and the negotiated version.
@@ -169,7 +169,22 @@ async fn dispatch(state: State, ctx: Ctx) -> Resp {
         (&Method::POST, ["images", "prune"]) => images::prune(&state, &ctx).await,
         (&Method::GET, ["images", "get"]) => images::save(&state, ctx.q_all("names")).await,
         (&Method::POST, ["images", "load"]) => images::load(&state, ctx).await,
-        (&Method::POST, ["networks", "prune"]) => system::networks_prune(),
+        (&Method::GET, ["swarm"]) => crate::swarm::inspect(),
+        (&Method::POST, ["swarm", "leave"]) => crate::swarm::leave(),
+        (&Method::DELETE, ["containers", parent, alias]) if ctx.flag("link") => networks::remove_link(&state, parent, alias).await,
+        (&Method::GET, ["networks"]) => networks::list(&state, &ctx),
+        (&Method::POST, ["networks", "create"]) => networks::create(&state, ctx).await,
+        (&Method::POST, ["networks", "prune"]) => networks::prune(&state, &ctx).await,
+        (&Method::GET, ["networks", id]) => networks::inspect(&state, &ctx, id),
+        (&Method::DELETE, ["networks", id]) => networks::remove(&state, id).await,
+        (&Method::POST, ["networks", id, "connect"]) => {
+            let id = id.to_string();
+            networks::connect(&state, ctx, &id).await
+        }
+        (&Method::POST, ["networks", id, "disconnect"]) => {
+            let id = id.to_string();
+            networks::disconnect(&state, ctx, &id).await
+        }
         _ if path == "/volumes" || path.starts_with("/volumes/") => crate::volumes::route(&state, ctx).await,
         _ if path.starts_with("/images/") => image_route(state, ctx).await,
         _ => error(StatusCode::NOT_FOUND, "page not found"),

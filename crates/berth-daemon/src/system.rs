@@ -254,11 +254,6 @@ fn runtimes_json(cfg: &berth_engine::EngineConfig) -> serde_json::Value {
     serde_json::Value::Object(m)
 }
 
-/// Berth has no user-defined networks yet, so `system prune` finds none to delete.
-pub fn networks_prune() -> Resp {
-    json(StatusCode::OK, &json!({"NetworksDeleted": null}))
-}
-
 /// Berth has no build cache yet, so there is nothing to reclaim (`system prune` calls it).
 pub fn build_prune() -> Resp {
     json(StatusCode::OK, &json!({"CachesDeleted": null, "SpaceReclaimed": 0}))

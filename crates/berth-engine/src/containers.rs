@@ -204,7 +204,8 @@ impl Engine {
     async fn create_record(&self, rec: Record, image_id: String) -> Result<ContainerCreateResponse> {
         let (id, name) = (rec.id.clone(), rec.name.clone());
         let dir = self.container_dir(&id);
-        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        // Before any address is known: checks `--add-host` and `--link` in Docker's words.
+        let (hosts, resolv) = self.container_etc_files(&rec)?;
         let hostname = rec.config.hostname.clone();
         let data = serde_json::to_vec(&rec).map_err(|e| Error::internal(e.to_string()))?;
         // Build in a temp dir, rename into place: a crash never leaves half a container.
@@ -216,8 +217,8 @@ impl Engine {
             make_container_dirs(&tmp)?;
             let files = [
                 ("hostname", format!("{hostname}\n")),
-                ("hosts", berth_network::hosts_file(&hostname)),
-                ("resolv.conf", berth_network::resolv_conf(&host_resolv)),
+                ("hosts", hosts),
+                ("resolv.conf", resolv),
             ];
             for (f, content) in files {
                 let p = tmp.join(f);
@@ -321,7 +322,12 @@ impl Engine {
                 merged: dir.join("fs/merged"),
             },
             args: argv,
-            env: rec.config.env.clone().unwrap_or_default(),
+            env: {
+                // Legacy `--link` variables come first: the container's own win.
+                let mut env = self.link_env(rec);
+                env.extend(rec.config.env.clone().unwrap_or_default());
+                env
+            },
             cwd: rec.config.working_dir.clone(),
             user: rec.config.user.clone(),
             group_add: hc.group_add.clone().unwrap_or_default(),
@@ -510,6 +516,13 @@ impl Engine {
             {
                 let _ = p.tx.send((stream, c.stream_guard()));
             }
+        }
+        // /etc/hosts and resolv.conf with the addresses the endpoints got (written in
+        // place: the container's bind mounts hold the files), before its process runs.
+        let mut with_addrs = c.record();
+        with_addrs.endpoints = plumbed.endpoints.clone();
+        if let Err(e) = self.write_etc_files(&with_addrs) {
+            tracing::warn!(container = %rec.id, "writing /etc/hosts and resolv.conf: {e}");
         }
         let s = socket.clone();
         let go = tokio::task::spawn_blocking(move || client::go(&s))

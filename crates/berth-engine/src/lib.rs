@@ -20,6 +20,7 @@ pub mod history;
 pub mod saveload;
 mod lifecycle;
 mod networks;
+mod dns;
 pub mod netplumb;
 mod images;
 pub mod logs;
@@ -149,6 +150,7 @@ impl Engine {
             }),
         };
         engine.restore().await?;
+        engine.dns_start().await;
         Ok(engine)
     }
 

@@ -211,7 +211,11 @@ impl Engine {
         };
         self.kernel()
             .host(|host| bridge::attach(host, ns, path, &v))
-            .map_err(|err| net_err(&format!("failed to set up the endpoint on network {}", net.name), err))
+            .map_err(|err| net_err(&format!("failed to set up the endpoint on network {}", net.name), err))?;
+        // The bridge (and its gateway address, where the resolver listens) is up now.
+        let id = e.container_id.clone();
+        self.dns_update(net, Some((&id, Some(&*e))));
+        Ok(())
     }
 
     /// Removes endpoint `e`'s veth and releases its address.
@@ -228,6 +232,7 @@ impl Engine {
             self.nets().release6(&net.id, ip);
         }
         e.detach();
+        self.dns_update(net, Some((&e.container_id, None)));
     }
 
     /// Reserves the container's published ports (checked here, held by the shim) and
@@ -464,6 +469,10 @@ pub fn cleanup_instance(data_root: &Path, exec_root: &Path, opts: &berth_network
         if let Err(e) = Iptables::new(&inst.chain).teardown() {
             errors.push(format!("firewall: {e}"));
         }
+    }
+    // The embedded DNS resolver of this instance (it outlives berthd by design).
+    if let Err(e) = berth_dns::control::stop(&exec_root.join("dns")) {
+        errors.push(format!("dns resolver: {e}"));
     }
     let _ = Ipv4Addr::UNSPECIFIED;
     errors

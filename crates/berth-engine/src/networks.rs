@@ -388,7 +388,7 @@ impl Engine {
                 enable_ipv6: req.enable_ipv6.unwrap_or(false),
                 ipam: v4,
                 ipam6: v6,
-                ipam_options: req.ipam.as_ref().and_then(|i| i.options.clone()).unwrap_or_default(),
+                ipam_options: req.ipam.as_ref().and_then(|i| i.options.clone()),
                 options,
                 labels: req.labels.clone().unwrap_or_default(),
                 bridge,
@@ -404,6 +404,7 @@ impl Engine {
             let _ = st.store.remove(&rec.id);
             return Err(e);
         }
+        self.dns_update(&rec, None);
         self.network_event(&rec, "create", &[]);
         Ok(NetworkCreateResponse { id, warning: String::new() })
     }
@@ -471,6 +472,7 @@ impl Engine {
             nets.used6.remove(&rec.id);
         }
         self.net_down(rec);
+        self.dns_forget(rec);
         self.network_event(rec, "destroy", &[]);
         Ok(())
     }
@@ -590,7 +592,9 @@ impl Engine {
             }
         }
         let user_net = !net.is_predefined();
-        if !e.static_ipam.is_empty() {
+        // Link-local addresses are allowed anywhere; only IPv4/IPv6 addresses are "user
+        // specified" (Docker's hasUserDefinedIPAddress).
+        if !e.static_ipam.ipv4_address.is_empty() || !e.static_ipam.ipv6_address.is_empty() {
             if !user_net || !net.is_bridge() {
                 return Err(Error::invalid("user specified IP address is supported on user defined networks only"));
             }
@@ -645,14 +649,14 @@ impl Engine {
             cfg.and_then(|m| m.iter().find(|(n, _)| resolve(n) == primary.name || **n == primary.id || (k == "default" && *n == "default")).map(|(_, v)| v))
         };
         let mut first = self.plan_endpoint(rec, &primary, key_of(mode))?;
-        // The deprecated `Config.MacAddress` (docker-py's `mac_address`) is the primary
-        // endpoint's, as Docker takes it.
-        if first.mac_config.is_empty() {
-            if let Some(mac) = rec.config.mac_address.as_ref().filter(|m| !m.is_empty()) {
+        // The deprecated `Config.MacAddress` (docker-py, API < 1.44) is the primary
+        // endpoint's, as Docker migrates it.
+        if first.mac_config.is_empty() && primary.is_bridge() {
+            if let Some(mac) = rec.config.mac_address.as_deref().filter(|m| !m.is_empty()) {
                 if parse_mac(mac).is_none() {
                     return Err(Error::invalid(format!("invalid MAC address: {mac}")));
                 }
-                first.mac_config = mac.clone();
+                first.mac_config = mac.to_string();
             }
         }
         out.insert(primary.name.clone(), first);
@@ -709,6 +713,10 @@ impl Engine {
         if let Err(err) = saved {
             self.unplumb_endpoint(&net, &mut e);
             return Err(err);
+        }
+        if rec.state.status.is_running() {
+            // Docker adds the new address to a running container's /etc/hosts.
+            let _ = self.write_etc_files(&c.record());
         }
         self.network_event(&net, "connect", &[("container", c.id.clone())]);
         Ok(())

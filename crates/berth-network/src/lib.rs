@@ -15,6 +15,7 @@
 pub mod bridge;
 pub mod config;
 mod endpoints;
+pub mod etc;
 mod files;
 pub mod firewall;
 pub mod ipam;

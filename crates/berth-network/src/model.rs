@@ -57,9 +57,10 @@ pub struct NetworkRecord {
     pub ipam: Vec<IpamConfig>,
     #[serde(default)]
     pub ipam6: Vec<Ipam6Config>,
-    /// IPAM driver options as given (`--ipam-opt`).
+    /// IPAM driver options as given (`--ipam-opt`); `None` when the request had none
+    /// (inspect then shows `null`, as Docker's does; the docker CLI always sends `{}`).
     #[serde(default)]
-    pub ipam_options: BTreeMap<String, String>,
+    pub ipam_options: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub options: BTreeMap<String, String>,
     #[serde(default)]
@@ -113,13 +114,7 @@ impl NetworkRecord {
             enable_ipv6: self.enable_ipv6,
             ipam: Ipam {
                 driver: "default".into(),
-                options: if self.ipam_options.is_empty() && !self.is_predefined() {
-                    Some(BTreeMap::new())
-                } else if self.ipam_options.is_empty() {
-                    None
-                } else {
-                    Some(self.ipam_options.clone())
-                },
+                options: self.ipam_options.clone(),
                 config,
             },
             internal: self.internal,

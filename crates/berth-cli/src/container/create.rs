@@ -201,12 +201,7 @@ pub fn build_create(o: &RunArgs, image: &str, cmd: &[String], console: Option<(u
         }
         RestartPolicy { name: if name.is_empty() { "no".into() } else { name.into() }, maximum_retry_count: count.parse().map_err(|_| bad("invalid restart policy format: maximum retry count must be an integer".to_string()))? }
     };
-    let network = o.network.clone().unwrap_or_else(|| "default".into());
-    let mut endpoints = BTreeMap::new();
-    endpoints.insert(
-        network.clone(),
-        EndpointSettings { aliases: if o.network_alias.is_empty() { None } else { Some(o.network_alias.clone()) }, ..Default::default() },
-    );
+    let (network, endpoints) = network_opts(o)?;
     let mut ulimits = Vec::new();
     for u in &o.ulimit {
         let (name, vals) = u.split_once('=').ok_or_else(|| bad(format!("invalid ulimit argument: {u}")))?;
@@ -285,6 +280,7 @@ pub fn build_create(o: &RunArgs, image: &str, cmd: &[String], console: Option<(u
         dns_options: Some(o.dns_option.clone()),
         dns_search: Some(o.dns_search.clone()),
         extra_hosts: opt_vec(&o.add_host),
+        links: opt_vec(&o.link),
         group_add: opt_vec(&o.group_add),
         ipc_mode: o.ipc.clone().unwrap_or_default(),
         pid_mode: o.pid.clone().unwrap_or_default(),
@@ -460,6 +456,35 @@ fn mount_spec(value: &str) -> Result<Value, String> {
     Ok(Value::Object(m))
 }
 
+/// `--network` (repeatable: the first is the network mode, API 1.44+ connects the
+/// container to all of them at create), with `--network-alias`, `--ip`, `--ip6`,
+/// `--link-local-ip` and `--mac-address` applying to the first one, as Docker's CLI does.
+fn network_opts(o: &RunArgs) -> Result<(String, BTreeMap<String, EndpointSettings>), Fail> {
+    let bad = |m: &str| Fail::new(125, m.to_string());
+    let mut nets = o.network.clone();
+    if nets.is_empty() {
+        nets.push("default".into());
+    }
+    let first = nets[0].clone();
+    let mut endpoints = BTreeMap::new();
+    for (i, n) in nets.iter().enumerate() {
+        if endpoints.contains_key(n) {
+            return Err(bad(&format!("network \"{n}\" is specified multiple times")));
+        }
+        let mut ep = EndpointSettings::default();
+        if i == 0 {
+            // On a user network links are the endpoint's too: its DNS answers the alias.
+            let user = !matches!(n.as_str(), "default" | "bridge" | "host" | "none") && !n.starts_with("container:");
+            let links: &[String] = if user { &o.link } else { &[] };
+            let v: serde_json::Value = crate::network::endpoint_config(&o.network_alias, o.ip.as_deref(), o.ip6.as_deref(), links, &o.link_local_ip, &[]);
+            ep = serde_json::from_value(v).map_err(|e| Fail::new(125, e.to_string()))?;
+            ep.mac_address = o.mac_address.clone().unwrap_or_default();
+        }
+        endpoints.insert(n.clone(), ep);
+    }
+    Ok((first, endpoints))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -561,6 +586,25 @@ mod tests {
         let o = run_args(argv);
         let req = build_create(&o, &o.args[0], &o.args[1..], Some((30, 100))).map_err(|f| f.msg).expect("build");
         serde_json::to_value(&req).expect("json")
+    }
+
+    #[test]
+    fn network_flags() {
+        let b = body("--network app --network other --network-alias db --ip 10.5.0.9 --mac-address 02:42:0a:05:00:09 --link web:w --add-host h:host-gateway --dns 1.1.1.1 --dns-search x.example --dns-option ndots:2 busybox");
+        assert_eq!(b["HostConfig"]["NetworkMode"], "app");
+        let eps = &b["NetworkingConfig"]["EndpointsConfig"];
+        assert_eq!(eps["app"]["Aliases"], serde_json::json!(["db"]));
+        assert_eq!(eps["app"]["IPAMConfig"]["IPv4Address"], "10.5.0.9");
+        assert_eq!(eps["app"]["MacAddress"], "02:42:0a:05:00:09");
+        assert!(eps["other"]["Aliases"].is_null(), "{eps}");
+        assert_eq!(b["HostConfig"]["Links"], serde_json::json!(["web:w"]));
+        assert_eq!(b["HostConfig"]["ExtraHosts"], serde_json::json!(["h:host-gateway"]));
+        assert_eq!(b["HostConfig"]["Dns"], serde_json::json!(["1.1.1.1"]));
+        assert_eq!(b["HostConfig"]["DnsSearch"], serde_json::json!(["x.example"]));
+        assert_eq!(b["HostConfig"]["DnsOptions"], serde_json::json!(["ndots:2"]));
+        let o = run_args("--network app --network app busybox");
+        let e = build_create(&o, &o.args[0], &o.args[1..], None).err().map(|f| f.msg);
+        assert_eq!(e.as_deref(), Some("network \"app\" is specified multiple times"));
     }
 
     #[test]
