@@ -76,6 +76,10 @@ pub enum Cmd {
     Images(ImagesArgs),
     /// Download an image from a registry
     Pull(PullArgs),
+    /// Authenticate to a registry
+    Login(LoginArgs),
+    /// Log out from a registry
+    Logout(LogoutArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(Names),
     /// Remove one or more images
@@ -610,6 +614,25 @@ pub struct PullArgs {
     #[arg(long = "disable-content-trust")]
     pub disable_content_trust: bool,
     pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    /// Username
+    #[arg(short = 'u', long)]
+    pub username: Option<String>,
+    /// Password or Personal Access Token (PAT)
+    #[arg(short = 'p', long)]
+    pub password: Option<String>,
+    /// Take the Password or Personal Access Token (PAT) from stdin
+    #[arg(long = "password-stdin")]
+    pub password_stdin: bool,
+    pub server: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LogoutArgs {
+    pub server: Vec<String>,
 }
 
 #[derive(Args, Debug)]

@@ -26,7 +26,11 @@ pub async fn create(state: &State, ctx: Ctx) -> Resp {
     if from.is_empty() {
         return import(state, ctx).await;
     }
-    let mut rx = match state.engine.pull(from, ctx.q("tag")) {
+    let auth = match crate::registry::registry_auth(&ctx) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let mut rx = match state.engine.pull(from, ctx.q("tag"), &auth) {
         Ok(rx) => rx,
         Err(e) => return from_error(&e),
     };

@@ -9,7 +9,7 @@ use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
 
 use crate::http::{common_headers, error, Resp};
-use crate::{containers, exec, images, system, State};
+use crate::{containers, exec, images, registry, system, State};
 
 /// What a handler gets: the request (for its body, headers and upgrade), the path
 /// without the version prefix, the decoded query and the negotiated version.
@@ -112,6 +112,7 @@ async fn dispatch(state: State, ctx: Ctx) -> Resp {
         (&Method::GET | &Method::HEAD, ["_ping"]) => system::ping(&ctx),
         (&Method::GET, ["version"]) => system::version(&state),
         (&Method::GET, ["info"]) => system::info(&state),
+        (&Method::POST, ["auth"]) => registry::auth(&state, ctx).await,
         (&Method::GET, ["system", "df"]) => system::disk_usage(&state),
         (&Method::POST, ["build", "prune"]) => system::build_prune(),
 

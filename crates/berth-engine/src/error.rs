@@ -17,6 +17,8 @@ pub enum ErrorKind {
     Unavailable,
     /// The object cannot do that (Docker's `errdefs.NotImplemented`, HTTP 501).
     NotImplemented,
+    /// A registry refused the credentials (Docker's `errdefs.Unauthorized`, HTTP 401).
+    Unauthorized,
     Internal,
 }
 
@@ -116,6 +118,7 @@ impl From<berth_image::ErrorKind> for ErrorKind {
             berth_image::ErrorKind::Conflict => ErrorKind::Conflict,
             berth_image::ErrorKind::Unavailable => ErrorKind::Unavailable,
             berth_image::ErrorKind::Internal => ErrorKind::Internal,
+            berth_image::ErrorKind::Unauthorized => ErrorKind::Unauthorized,
         }
     }
 }

@@ -248,7 +248,13 @@ impl Engine {
 
     /// `POST /images/create?fromImage=&tag=`: a stream of progress messages; an error
     /// as the first item means nothing was streamed yet (answer with its status).
-    pub fn pull(&self, from_image: &str, tag: &str) -> Result<mpsc::UnboundedReceiver<Result<JsonMessage>>> {
+    pub fn pull(
+        &self,
+        from_image: &str,
+        tag: &str,
+        auth: &berth_image::AuthConfig,
+    ) -> Result<mpsc::UnboundedReceiver<Result<JsonMessage>>> {
+        let creds = auth.credentials();
         let reference = Reference::parse(from_image)
             .and_then(|r| r.with_tag_param(tag))
             .map_err(Error::from)?
@@ -262,7 +268,7 @@ impl Engine {
             let mut progress = move |p: Progress| {
                 let _ = ptx.send(Ok(to_message(p)));
             };
-            match berth_image::pull(&store, &reference, &cfg, None, &mut progress).await {
+            match berth_image::pull(&store, &reference, &cfg, creds.as_ref(), &mut progress).await {
                 Ok(img) => engine.image_event("pull", &reference.familiar(), &img),
                 Err(e) => {
                     let _ = tx.send(Err(Error::from(e)));
@@ -270,6 +276,15 @@ impl Engine {
             }
         });
         Ok(rx)
+    }
+
+    /// `POST /auth`: Docker's login check against the registry; the identity token
+    /// the registry issued, if any.
+    pub async fn login(&self, auth: &berth_image::AuthConfig) -> Result<Option<String>> {
+        berth_image::auth::login(&self.inner.cfg.registry, &auth.serveraddress, auth).await.map_err(|e| {
+            let kind = crate::error::ErrorKind::from(e.kind);
+            Error::new(kind, e.message)
+        })
     }
 
     /// `POST /images/{name}/tag?repo=&tag=`.

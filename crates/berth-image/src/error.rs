@@ -18,6 +18,8 @@ pub enum ErrorKind {
     Unavailable,
     /// 500: I/O failure or a broken store.
     Internal,
+    /// 401: a registry refused the credentials (`docker login`).
+    Unauthorized,
 }
 
 /// A reference string that does not follow Docker's grammar; the type and its texts

@@ -10,6 +10,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::type_complexity))]
 
+pub mod auth;
 pub mod error;
 pub mod fetch;
 pub mod manifest;
@@ -19,6 +20,7 @@ pub mod registry;
 pub mod store;
 pub mod unpack;
 
+pub use auth::{AuthConfig, LoginError};
 pub use error::{ErrorKind, PullError, ReferenceError, ReferenceErrorKind, StoreError, UnpackError};
 pub use manifest::{ContainerConfig, ImageConfig};
 pub use pull::{pull, Credentials, Progress, RegistryConfig};

@@ -28,13 +28,20 @@ pub struct RegistryConfig {
     /// Registries reached over plain http: `host:port`, `host`, or a CIDR such as
     /// `127.0.0.0/8`. Loopback hosts are always insecure.
     pub insecure: Vec<String>,
+    /// Directories holding `<host:port>/{ca.crt,client.cert,client.key}` for secure
+    /// registries (`/etc/docker/certs.d`, Berth's own), all read.
+    pub certs_dirs: Vec<PathBuf>,
 }
 
 /// Credentials for registries that ask for them (Basic, or Basic to a token realm).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Credentials {
     pub username: String,
     pub password: String,
+    /// A refresh token from an earlier login (OAuth2 `refresh_token` grant).
+    pub identity_token: Option<String>,
+    /// A bearer token sent as is.
+    pub registry_token: Option<String>,
 }
 
 /// One line of Docker's pull progress stream.
@@ -207,7 +214,13 @@ async fn fetch_first_manifest(
                 if ep.mirror {
                     tracing::info!(mirror = %ep.base, error = %e.detail(), "mirror failed, trying the next endpoint");
                 }
+                // Past a mirror every failure falls back; otherwise only a registry
+                // that could not be talked to (an insecure one's https, then http).
+                let fall_back = ep.mirror || matches!(e, RegistryError::Transport(_));
                 last = Some(registry_error(e, reference));
+                if !fall_back {
+                    break;
+                }
             }
         }
     }
@@ -238,6 +251,7 @@ fn registry_error(e: RegistryError, reference: &Reference) -> PullError {
     }
     match e {
         RegistryError::Transport(s) => PullError::Unreachable(s),
+        RegistryError::Unauthorized(s) => PullError::Registry(s),
         other => PullError::Registry(other.detail()),
     }
 }

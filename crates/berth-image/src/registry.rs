@@ -1,9 +1,12 @@
 //! Registry v2 HTTP client: endpoint and scheme choice (mirrors for Docker Hub,
 //! insecure registries over plain http), Bearer-token and Basic authentication driven
 //! by `WWW-Authenticate` challenges, manifest and blob GETs, and the registry's JSON
-//! error bodies. Knows nothing about the store; `pull` drives it.
+//! error bodies, per-registry TLS (`certs.d/<host:port>/` CAs and client certificates;
+//! insecure registries tried over https without verification, then plain http, as
+//! Docker does). Knows nothing about the store; `pull` and `auth::login` drive it.
 
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use base64::Engine as _;
@@ -19,11 +22,97 @@ use crate::reference::Reference;
 pub const HUB_REGISTRY: &str = "https://registry-1.docker.io";
 
 /// A registry base URL to try, in order.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Endpoint {
     /// `https://registry-1.docker.io`, `http://127.0.0.1:5000`.
     pub base: String,
     pub mirror: bool,
+    pub tls: Tls,
+}
+
+/// How an https endpoint is verified and what it is shown.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tls {
+    /// An insecure registry's https endpoint: any certificate is accepted.
+    pub skip_verify: bool,
+    /// Extra trusted CAs (PEM), from `certs.d/<host>/*.crt`.
+    pub roots: Vec<Vec<u8>>,
+    /// A client certificate and its key (PEM), from `certs.d/<host>/*.cert` + `*.key`.
+    pub identity: Option<Vec<u8>>,
+}
+
+/// Docker's `ReadCertsDirectory`: every `*.crt` is a CA; every `*.cert` needs the
+/// `*.key` of the same name and the other way round. A missing directory is no error.
+pub fn read_certs_dir(dir: &Path) -> Result<Tls, String> {
+    let mut tls = Tls::default();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Ok(tls);
+    };
+    let mut names: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    names.sort();
+    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    for p in &names {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.ends_with(".crt") {
+            tls.roots.push(read(p)?);
+        } else if let Some(stem) = name.strip_suffix(".cert") {
+            let key = dir.join(format!("{stem}.key"));
+            if !key.exists() {
+                return Err(format!(
+                    "missing key {} for client certificate {}. CA certificates must use the extension .crt",
+                    key.display(),
+                    p.display()
+                ));
+            }
+            let mut pem = read(p)?;
+            pem.push(b'\n');
+            pem.extend(read(&key)?);
+            tls.identity = Some(pem);
+        } else if let Some(stem) = name.strip_suffix(".key") {
+            let cert = dir.join(format!("{stem}.cert"));
+            if !cert.exists() {
+                return Err(format!("missing client certificate {} for key {}", cert.display(), p.display()));
+            }
+        }
+    }
+    Ok(tls)
+}
+
+/// The TLS settings of a secure registry: every configured certs directory's
+/// `<host:port>` subdirectory (Docker's `/etc/docker/certs.d`, Berth's own), merged.
+fn secure_tls(domain: &str, cfg: &RegistryConfig) -> Tls {
+    let mut tls = Tls::default();
+    for dir in &cfg.certs_dirs {
+        match read_certs_dir(&dir.join(domain)) {
+            Ok(t) => {
+                tls.roots.extend(t.roots);
+                if t.identity.is_some() {
+                    tls.identity = t.identity;
+                }
+            }
+            Err(e) => tracing::warn!(registry = %domain, error = %e, "ignoring certs directory"),
+        }
+    }
+    tls
+}
+
+/// The endpoints of a registry other than Docker Hub: https verified with its certs
+/// directories; for an insecure one https without verification, then http.
+pub fn login_endpoints(domain: &str, cfg: &RegistryConfig) -> Vec<Endpoint> {
+    if domain == "docker.io" {
+        return vec![Endpoint { base: HUB_REGISTRY.to_string(), ..Default::default() }];
+    }
+    if scheme_for(domain, &cfg.insecure) == "http" {
+        return vec![
+            Endpoint {
+                base: format!("https://{domain}"),
+                tls: Tls { skip_verify: true, ..Default::default() },
+                ..Default::default()
+            },
+            Endpoint { base: format!("http://{domain}"), ..Default::default() },
+        ];
+    }
+    vec![Endpoint { base: format!("https://{domain}"), tls: secure_tls(domain, cfg), ..Default::default() }]
 }
 
 /// Where to pull `r` from: for Docker Hub each mirror first, then the Hub itself; for
@@ -41,13 +130,13 @@ pub fn endpoints(r: &Reference, cfg: &RegistryConfig) -> Vec<Endpoint> {
                 } else {
                     format!("{}://{m}", scheme_for(m, &cfg.insecure))
                 };
-                Endpoint { base, mirror: true }
+                Endpoint { base, mirror: true, ..Default::default() }
             })
             .collect();
-        out.push(Endpoint { base: HUB_REGISTRY.to_string(), mirror: false });
+        out.push(Endpoint { base: HUB_REGISTRY.to_string(), ..Default::default() });
         return out;
     }
-    vec![Endpoint { base: format!("{}://{}", scheme_for(&r.domain, &cfg.insecure), r.domain), mirror: false }]
+    login_endpoints(&r.domain, cfg)
 }
 
 /// `http` for insecure registries (listed as `host:port`, `host`, or a CIDR containing
@@ -104,13 +193,15 @@ pub enum RegistryError {
     Transport(String),
     /// The registry answered with an error status; `errors` are its `{code, message}`.
     Status { status: StatusCode, errors: Vec<(String, String)>, url: String },
+    /// The token server refused the credentials: `unauthorized: <its details>`.
+    Unauthorized(String),
 }
 
 impl RegistryError {
     /// Docker's rendering of registry errors: `manifest unknown: manifest unknown`.
     pub fn detail(&self) -> String {
         match self {
-            RegistryError::Transport(s) => s.clone(),
+            RegistryError::Transport(s) | RegistryError::Unauthorized(s) => s.clone(),
             RegistryError::Status { status, errors, url } => {
                 if errors.is_empty() {
                     format!("unexpected status from GET request to {url}: {status}")
@@ -128,7 +219,7 @@ impl RegistryError {
     pub fn status(&self) -> Option<StatusCode> {
         match self {
             RegistryError::Status { status, .. } => Some(*status),
-            RegistryError::Transport(_) => None,
+            RegistryError::Transport(_) | RegistryError::Unauthorized(_) => None,
         }
     }
 
@@ -157,6 +248,17 @@ struct TokenBody {
     token: Option<String>,
     #[serde(default)]
     access_token: Option<String>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+/// A token server's refusal: `{"details": "..."}` (Docker Hub) or registry errors.
+#[derive(Deserialize)]
+struct TokenError {
+    #[serde(default)]
+    details: String,
+    #[serde(default)]
+    errors: Vec<ErrorItem>,
 }
 
 /// A client for one repository on one endpoint. Caches the Authorization header it
@@ -167,22 +269,52 @@ pub struct Client {
     path: String,
     creds: Option<Credentials>,
     auth: Mutex<Option<String>>,
+    /// The refresh token a token server issued (`offline_token=true`).
+    refresh: Mutex<Option<String>>,
 }
 
 impl Client {
     pub fn new(endpoint: &Endpoint, path: &str, creds: Option<&Credentials>) -> Result<Client, RegistryError> {
-        let http = reqwest::Client::builder()
+        let mut b = reqwest::Client::builder()
             .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(|e| RegistryError::Transport(format!("building http client: {e}")))?;
+            .connect_timeout(std::time::Duration::from_secs(30));
+        if endpoint.tls.skip_verify {
+            b = b.danger_accept_invalid_certs(true);
+        }
+        for pem in &endpoint.tls.roots {
+            for cert in reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| RegistryError::Transport(format!("invalid CA certificate: {e}")))?
+            {
+                b = b.add_root_certificate(cert);
+            }
+        }
+        if let Some(pem) = &endpoint.tls.identity {
+            let id = reqwest::Identity::from_pem(pem)
+                .map_err(|e| RegistryError::Transport(format!("invalid client certificate: {e}")))?;
+            b = b.identity(id);
+        }
+        let http = b.build().map_err(|e| RegistryError::Transport(format!("building http client: {e}")))?;
         Ok(Client {
             http,
             base: endpoint.base.clone(),
             path: path.to_string(),
             creds: creds.cloned(),
             auth: Mutex::new(None),
+            refresh: Mutex::new(None),
         })
+    }
+
+    /// `GET /v2/` with the challenge answered: the final status (200 when the
+    /// credentials were accepted). A token server's refusal is `Unauthorized`.
+    pub async fn ping(&self) -> Result<u16, RegistryError> {
+        let url = format!("{}/v2/", self.base);
+        let resp = self.get_any(&url, None).await?;
+        Ok(resp.status().as_u16())
+    }
+
+    /// The refresh token a login obtained (Docker's identity token).
+    pub fn refresh_token(&self) -> Option<String> {
+        self.refresh.lock().ok().and_then(|r| r.clone())
     }
 
     pub fn base(&self) -> &str {
@@ -206,6 +338,15 @@ impl Client {
     }
 
     async fn get(&self, url: &str, accept: Option<&str>) -> Result<Response, RegistryError> {
+        let resp = self.get_any(url, accept).await?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        Err(status_error(url, resp).await)
+    }
+
+    /// A GET whose 401 is answered once; the final response whatever its status.
+    async fn get_any(&self, url: &str, accept: Option<&str>) -> Result<Response, RegistryError> {
         let mut resp = self.send(url, accept).await?;
         if resp.status() == StatusCode::UNAUTHORIZED {
             let challenge = resp
@@ -222,10 +363,7 @@ impl Client {
                 resp = self.send(url, accept).await?;
             }
         }
-        if resp.status().is_success() {
-            return Ok(resp);
-        }
-        Err(status_error(url, resp).await)
+        Ok(resp)
     }
 
     async fn send(&self, url: &str, accept: Option<&str>) -> Result<Response, RegistryError> {
@@ -252,34 +390,16 @@ impl Client {
                     let Some(realm) = params.iter().find(|(k, _)| k == "realm").map(|(_, v)| v.clone()) else {
                         continue;
                     };
-                    let mut url = url::Url::parse(&realm)
-                        .map_err(|e| RegistryError::Transport(format!("invalid auth realm {realm:?}: {e}")))?;
-                    {
-                        let mut q = url.query_pairs_mut();
-                        if let Some((_, s)) = params.iter().find(|(k, _)| k == "service") {
-                            q.append_pair("service", s);
-                        }
-                        match params.iter().find(|(k, _)| k == "scope") {
-                            Some((_, s)) => q.append_pair("scope", s),
-                            None => q.append_pair("scope", &format!("repository:{}:pull", self.path)),
-                        };
+                    if let Some(t) = self.creds.as_ref().and_then(|c| c.registry_token.clone()) {
+                        return Ok(Some(format!("Bearer {t}")));
                     }
-                    let mut req = self.http.get(url.as_str());
-                    if let Some(cr) = &self.creds {
-                        req = req.basic_auth(&cr.username, Some(&cr.password));
-                    }
-                    let resp = req.send().await.map_err(|e| transport(url.as_str(), &e))?;
-                    if !resp.status().is_success() {
-                        return Err(status_error(url.as_str(), resp).await);
-                    }
-                    let body: TokenBody = resp
-                        .json()
-                        .await
-                        .map_err(|e| RegistryError::Transport(format!("invalid token response from {realm}: {e}")))?;
-                    return match body.token.or(body.access_token) {
-                        Some(t) if !t.is_empty() => Ok(Some(format!("Bearer {t}"))),
-                        _ => Ok(None),
+                    let service = params.iter().find(|(k, _)| k == "service").map(|(_, v)| v.clone());
+                    let scope = match params.iter().find(|(k, _)| k == "scope") {
+                        Some((_, s)) => Some(s.clone()),
+                        None if !self.path.is_empty() => Some(format!("repository:{}:pull", self.path)),
+                        None => None,
                     };
+                    return self.fetch_token(&realm, service.as_deref(), scope.as_deref()).await;
                 }
                 "basic" => {
                     if let Some(cr) = &self.creds {
@@ -292,6 +412,83 @@ impl Client {
             }
         }
         Ok(None)
+    }
+}
+
+impl Client {
+    /// A token from the realm: with an identity (refresh) token Docker's OAuth2 POST,
+    /// otherwise a GET, with basic credentials when there are some (asking for a
+    /// refresh token as Docker's login does).
+    async fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: Option<&str>,
+    ) -> Result<Option<String>, RegistryError> {
+        let mut url = url::Url::parse(realm)
+            .map_err(|e| RegistryError::Transport(format!("invalid auth realm {realm:?}: {e}")))?;
+        let refresh = self.creds.as_ref().and_then(|c| c.identity_token.clone());
+        let resp = if let Some(rt) = refresh {
+            let mut form: Vec<(&str, &str)> =
+                vec![("grant_type", "refresh_token"), ("refresh_token", &rt), ("client_id", "docker")];
+            if let Some(s) = service {
+                form.push(("service", s));
+            }
+            if let Some(s) = scope {
+                form.push(("scope", s));
+            }
+            self.http.post(url.as_str()).form(&form).send().await
+        } else {
+            {
+                let mut q = url.query_pairs_mut();
+                if let Some(s) = service {
+                    q.append_pair("service", s);
+                }
+                if let Some(s) = scope {
+                    q.append_pair("scope", s);
+                }
+                if self.creds.is_some() {
+                    q.append_pair("offline_token", "true");
+                    q.append_pair("client_id", "docker");
+                }
+            }
+            let mut req = self.http.get(url.as_str());
+            if let Some(cr) = &self.creds {
+                req = req.basic_auth(&cr.username, Some(&cr.password));
+            }
+            req.send().await
+        };
+        let resp = resp.map_err(|e| transport(url.as_str(), &e))?;
+        let status = resp.status();
+        // With credentials a refusal is theirs (`unauthorized: incorrect username or
+        // password`); without, it is the registry's access denial as any other 401.
+        if self.creds.is_some() && (status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN) {
+            let body = resp.bytes().await.unwrap_or_default();
+            let detail = match serde_json::from_slice::<TokenError>(&body) {
+                Ok(e) if !e.details.is_empty() => e.details,
+                Ok(e) if !e.errors.is_empty() => {
+                    e.errors.into_iter().map(|i| i.message).collect::<Vec<_>>().join(", ")
+                }
+                _ => "authentication required".to_string(),
+            };
+            return Err(RegistryError::Unauthorized(format!("unauthorized: {detail}")));
+        }
+        if !status.is_success() {
+            return Err(status_error(url.as_str(), resp).await);
+        }
+        let body: TokenBody = resp
+            .json()
+            .await
+            .map_err(|e| RegistryError::Transport(format!("invalid token response from {realm}: {e}")))?;
+        if let Some(rt) = body.refresh_token.filter(|t| !t.is_empty()) {
+            if let Ok(mut r) = self.refresh.lock() {
+                *r = Some(rt);
+            }
+        }
+        match body.token.or(body.access_token) {
+            Some(t) if !t.is_empty() => Ok(Some(format!("Bearer {t}"))),
+            _ => Ok(None),
+        }
     }
 }
 
@@ -424,12 +621,16 @@ mod tests {
     fn hub_endpoints_mirrors_first() {
         let cfg = RegistryConfig {
             mirrors: vec!["http://127.0.0.1:5000/".into(), "mirror.example".into()],
-            insecure: vec![],
+            ..Default::default()
         };
         let hub = Reference::parse("alpine").unwrap();
         let eps: Vec<String> = endpoints(&hub, &cfg).into_iter().map(|e| e.base).collect();
         assert_eq!(eps, ["http://127.0.0.1:5000", "https://mirror.example", HUB_REGISTRY]);
         let other = Reference::parse("localhost:5000/x").unwrap();
-        assert_eq!(endpoints(&other, &cfg), vec![Endpoint { base: "http://localhost:5000".into(), mirror: false }]);
+        let eps: Vec<(String, bool)> = endpoints(&other, &cfg).into_iter().map(|e| (e.base, e.tls.skip_verify)).collect();
+        assert_eq!(eps, [("https://localhost:5000".to_string(), true), ("http://localhost:5000".to_string(), false)]);
+        let secure = Reference::parse("reg.example:5000/x").unwrap();
+        let eps: Vec<(String, bool)> = endpoints(&secure, &cfg).into_iter().map(|e| (e.base, e.tls.skip_verify)).collect();
+        assert_eq!(eps, [("https://reg.example:5000".to_string(), false)]);
     }
 }

@@ -83,7 +83,8 @@ pub fn pull_image(client: &mut Client, r: &Reference, platform: Option<&str>, ou
         params.push(("platform", p.to_string()));
     }
     let path = query("/images/create", &params);
-    let resp = client.send("POST", &path, &[("X-Registry-Auth", "e30=")], Body::Empty)?;
+    let auth = crate::login::registry_auth(&r.domain);
+    let resp = client.send("POST", &path, &[("X-Registry-Auth", &auth)], Body::Empty)?;
     let mut sink = io::sink();
     let target: &mut dyn Write = if quiet { &mut sink } else { out };
     match stream::display_json_messages(resp, target, out_is_tty && !quiet, |_| {}) {
