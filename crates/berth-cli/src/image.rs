@@ -137,7 +137,16 @@ pub fn images(ctx: &mut Ctx, o: ImagesArgs, path: &str) -> CmdResult {
 pub fn pull(ctx: &mut Ctx, o: PullArgs) -> CmdResult {
     ctx.require("pull", o.names.len(), 1, Some(1))?;
     let r = Reference::parse(&o.names[0]).map_err(|e| Fail::new(1, e.to_string()))?;
-    if r.tag.is_none() && r.digest.is_none() && !o.all_tags && !o.quiet {
+    if o.all_tags {
+        if r.tag.is_some() || r.digest.is_some() {
+            return Err(Fail::new(1, "tag can't be used with --all-tags/-a"));
+        }
+        let mut out = io::stdout();
+        pull_image(&mut ctx.client, &r, o.platform.as_deref(), &mut out, term::isatty(1), o.quiet)?;
+        println!("{}", r.full_name());
+        return Ok(0);
+    }
+    if r.tag.is_none() && r.digest.is_none() && !o.quiet {
         println!("Using default tag: latest");
     }
     let r = r.with_default_tag();

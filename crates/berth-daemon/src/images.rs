@@ -7,8 +7,11 @@ use crate::http::{channel_body, error, from_error, json, json_line, status_only,
 use crate::routes::Ctx;
 use crate::State;
 
-pub fn list(state: &State) -> Resp {
-    json(StatusCode::OK, &state.engine.list_images())
+pub async fn list(state: &State, ctx: &Ctx) -> Resp {
+    match state.engine.list_images_filtered(ctx.q("filters")).await {
+        Ok(l) => json(StatusCode::OK, &l),
+        Err(e) => from_error(&e),
+    }
 }
 
 pub async fn inspect(state: &State, name: &str) -> Resp {
@@ -30,7 +33,7 @@ pub async fn create(state: &State, ctx: Ctx) -> Resp {
         Ok(a) => a,
         Err(r) => return r,
     };
-    let mut rx = match state.engine.pull(from, ctx.q("tag"), &auth) {
+    let mut rx = match state.engine.pull(from, ctx.q("tag"), ctx.q("platform"), &auth) {
         Ok(rx) => rx,
         Err(e) => return from_error(&e),
     };

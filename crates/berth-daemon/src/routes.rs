@@ -165,7 +165,7 @@ async fn dispatch(state: State, ctx: Ctx) -> Resp {
         (&Method::GET, ["containers", id, "export"]) => crate::archive::export(&state, id).await,
         (&Method::POST, ["commit"]) => crate::archive::commit(&state, ctx).await,
 
-        (&Method::GET, ["images", "json"]) => images::list(&state),
+        (&Method::GET, ["images", "json"]) => images::list(&state, &ctx).await,
         (&Method::POST, ["images", "create"]) => images::create(&state, ctx).await,
         (&Method::POST, ["images", "prune"]) => images::prune(&state, &ctx).await,
         (&Method::POST, ["networks", "prune"]) => system::networks_prune(),

@@ -248,17 +248,27 @@ impl Engine {
 
     /// `POST /images/create?fromImage=&tag=`: a stream of progress messages; an error
     /// as the first item means nothing was streamed yet (answer with its status).
+    /// An empty `tag` with a `from_image` without tag or digest pulls every tag
+    /// (Docker's API; `pull -a`); `platform` (`os[/arch[/variant]]`) picks the
+    /// manifest out of an index.
     pub fn pull(
         &self,
         from_image: &str,
         tag: &str,
+        platform: &str,
         auth: &berth_image::AuthConfig,
     ) -> Result<mpsc::UnboundedReceiver<Result<JsonMessage>>> {
         let creds = auth.credentials();
-        let reference = Reference::parse(from_image)
-            .and_then(|r| r.with_tag_param(tag))
-            .map_err(Error::from)?
-            .with_default_tag();
+        let parsed = Reference::parse(from_image).and_then(|r| r.with_tag_param(tag)).map_err(Error::from)?;
+        let opts = berth_image::PullOptions {
+            platform: if platform.is_empty() {
+                None
+            } else {
+                Some(berth_image::manifest::Platform::parse(platform).map_err(Error::invalid)?)
+            },
+            all_tags: tag.is_empty() && parsed.tag.is_none() && parsed.digest.is_none(),
+        };
+        let reference = if opts.all_tags { parsed } else { parsed.with_default_tag() };
         let (tx, rx) = mpsc::unbounded_channel();
         let store = self.inner.images.clone();
         let cfg = self.inner.cfg.registry.clone();
@@ -268,7 +278,7 @@ impl Engine {
             let mut progress = move |p: Progress| {
                 let _ = ptx.send(Ok(to_message(p)));
             };
-            match berth_image::pull(&store, &reference, &cfg, creds.as_ref(), &mut progress).await {
+            match berth_image::pull_with(&store, &reference, &cfg, creds.as_ref(), &opts, &mut progress).await {
                 Ok(img) => engine.image_event("pull", &reference.familiar(), &img),
                 Err(e) => {
                     let _ = tx.send(Err(Error::from(e)));

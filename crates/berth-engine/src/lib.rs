@@ -17,6 +17,7 @@ pub mod fsops;
 mod exec;
 mod lifecycle;
 mod images;
+mod image_list;
 pub mod logs;
 mod logs_local;
 pub mod merge;

@@ -330,6 +330,34 @@ impl Client {
         Ok((body.to_vec(), ct))
     }
 
+    /// `GET /v2/<path>/tags/list`, every page (`Link: <…>; rel="next"`), at most
+    /// 100 pages so that a registry cannot keep us listing forever.
+    pub async fn tags(&self) -> Result<Vec<String>, RegistryError> {
+        #[derive(Deserialize)]
+        struct Tags {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let mut url = format!("{}/v2/{}/tags/list", self.base, self.path);
+        let mut out = Vec::new();
+        for _ in 0..100 {
+            let resp = self.get(&url, Some("application/json")).await?;
+            let next = resp
+                .headers()
+                .get(reqwest::header::LINK)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| l.split_once('<').and_then(|(_, r)| r.split_once('>')).map(|(u, _)| u.to_string()));
+            let body: Tags = resp.json().await.map_err(|e| RegistryError::Transport(format!("invalid tags list from {url}: {e}")))?;
+            out.extend(body.tags.unwrap_or_default());
+            match next {
+                Some(n) if n.starts_with('/') => url = format!("{}{n}", self.base),
+                Some(n) => url = n,
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
     /// `GET /v2/<path>/blobs/<digest>`; the caller streams the body.
     pub async fn blob(&self, digest: &str) -> Result<(Response, String), RegistryError> {
         let url = format!("{}/v2/{}/blobs/{}", self.base, self.path, digest);
