@@ -322,6 +322,31 @@ pub struct ContainerState {
     pub error: String,
     pub started_at: String,
     pub finished_at: String,
+    /// Present only for a container with a healthcheck that has been started (Docker's
+    /// `omitempty` pointer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+}
+
+/// `State.Health`: the healthcheck's status (`starting`, `healthy`, `unhealthy`), the
+/// count of consecutive failures and the last results (at most 5).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Health {
+    pub status: String,
+    pub failing_streak: i64,
+    #[serde(deserialize_with = "null_default")]
+    pub log: Vec<HealthcheckResult>,
+}
+
+/// One probe's result in `State.Health.Log`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HealthcheckResult {
+    pub start: String,
+    pub end: String,
+    pub exit_code: i64,
+    pub output: String,
 }
 
 impl Default for ContainerState {
@@ -338,6 +363,7 @@ impl Default for ContainerState {
             error: String::new(),
             started_at: ZERO_TIME.into(),
             finished_at: ZERO_TIME.into(),
+            health: None,
         }
     }
 }

@@ -111,3 +111,17 @@ pub struct ImagesPruneResponse {
     pub images_deleted: Option<Vec<ImageDeleteItem>>,
     pub space_reclaimed: u64,
 }
+
+/// One entry of `GET /images/{name}/history`, newest first: `Id` is the image's for the
+/// entries it and its `Parent` chain own, `<missing>` for the rest (Docker's).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HistoryResponseItem {
+    pub id: String,
+    pub created: i64,
+    pub created_by: String,
+    /// `null` when the image has no tag.
+    pub tags: Option<Vec<String>>,
+    pub size: i64,
+    pub comment: String,
+}

@@ -116,6 +116,20 @@ fn container_answers_conform() {
         ..Default::default()
     };
     conforms::<_, bollard_stubs::models::ContainerInspectResponse>("inspect", &inspect);
+    // With a healthcheck: Config.Healthcheck and State.Health.
+    let mut healthy = inspect.clone();
+    healthy.config.healthcheck = Some(serde_json::json!({"Test": ["CMD-SHELL", "true"], "Interval": 1_000_000_000, "Retries": 1}));
+    healthy.state.health = Some(Health {
+        status: "healthy".into(),
+        failing_streak: 0,
+        log: vec![HealthcheckResult {
+            start: "2026-12-01T07:00:00.1Z".into(),
+            end: "2026-12-01T07:00:00.2Z".into(),
+            exit_code: 0,
+            output: "ok\n".into(),
+        }],
+    });
+    conforms::<_, bollard_stubs::models::ContainerInspectResponse>("inspect with health", &healthy);
     let summary = ContainerSummary { id: "a".repeat(64), names: vec!["/x".into()], ..Default::default() };
     conforms::<_, bollard_stubs::models::ContainerSummary>("ps", &summary);
     conforms::<_, bollard_stubs::models::ContainerConfig>("config", &sample_config());

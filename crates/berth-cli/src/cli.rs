@@ -84,6 +84,8 @@ pub enum Cmd {
     Tag(Names),
     /// Remove one or more images
     Rmi(RmiArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
     /// Show the Docker version information
     Version(FormatArgs),
     /// Display system-wide information
@@ -195,6 +197,8 @@ pub enum ImageCmd {
     Inspect(InspectArgs),
     /// Remove unused images
     Prune(PruneArgs),
+    /// Show the history of an image
+    History(HistoryArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -313,6 +317,27 @@ pub struct RunArgs {
     /// Timeout (in seconds) to stop a container
     #[arg(long = "stop-timeout")]
     pub stop_timeout: Option<i64>,
+    /// Command to run to check health
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h) (default 0s)
+    #[arg(long = "health-interval")]
+    pub health_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h) (default 0s)
+    #[arg(long = "health-timeout")]
+    pub health_timeout: Option<String>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(long = "health-retries", allow_hyphen_values = true)]
+    pub health_retries: Option<i64>,
+    /// Start period for the container to initialize before starting health-retries countdown (ms|s|m|h) (default 0s)
+    #[arg(long = "health-start-period")]
+    pub health_start_period: Option<String>,
+    /// Time between running the check during the start period (ms|s|m|h) (default 0s)
+    #[arg(long = "health-start-interval")]
+    pub health_start_interval: Option<String>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
     /// Give extended privileges to this container
     #[arg(long)]
     pub privileged: bool,
@@ -597,6 +622,22 @@ pub struct ImagesArgs {
     #[arg(short = 'q', long)]
     pub quiet: bool,
     pub repo: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    #[arg(long, help = TABLE_FORMAT_HELP)]
+    pub format: Option<String>,
+    /// Print sizes and dates in human readable format
+    #[arg(short = 'H', long, default_value = "true", action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub human: bool,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Only show image IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    pub names: Vec<String>,
 }
 
 #[derive(Args, Debug)]

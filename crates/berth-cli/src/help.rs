@@ -97,7 +97,7 @@ fn leaf_help(prog: &str, path: &str, cmd: &Command, width: usize) -> String {
 fn aliases(path: &str) -> Option<String> {
     let leaf = path.rsplit(' ').next().unwrap_or(path);
     let group = if path.contains(' ') { path.split(' ').next() } else { None };
-    let image_verb = |v: &str| matches!(v, "pull" | "tag");
+    let image_verb = |v: &str| matches!(v, "pull" | "tag" | "history");
     Some(match (group, leaf) {
         (None | Some("container"), "ps" | "ls" | "list") => "docker container ls, docker container list, docker container ps, docker ps".into(),
         (None, "images") | (Some("image"), "ls" | "list") => "docker image ls, docker image list, docker images".into(),

@@ -11,6 +11,7 @@ mod detach;
 mod format;
 mod fsops;
 mod help;
+mod history;
 mod image;
 mod login;
 mod system;
@@ -126,6 +127,7 @@ pub fn usage_line(prog: &str, path: &str) -> String {
         "logout" => "[SERVER]",
         "tag" => "SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
         "rmi" => "[OPTIONS] IMAGE [IMAGE...]",
+        "history" => "[OPTIONS] IMAGE",
         "stats" => "[OPTIONS] [CONTAINER...]",
         "cp" => "[OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n\tberth cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH",
         "diff" => "CONTAINER",
@@ -308,6 +310,8 @@ fn dispatch(ctx: &mut Ctx, cmd: cli::Cmd) -> CmdResult {
         Cmd::Tag(a) | Cmd::Image { cmd: I::Tag(a) } => image::tag(ctx, a),
         Cmd::Rmi(a) | Cmd::Image { cmd: I::Rm(a) } => image::rmi(ctx, a),
         Cmd::Image { cmd: I::Prune(a) } => system::image_prune(ctx, a),
+        Cmd::History(a) => history::history(ctx, a, "history"),
+        Cmd::Image { cmd: I::History(a) } => history::history(ctx, a, "image history"),
         Cmd::Version(a) => system::version(ctx, a),
         Cmd::Info(a) | Cmd::System { cmd: S::Info(a) } => system::info(ctx, a),
         Cmd::Events(a) | Cmd::System { cmd: S::Events(a) } => system::events(ctx, a),

@@ -599,7 +599,7 @@ impl Exec {
         Ok(match f {
             "json" => {
                 need(1)?;
-                Value::String(serde_json::to_string(&strip_hidden(&args[0])).unwrap_or_default())
+                Value::String(go_html_escape(&serde_json::to_string(&strip_hidden(&args[0])).unwrap_or_default()))
             }
             "join" => {
                 need(2)?;
@@ -840,6 +840,26 @@ pub fn go_print(v: &Value) -> String {
     }
 }
 
+/// Go's `json.Marshal` escapes `<`, `>`, `&`, U+2028 and U+2029 (they can only occur
+/// inside strings, so the serialized text is rewritten as a whole).
+pub fn go_html_escape(json: &str) -> String {
+    if !json.contains(['<', '>', '&', '\u{2028}', '\u{2029}']) {
+        return json.to_string();
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -927,5 +947,23 @@ mod tests {
             assert_eq!(go_float(*f), *want, "{f}");
         }
         assert_eq!(go_quote("sh -c 'echo \"hi\"'\n"), r#""sh -c 'echo \"hi\"'\n""#);
+    }
+}
+
+#[cfg(test)]
+mod go_json_tests {
+    use super::go_html_escape;
+
+    #[test]
+    fn json_escapes_html_as_go() {
+        let table = [
+            (r#"{"ID":"<missing>"}"#, r#"{"ID":"\u003cmissing\u003e"}"#),
+            (r#""a&b""#, r#""a\u0026b""#),
+            ("\"\u{2028}\"", r#""\u2028""#),
+            (r#"{"plain":1}"#, r#"{"plain":1}"#),
+        ];
+        for (input, want) in table {
+            assert_eq!(go_html_escape(input), want);
+        }
     }
 }

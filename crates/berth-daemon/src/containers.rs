@@ -27,10 +27,14 @@ pub async fn create(state: &State, mut ctx: Ctx) -> Resp {
     if let Err(e) = berth_engine::validate::create_body_shape(&raw) {
         return from_error(&e);
     }
-    let req: ContainerCreateRequest = match serde_json::from_value(raw) {
+    let mut req: ContainerCreateRequest = match serde_json::from_value(raw) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
+    let api_1_44 = berth_api::version::ApiVersion { major: 1, minor: 44 };
+    if ctx.version.as_deref().and_then(berth_api::version::ApiVersion::parse).is_some_and(|v| v < api_1_44) {
+        berth_engine::health::drop_start_interval(&mut req.config.healthcheck);
+    }
     match state.engine.create(Some(&name), req).await {
         Ok(r) => json(StatusCode::CREATED, &r),
         Err(e) => from_error(&e),

@@ -21,6 +21,14 @@ pub async fn inspect(state: &State, name: &str) -> Resp {
     }
 }
 
+/// `GET /images/{name}/history`.
+pub async fn history(state: &State, name: &str) -> Resp {
+    match state.engine.image_history(name).await {
+        Ok(h) => json(StatusCode::OK, &h),
+        Err(e) => from_error(&e),
+    }
+}
+
 /// `POST /images/create?fromImage=&tag=`: errors found before anything was streamed
 /// are plain HTTP errors (404 unknown manifest, 500 unreachable registry); later ones
 /// travel in the stream as `errorDetail`.

@@ -183,6 +183,9 @@ async fn image_route(state: State, ctx: Ctx) -> Resp {
         if let Some(name) = rest.strip_suffix("/json") {
             return images::inspect(&state, name).await;
         }
+        if let Some(name) = rest.strip_suffix("/history") {
+            return images::history(&state, name).await;
+        }
     }
     if method == Method::POST {
         if let Some(name) = rest.strip_suffix("/tag") {

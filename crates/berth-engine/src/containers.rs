@@ -466,6 +466,7 @@ impl Engine {
         c.notice.send_modify(|n| n.running = true);
         self.container_event(&c.record(), "start", &[]);
         self.monitor(c.clone(), Some(shim));
+        self.health_init(c);
         Ok(())
     }
 
@@ -532,7 +533,11 @@ impl Engine {
         // up to 2 s for its attached streams too).
         c.streams_drained(STREAM_DRAIN_TIMEOUT).await;
         let dir = self.container_dir(&c.id);
+        let health_closed = self.health_close(c);
         let rec = c.update_state(&dir, |r| {
+            if health_closed {
+                crate::health::mark_closed(&mut r.state.health);
+            }
             r.state.status = Status::Exited;
             r.state.pid = 0;
             r.state.exit_code = code;
@@ -930,6 +935,9 @@ impl Engine {
     pub fn list(&self, all: bool, filters: &str, size: bool) -> Result<Vec<ContainerSummary>> {
         let filters = parse_filters(filters).map_err(|e| Error::invalid(format!("invalid filter: {e}")))?;
         berth_api::check_filter_keys(&filters, berth_api::filter_keys::CONTAINER_LIST).map_err(Error::invalid)?;
+        if let Some(v) = filters.get("health") {
+            crate::health::check_filter_values(v)?;
+        }
         let now = Utc::now();
         let mut out = Vec::new();
         for c in self.all_containers() {
@@ -976,13 +984,13 @@ impl Engine {
             size_root_fs: None,
             labels: r.config.labels.clone().unwrap_or_default(),
             state: r.state.status.as_str().to_string(),
-            status: timefmt::status_string(
-                r.state.status,
-                r.state.exit_code,
-                &r.state.started_at,
-                &r.state.finished_at,
-                now,
-            ),
+            status: {
+                let s = timefmt::status_string(r.state.status, r.state.exit_code, &r.state.started_at, &r.state.finished_at, now);
+                match &r.state.health {
+                    Some(h) if r.state.status == Status::Running => format!("{s} {}", crate::health::status_suffix(h)),
+                    _ => s,
+                }
+            },
             host_config: SummaryHostConfig { network_mode: r.host_config.network_mode.clone() },
             network_settings: SummaryNetworkSettings { networks: berth_network::endpoints(&r.host_config.network_mode) },
             mounts: mounts(r),
@@ -1083,7 +1091,8 @@ impl Engine {
             let socket = self.socket_path(&c.id);
             if UnixStream::connect(&socket).is_ok() {
                 lock(&c.attaches).live = true;
-                self.monitor(c, None);
+                self.monitor(c.clone(), None);
+                self.health_update(&c);
             } else {
                 let info = client::read_exit(&self.container_dir(&c.id).join("exit.json"));
                 self.on_exit(&c, info).await;
@@ -1479,6 +1488,7 @@ fn matches_filters(r: &Record, filters: &BTreeMap<String, Vec<String>>, image: &
                 }
             }),
             "ancestor" => values.iter().any(|v| v == image || r.image.contains(v.as_str())),
+            "health" => values.iter().any(|v| v == crate::health::filter_value(r.state.health.as_ref())),
             "exited" => values
                 .iter()
                 .any(|v| r.state.status == Status::Exited && v.parse::<i64>().ok() == Some(r.state.exit_code)),

@@ -15,6 +15,8 @@ pub mod error;
 pub mod events;
 pub mod fsops;
 mod exec;
+pub mod health;
+pub mod history;
 mod lifecycle;
 mod images;
 mod image_list;

@@ -92,8 +92,12 @@ impl Engine {
             .await
             .map_err(|e| Error::internal(e.to_string()))?
             .map_err(Error::from)?;
+        let health_closed = self.health_close(&c);
         let rec = c.update_state(&self.container_dir(&r.id), |r| {
             r.state.status = Status::Paused;
+            if health_closed {
+                crate::health::mark_closed(&mut r.state.health);
+            }
         })?;
         self.container_event(&rec, "pause", &[]);
         Ok(())
@@ -116,6 +120,7 @@ impl Engine {
             r.state.status = Status::Running;
         })?;
         self.container_event(&rec, "unpause", &[]);
+        self.health_update(&c);
         Ok(())
     }
 

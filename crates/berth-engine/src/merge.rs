@@ -50,9 +50,7 @@ pub fn merge(user: &mut ContainerConfig, image: &ContainerConfig) {
             user.entrypoint = image.entrypoint.clone();
         }
     }
-    if user.healthcheck.is_none() {
-        user.healthcheck = image.healthcheck.clone();
-    }
+    crate::health::merge(&mut user.healthcheck, image.healthcheck.as_ref());
     if user.working_dir.is_empty() {
         user.working_dir = image.working_dir.clone();
     }

@@ -70,6 +70,8 @@ pub struct Container {
     pub(crate) backoff_ms: Mutex<u64>,
     /// How many clients' attach streams are being relayed now (see [`StreamGuard`]).
     streams: watch::Sender<usize>,
+    /// The healthcheck monitor while one runs (crate::health).
+    pub(crate) health: Mutex<Option<crate::health::Monitor>>,
 }
 
 /// Held by the daemon while it relays a container's output to an attached client. The
@@ -100,6 +102,7 @@ impl Container {
             op: tokio::sync::Mutex::new(()),
             backoff_ms: Mutex::new(0),
             streams: watch::channel(0).0,
+            health: Mutex::new(None),
         }
     }
 
@@ -157,6 +160,13 @@ impl Container {
     /// anyway and the restore reconciles its state with the shim.
     pub(crate) fn update_state(&self, dir: &Path, f: impl FnOnce(&mut Record)) -> Result<Record> {
         self.write(dir, f, berth_sys::fs::Durability::Complete)
+    }
+
+    /// [`Container::update`] for a probe's result: renamed into place but not synced
+    /// (a probe runs every few seconds; after a machine crash the container is gone and
+    /// its next start resets the status anyway).
+    pub(crate) fn update_health(&self, dir: &Path, f: impl FnOnce(&mut Record)) -> Result<Record> {
+        self.write(dir, f, berth_sys::fs::Durability::Volatile)
     }
 
     fn write(&self, dir: &Path, f: impl FnOnce(&mut Record), d: berth_sys::fs::Durability) -> Result<Record> {

@@ -99,6 +99,8 @@ pub struct State {
     pub error: String,
     pub started_at: String,
     pub finished_at: String,
+    /// The healthcheck's state (crate::health), absent without a healthcheck.
+    pub health: Option<berth_api::Health>,
 }
 
 impl Default for State {
@@ -123,6 +125,7 @@ impl State {
             error: self.error.clone(),
             started_at: self.started_at.clone(),
             finished_at: self.finished_at.clone(),
+            health: self.health.clone(),
         }
     }
 }
@@ -137,6 +140,7 @@ impl From<ContainerState> for State {
             error: c.error,
             started_at: c.started_at,
             finished_at: c.finished_at,
+            health: c.health,
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod manifest;
 pub mod pull;
 pub mod reference;
 pub mod registry;
+pub mod saveload;
 pub mod store;
 pub mod unpack;
 

@@ -290,6 +290,10 @@ pub struct ContainerConfig {
     pub volumes: Option<BTreeMap<String, serde_json::Value>>,
     #[serde(rename = "OnBuild", default, skip_serializing_if = "Option::is_none")]
     pub on_build: Option<Vec<String>>,
+    /// Docker's `HEALTHCHECK` (Test, Interval, Timeout, StartPeriod, StartInterval,
+    /// Retries), kept as JSON: the engine types and merges it.
+    #[serde(rename = "Healthcheck", default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<serde_json::Value>,
 }
 
 fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>

@@ -522,7 +522,15 @@ async fn extract(
         tracing::warn!(expected = %diff_id, actual = %stats.diff_id, "uncompressed layer {id} does not match the config's diff id");
         return Err(PullError::RootFsMismatch { expected: diff_id.to_string(), actual: stats.diff_id });
     }
-    if let Err(e) = store.commit_layer(&tmp, chain, stats.size) {
+    // The blob as pulled stays with the layer (a hard link: same file system, no
+    // copy), so `save` can give back the exact tar; the `blobs/` name goes with the
+    // pull's scratch files.
+    let keep = tmp.join(crate::store::LAYER_BLOB);
+    if let Err(e) = std::fs::hard_link(blob, &keep) {
+        let _ = remove_any(&tmp);
+        return Err(crate::error::StoreError::io("link", &keep, e).into());
+    }
+    if let Err(e) = store.commit_layer(&tmp, chain, &stats) {
         let _ = remove_any(&tmp);
         return Err(e.into());
     }

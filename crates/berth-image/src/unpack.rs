@@ -19,6 +19,8 @@ pub struct UnpackStats {
     pub size: u64,
     /// `sha256:` of the uncompressed tar stream — the layer's diff id.
     pub diff_id: String,
+    /// Bytes of the uncompressed tar stream (what `save` writes as `layer.tar`).
+    pub tar_size: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,7 +50,13 @@ pub fn detect_compression(head: &[u8]) -> Compression {
 
 /// Unpacks a client's archive (`docker import`): a plain or gzip-compressed tar read
 /// as it arrives; bzip2, xz and zstd are recognised and refused by name.
-pub fn unpack_any<R: Read>(mut reader: R, dest: &Path) -> Result<UnpackStats, UnpackError> {
+pub fn unpack_any<R: Read>(reader: R, dest: &Path) -> Result<UnpackStats, UnpackError> {
+    unpack_any_tee(reader, dest, None)
+}
+
+/// [`unpack_any`], copying the uncompressed tar stream to `tee` as it is hashed (the
+/// store keeps it as the layer's tar: docs/storage.md, "Layer tars").
+pub fn unpack_any_tee<R: Read>(mut reader: R, dest: &Path, tee: Option<&mut dyn io::Write>) -> Result<UnpackStats, UnpackError> {
     // The longest magic is 6 bytes; read them (or the whole stream if shorter) and
     // put them back in front.
     let mut head = [0u8; 6];
@@ -66,9 +74,9 @@ pub fn unpack_any<R: Read>(mut reader: R, dest: &Path) -> Result<UnpackStats, Un
     let r = BufReader::with_capacity(64 * 1024, io::Cursor::new(head.to_vec()).chain(reader));
     let result = match detect_compression(head) {
         Compression::Gzip => {
-            unpack(ErrorTrap { inner: flate2::bufread::MultiGzDecoder::new(r), seen: trap.clone() }, dest)
+            unpack_tee(ErrorTrap { inner: flate2::bufread::MultiGzDecoder::new(r), seen: trap.clone() }, dest, tee)
         }
-        Compression::None => unpack(ErrorTrap { inner: r, seen: trap.clone() }, dest),
+        Compression::None => unpack_tee(ErrorTrap { inner: r, seen: trap.clone() }, dest, tee),
         Compression::Zstd => Err(UnpackError::Compression("zstd-compressed archives are not supported".into())),
         Compression::Bzip2 => Err(UnpackError::Compression("bzip2-compressed archives are not supported".into())),
         Compression::Xz => Err(UnpackError::Compression("xz-compressed archives are not supported".into())),
@@ -154,15 +162,21 @@ impl<R: Read> Read for CountingReader<'_, R> {
     }
 }
 
-struct HashingReader<R> {
+struct HashingReader<'a, R> {
     inner: R,
     hasher: Sha256,
+    count: u64,
+    tee: Option<&'a mut dyn io::Write>,
 }
 
-impl<R: Read> Read for HashingReader<R> {
+impl<R: Read> Read for HashingReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        if let Some(t) = self.tee.as_mut() {
+            t.write_all(&buf[..n])?;
+        }
         Ok(n)
     }
 }
@@ -170,17 +184,23 @@ impl<R: Read> Read for HashingReader<R> {
 /// Unpacks an uncompressed tar stream into `dest` (created if missing) with the
 /// archive crate's extractor in layer mode.
 pub fn unpack<R: Read>(reader: R, dest: &Path) -> Result<UnpackStats, UnpackError> {
+    unpack_tee(reader, dest, None)
+}
+
+/// [`unpack`], copying the tar stream to `tee` byte for byte as it is hashed.
+pub fn unpack_tee<R: Read>(reader: R, dest: &Path, tee: Option<&mut dyn io::Write>) -> Result<UnpackStats, UnpackError> {
     match fs::DirBuilder::new().mode(0o755).create(dest) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(UnpackError::io("mkdir", dest, e)),
     }
-    let mut hashing = HashingReader { inner: reader, hasher: Sha256::new() };
+    let mut hashing = HashingReader { inner: reader, hasher: Sha256::new(), count: 0, tee };
     let opts = berth_archive::ExtractOptions { layer: true, ..Default::default() };
     let stats = berth_archive::extract(&mut hashing, dest, &opts).map_err(UnpackError::from)?;
     // Hash the trailing blocks too: the diff id covers the whole stream.
     io::copy(&mut hashing, &mut io::sink()).map_err(UnpackError::Tar)?;
-    Ok(UnpackStats { size: stats.size, diff_id: format!("sha256:{}", hex::encode(hashing.hasher.finalize())) })
+    let tar_size = hashing.count;
+    Ok(UnpackStats { size: stats.size, diff_id: format!("sha256:{}", hex::encode(hashing.hasher.finalize())), tar_size })
 }
 
 #[cfg(test)]

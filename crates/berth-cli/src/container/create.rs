@@ -261,6 +261,7 @@ pub fn build_create(o: &RunArgs, image: &str, cmd: &[String], console: Option<(u
         labels: Some(labels),
         stop_signal: o.stop_signal.clone(),
         stop_timeout: o.stop_timeout,
+        healthcheck: super::health::healthcheck(o)?,
         ..Default::default()
     };
     let host = HostConfig {

@@ -6,6 +6,7 @@
 
 mod attach;
 mod create;
+mod health;
 mod logs;
 mod ps;
 mod run;

@@ -238,8 +238,8 @@ impl ImageStore {
         config: serde_json::Value,
         reference: Option<&Reference>,
     ) -> Result<Image, StoreError> {
-        self.create_image(parent, config, reference, |dir| {
-            crate::unpack::unpack(layer_tar, dir)
+        self.create_image(parent, config, reference, |dir, tee| {
+            crate::unpack::unpack_tee(layer_tar, dir, Some(tee))
                 .map_err(|e| StoreError::Internal(format!("writing the new layer: {e}")))
         })
     }
@@ -255,8 +255,8 @@ impl ImageStore {
         config: serde_json::Value,
         reference: Option<&Reference>,
     ) -> Result<Image, StoreError> {
-        self.create_image(None, config, reference, |dir| {
-            crate::unpack::unpack_any(archive, dir).map_err(StoreError::Layer)
+        self.create_image(None, config, reference, |dir, tee| {
+            crate::unpack::unpack_any_tee(archive, dir, Some(tee)).map_err(StoreError::Layer)
         })
     }
 
@@ -265,7 +265,7 @@ impl ImageStore {
         parent: Option<&Image>,
         config: serde_json::Value,
         reference: Option<&Reference>,
-        unpack: impl FnOnce(&Path) -> Result<crate::unpack::UnpackStats, StoreError>,
+        unpack: impl FnOnce(&Path, &mut dyn std::io::Write) -> Result<crate::unpack::UnpackStats, StoreError>,
     ) -> Result<Image, StoreError> {
         let mut diff_ids: Vec<String> = parent.map(|p| p.layers.clone()).unwrap_or_default();
         let parent_chains = chain_id(&diff_ids);
@@ -275,7 +275,19 @@ impl ImageStore {
         }
         let tmp = self.layer_tmp();
         fs::create_dir(&tmp).map_err(|e| StoreError::io("create", &tmp, e))?;
-        let stats = match unpack(&tmp.join("diff")) {
+        // The uncompressed tar is kept beside the layer as it is unpacked (docs/
+        // storage.md, "Layer tars"); fsync'ed before the layer is committed.
+        let blob_path = tmp.join(super::LAYER_BLOB);
+        let unpacked = fs::File::create(&blob_path)
+            .map_err(|e| StoreError::io("create", &blob_path, e))
+            .and_then(|f| {
+                let mut w = std::io::BufWriter::with_capacity(256 * 1024, f);
+                let stats = unpack(&tmp.join("diff"), &mut w)?;
+                let f = w.into_inner().map_err(|e| StoreError::io("write", &blob_path, e.into_error()))?;
+                f.sync_all().map_err(|e| StoreError::io("fsync", &blob_path, e))?;
+                Ok(stats)
+            });
+        let stats = match unpacked {
             Ok(s) => s,
             Err(e) => {
                 let _ = remove_any(&tmp);
@@ -286,7 +298,7 @@ impl ImageStore {
         let chains = chain_id(&diff_ids);
         let top = chains.last().cloned().unwrap_or_default();
         let _pin = self.pin(std::slice::from_ref(&top));
-        if let Err(e) = self.commit_layer(&tmp, &top, stats.size) {
+        if let Err(e) = self.commit_layer(&tmp, &top, &stats) {
             let _ = remove_any(&tmp);
             return Err(e);
         }

@@ -27,6 +27,13 @@ pub fn chain_id(diff_ids: &[String]) -> Vec<String> {
     out
 }
 
+/// In a layer directory: the layer's tar as it came (the compressed blob of a pull,
+/// the uncompressed tar of a commit, import or load), from which `save` reproduces the
+/// tar whose sha256 is the diff id (docs/storage.md, "Layer tars").
+pub(crate) const LAYER_BLOB: &str = "blob";
+/// In a layer directory: the byte length of the uncompressed tar (decimal).
+pub(crate) const TAR_SIZE: &str = "tar-size";
+
 impl ImageStore {
     /// The overlayfs lowerdir list for `image`: the top layer first.
     pub fn layer_dirs(&self, image: &Image) -> Result<Vec<PathBuf>, StoreError> {
@@ -48,6 +55,38 @@ impl ImageStore {
 
     pub(crate) fn layer_path(&self, chain_hex: &str) -> PathBuf {
         self.inner.root.join("layers").join(chain_hex)
+    }
+
+    /// Bytes of regular files in a committed layer (its `size` file), None if absent.
+    pub fn layer_size(&self, chain: &str) -> Option<u64> {
+        fs::read_to_string(self.layer_path(digest_hex(chain)).join("size")).ok()?.trim().parse().ok()
+    }
+
+    /// The layer's tar, byte for byte the one its diff id names, and its length: the
+    /// kept blob decompressed as it is read. The reader fails (rather than end) if the
+    /// bytes do not hash to `diff_id` or are not `size` long, so a damaged blob never
+    /// passes as a layer. A layer unpacked by a berth that kept no blob is refused.
+    pub fn layer_tar(&self, chain: &str, diff_id: &str) -> Result<(u64, Box<dyn std::io::Read + Send>), StoreError> {
+        let dir = self.layer_path(digest_hex(chain));
+        let blob = dir.join(LAYER_BLOB);
+        let size: u64 = fs::read_to_string(dir.join(TAR_SIZE))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .filter(|_| blob.is_file())
+            .ok_or_else(|| {
+                StoreError::Internal(format!(
+                    "layer {diff_id} has no recorded tar (it was unpacked by an older berth); remove the image and pull it again"
+                ))
+            })?;
+        let f = fs::File::open(&blob).map_err(|e| StoreError::io("open", &blob, e))?;
+        let mut buf = std::io::BufReader::with_capacity(64 * 1024, f);
+        let head = std::io::BufRead::fill_buf(&mut buf).map_err(|e| StoreError::io("read", &blob, e))?.to_vec();
+        let inner: Box<dyn std::io::Read + Send> = match crate::unpack::detect_compression(&head) {
+            crate::unpack::Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buf)),
+            crate::unpack::Compression::None => Box::new(buf),
+            other => return Err(StoreError::Internal(format!("layer {diff_id}: a {other:?}-compressed blob cannot be read back"))),
+        };
+        Ok((size, Box::new(Verified { inner, hasher: Sha256::new(), left: size, want: diff_id.to_string() })))
     }
 
     pub(crate) fn has_layer(&self, chain: &str) -> bool {
@@ -72,7 +111,7 @@ impl ImageStore {
 
     /// Moves an unpacked layer (`tmp/diff`) into `layers/<chain>` and writes the `ok`
     /// marker last. If another pull committed the same layer first, `tmp` is dropped.
-    pub(crate) fn commit_layer(&self, tmp: &Path, chain: &str, size: u64) -> Result<(), StoreError> {
+    pub(crate) fn commit_layer(&self, tmp: &Path, chain: &str, stats: &crate::unpack::UnpackStats) -> Result<(), StoreError> {
         let _st = self.lock()?;
         let hex = digest_hex(chain);
         let dst = self.layer_path(hex);
@@ -83,13 +122,28 @@ impl ImageStore {
         if dst.exists() {
             remove_any(&dst)?;
         }
-        write_synced(&tmp.join("size"), size.to_string().as_bytes())?;
+        write_synced(&tmp.join("size"), stats.size.to_string().as_bytes())?;
+        if tmp.join(LAYER_BLOB).is_file() {
+            write_synced(&tmp.join(TAR_SIZE), stats.tar_size.to_string().as_bytes())?;
+        }
         fsync_dir(tmp)?;
         fs::rename(tmp, &dst).map_err(|e| StoreError::io("rename", &dst, e))?;
         write_synced(&dst.join("ok"), b"")?;
         fsync_dir(&dst)?;
         fsync_dir(&self.inner.root.join("layers"))?;
         Ok(())
+    }
+
+    /// Removes those of `chains` no image uses and no pull pins (a load that failed
+    /// after committing some of its layers).
+    pub(crate) fn drop_unused_layers(&self, chains: &[String]) {
+        let Ok(st) = self.lock() else { return };
+        for c in chains {
+            let hex = digest_hex(c);
+            if self.layer_unused(&st, hex) {
+                let _ = self.delete_layer(hex);
+            }
+        }
     }
 
     pub(super) fn layer_unused(&self, st: &State, chain_hex: &str) -> bool {
@@ -114,6 +168,36 @@ impl ImageStore {
         }
         remove_any(&dir)?;
         Ok(true)
+    }
+}
+
+/// Reads a layer tar while checking its length and digest; fails instead of ending if
+/// either is wrong.
+struct Verified {
+    inner: Box<dyn std::io::Read + Send>,
+    hasher: Sha256,
+    left: u64,
+    want: String,
+}
+
+impl std::io::Read for Verified {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("layer {} is longer than recorded", self.want)));
+        }
+        self.left -= n as u64;
+        self.hasher.update(&buf[..n]);
+        if n == 0 {
+            let got = format!("sha256:{}", hex::encode(self.hasher.clone().finalize()));
+            if self.left != 0 || got != self.want {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("layer tar does not match its diff id: expected {}, got {got}", self.want),
+                ));
+            }
+        }
+        Ok(n)
     }
 }
 

@@ -16,6 +16,7 @@ mod references;
 pub use images::{Image, RemoveItem};
 pub(crate) use images::ImageRecord;
 pub use layers::chain_id;
+pub(crate) use layers::LAYER_BLOB;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -248,7 +249,9 @@ mod tests {
             let tmp = store.layer_tmp();
             fs::create_dir(&tmp).unwrap();
             let stats = unpack(&tar[..], &tmp.join("diff")).unwrap();
-            store.commit_layer(&tmp, chain, stats.size).unwrap();
+            // Kept as a pull keeps it: the compressed blob.
+            fs::write(tmp.join(LAYER_BLOB), gzip(&tar)).unwrap();
+            store.commit_layer(&tmp, chain, &stats).unwrap();
         }
         let config = serde_json::json!({
             "architecture": "amd64", "os": "linux", "created": created,
@@ -617,5 +620,86 @@ mod tests {
         // An empty body is an empty layer, as Go's tar reader sees it.
         let img = store.import(&b""[..], cfg(), None).unwrap();
         assert_eq!(img.layers, vec![format!("sha256:{}", hex::encode(Sha256::digest(b"")))]);
+    }
+
+    #[test]
+    fn save_then_load_gives_the_same_image_and_byte_exact_layers() {
+        use std::io::Read;
+        let (t1, t2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = ImageStore::open(t1.path()).unwrap();
+        let id = import(&a, &[&[("etc/a", b"one")], &[("etc/b", b"two")]], "2026-01-01T00:00:00Z", &["x/y:1"]);
+        let img = a.resolve("x/y:1").unwrap();
+        let chains = chain_id(&img.layers);
+        for (c, d) in chains.iter().zip(&img.layers) {
+            let (size, mut r) = a.layer_tar(c, d).unwrap();
+            let mut v = Vec::new();
+            r.read_to_end(&mut v).unwrap();
+            assert_eq!((v.len() as u64, format!("sha256:{}", hex::encode(Sha256::digest(&v)))), (size, d.clone()));
+        }
+        let mut archive = Vec::new();
+        a.save(&[crate::saveload::SaveItem { image: img.clone(), tags: vec!["x/y:1".into()] }], &mut archive).unwrap();
+        let b = ImageStore::open(t2.path()).unwrap();
+        let mut lines = Vec::new();
+        b.load(&archive[..], &mut |l| lines.push(l)).unwrap();
+        assert_eq!(lines, ["Loaded image: x/y:1"]);
+        let got = b.resolve("x/y:1").unwrap();
+        assert_eq!((got.id.as_str(), &got.layers), (id.as_str(), &img.layers));
+        // The loaded store saves the same archive again (its layers kept their tars).
+        let mut again = Vec::new();
+        b.save(&[crate::saveload::SaveItem { image: got, tags: vec!["x/y:1".into()] }], &mut again).unwrap();
+        assert_eq!(again, archive);
+        assert!(!listing(t2.path()).iter().any(|p| p.starts_with("ingest/")));
+    }
+
+    #[test]
+    fn a_lying_archive_leaves_the_store_as_it_was() {
+        use std::io::Read;
+        let (t1, t2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = ImageStore::open(t1.path()).unwrap();
+        import(&a, &[&[("f", b"1")], &[("g", b"2")]], "2026-01-01T00:00:00Z", &["z:1"]);
+        let img = a.resolve("z:1").unwrap();
+        let mut archive = Vec::new();
+        a.save(&[crate::saveload::SaveItem { image: img, tags: vec!["z:1".into()] }], &mut archive).unwrap();
+        // Swap the second layer for another tar: its diff id no longer matches.
+        let mut ar = tar::Archive::new(&archive[..]);
+        let mut out = tar::Builder::new(Vec::new());
+        let mut n = 0;
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            let path = e.path().unwrap().to_string_lossy().into_owned();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            if path.ends_with("layer.tar") {
+                n += 1;
+                if n == 2 {
+                    data = tar_of(&[("evil", b"x")]);
+                }
+            }
+            let mut h = e.header().clone();
+            h.set_size(data.len() as u64);
+            h.set_cksum();
+            out.append(&h, &data[..]).unwrap();
+        }
+        let bad = out.into_inner().unwrap();
+        let b = ImageStore::open(t2.path()).unwrap();
+        let e = b.load(&bad[..], &mut |_| {}).unwrap_err();
+        assert!(e.to_string().starts_with("invalid diffID for layer 1: expected"), "{e}");
+        assert!(b.list().is_empty());
+        // The first layer, committed before the second failed, is gone again; no
+        // ingest file, blob or record is left.
+        assert!(listing(t2.path()).is_empty(), "{:?}", listing(t2.path()));
+        // Names that leave the archive, and no manifest at all.
+        let mut evil = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"../../x/a.tar");
+        h.set_cksum();
+        evil.append(&h, &b"x"[..]).unwrap();
+        let e = b.load(&evil.into_inner().unwrap()[..], &mut |_| {}).unwrap_err();
+        assert!(e.to_string().contains("leaves the archive"), "{e}");
+        let e = b.load(&tar_of(&[("x", b"y")])[..], &mut |_| {}).unwrap_err();
+        assert!(e.to_string().contains("neither manifest.json nor index.json"), "{e}");
+        assert!(listing(t2.path()).is_empty(), "{:?}", listing(t2.path()));
     }
 }
