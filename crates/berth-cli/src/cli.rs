@@ -76,6 +76,8 @@ pub enum Cmd {
     Images(ImagesArgs),
     /// Download an image from a registry
     Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
     /// Authenticate to a registry
     Login(LoginArgs),
     /// Log out from a registry
@@ -189,6 +191,8 @@ pub enum ImageCmd {
     Rm(RmiArgs),
     /// Download an image from a registry
     Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
@@ -652,6 +656,20 @@ pub struct PullArgs {
     #[arg(long)]
     pub platform: Option<String>,
     /// Skip image verification
+    #[arg(long = "disable-content-trust")]
+    pub disable_content_trust: bool,
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// Push all tags of an image to the repository
+    #[arg(short = 'a', long = "all-tags")]
+    pub all_tags: bool,
+    /// Suppress verbose output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Skip image signing
     #[arg(long = "disable-content-trust")]
     pub disable_content_trust: bool,
     pub names: Vec<String>,

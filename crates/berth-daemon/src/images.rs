@@ -74,6 +74,39 @@ pub async fn create(state: &State, ctx: Ctx) -> Resp {
     r
 }
 
+/// `POST /images/{name}/push?tag=`: always a 200 stream once the name parsed; the
+/// push's errors (unknown tag, refused credentials, registry failures) travel in it as
+/// `errorDetail`, as Docker's.
+pub async fn push(state: &State, ctx: &Ctx, name: &str) -> Resp {
+    let auth = match crate::registry::registry_auth(ctx) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let mut rx = match state.engine.push(name, ctx.q("tag"), &auth) {
+        Ok(rx) => rx,
+        Err(e) => return from_error(&e),
+    };
+    let (tx, body) = channel_body(64);
+    tokio::spawn(async move {
+        while let Some(item) = rx.recv().await {
+            let msg = match item {
+                Ok(m) => m,
+                Err(e) => JsonMessage {
+                    error_detail: Some(ErrorDetail { code: None, message: e.message.clone() }),
+                    error: Some(e.message),
+                    ..Default::default()
+                },
+            };
+            if tx.send(json_line(&msg)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut r = Response::new(body);
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
 /// `POST /images/create?fromSrc=-&repo=&tag=&message=&changes=&platform=` (`docker
 /// import`): the body is the archive, streamed to the store (the JSON body cap does not
 /// apply). Like Docker, nothing is written to the client until the import ended, so a

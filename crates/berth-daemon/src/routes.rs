@@ -191,6 +191,9 @@ async fn image_route(state: State, ctx: Ctx) -> Resp {
         if let Some(name) = rest.strip_suffix("/tag") {
             return images::tag(&state, &ctx, name).await;
         }
+        if let Some(name) = rest.strip_suffix("/push") {
+            return images::push(&state, &ctx, name).await;
+        }
     }
     if method == Method::DELETE && !rest.is_empty() {
         return images::remove(&state, &ctx, rest).await;

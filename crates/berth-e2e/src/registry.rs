@@ -106,25 +106,52 @@ impl TestRegistry {
             }
         }
         fs::write(d.join("config.yml"), cfg).expect("write registry config");
-        let log = fs::File::create(d.join("registry.log")).expect("registry log");
-        let child = Command::new("docker-registry")
+        let child = Self::spawn(d);
+        let mut r = TestRegistry { port, dir, child };
+        r.wait_listening();
+        r
+    }
+
+    fn spawn(d: &Path) -> Child {
+        let log = fs::OpenOptions::new().create(true).append(true).open(d.join("registry.log")).expect("registry log");
+        Command::new("docker-registry")
             .arg("serve")
             .arg(d.join("config.yml"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log)
             .spawn()
-            .expect("start docker-registry (apt-get install docker-registry)");
-        let mut r = TestRegistry { port, dir, child };
+            .expect("start docker-registry (apt-get install docker-registry)")
+    }
+
+    fn wait_listening(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(st)) = r.child.try_wait() {
-                panic!("docker-registry exited ({st}):\n{}", r.log());
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!("docker-registry exited ({st}):\n{}", self.log());
             }
-            assert!(Instant::now() < deadline, "docker-registry did not listen:\n{}", r.log());
+            assert!(Instant::now() < deadline, "docker-registry did not listen:\n{}", self.log());
             thread::sleep(Duration::from_millis(50));
         }
-        r
+    }
+
+    /// Freezes the registry (SIGSTOP): requests in flight hang.
+    pub fn freeze(&self) {
+        let _ = Command::new("kill").arg("-STOP").arg(self.child.id().to_string()).status();
+    }
+
+    /// Kills the registry (SIGKILL; a frozen one too): connections reset, new ones are
+    /// refused.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the registry again on the same port and storage.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = Self::spawn(self.dir.path());
+        self.wait_listening();
     }
 
     /// `127.0.0.1:<port>`.

@@ -288,6 +288,75 @@ impl Engine {
         Ok(rx)
     }
 
+    /// `POST /images/{name}/push?tag=`: the progress stream (`aux` with the digest at
+    /// the end); an empty tag pushes every local tag of the repository, as Docker.
+    pub fn push(
+        &self,
+        name: &str,
+        tag: &str,
+        auth: &berth_image::AuthConfig,
+    ) -> Result<mpsc::UnboundedReceiver<Result<JsonMessage>>> {
+        let creds = auth.credentials();
+        let parsed = Reference::parse(name).and_then(|r| r.with_tag_param(tag)).map_err(Error::from)?;
+        if parsed.digest.is_some() {
+            return Err(Error::invalid("cannot push a digest reference"));
+        }
+        let targets: Vec<Reference> = if parsed.tag.is_some() {
+            vec![parsed.clone()]
+        } else {
+            let repo = parsed.familiar_name();
+            let mut tags: Vec<Reference> = self
+                .inner
+                .images
+                .list()
+                .iter()
+                .flat_map(|i| i.repo_tags.clone())
+                .filter_map(|t| Reference::parse(&t).ok())
+                .filter(|r| r.familiar_name() == repo)
+                .collect();
+            tags.sort_by_key(|r| r.tag.clone());
+            tags.dedup();
+            if tags.is_empty() {
+                tags.push(parsed.clone().with_default_tag());
+            }
+            tags
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let store = self.inner.images.clone();
+        let cfg = self.inner.cfg.registry.clone();
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let ptx = tx.clone();
+            let mut progress = move |e: berth_image::PushEvent| {
+                let msg = match e {
+                    berth_image::PushEvent::Line(p) => to_message(p),
+                    berth_image::PushEvent::Aux { tag, digest, size } => JsonMessage {
+                        progress_detail: Some(ProgressDetail::default()),
+                        aux: Some(serde_json::json!({"Tag": tag, "Digest": digest, "Size": size})),
+                        ..Default::default()
+                    },
+                };
+                let _ = ptx.send(Ok(msg));
+            };
+            let opts = berth_image::PushOptions::default();
+            for r in targets {
+                match berth_image::push(&store, &r, &cfg, creds.as_ref(), &opts, &mut progress).await {
+                    Ok(_) => {
+                        if let Ok(img) = store.resolve(&r.familiar()) {
+                            engine.image_event("push", &r.familiar(), &img);
+                        }
+                    }
+                    Err(e) => {
+                        let kind = crate::error::ErrorKind::from(e.kind());
+                        let _ = tx.send(Err(Error::new(kind, e.to_string())));
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(rx)
+    }
+
     /// `POST /auth`: Docker's login check against the registry; the identity token
     /// the registry issued, if any.
     pub async fn login(&self, auth: &berth_image::AuthConfig) -> Result<Option<String>> {

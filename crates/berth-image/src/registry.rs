@@ -271,6 +271,9 @@ pub struct Client {
     auth: Mutex<Option<String>>,
     /// The refresh token a token server issued (`offline_token=true`).
     refresh: Mutex<Option<String>>,
+    /// Token scopes asked for instead of the challenge's (a push: `pull,push` on the
+    /// repository and `pull` on the repositories blobs may be mounted from).
+    scopes: Vec<String>,
 }
 
 impl Client {
@@ -301,7 +304,82 @@ impl Client {
             creds: creds.cloned(),
             auth: Mutex::new(None),
             refresh: Mutex::new(None),
+            scopes: Vec::new(),
         })
+    }
+
+    /// For a push: tokens for `pull,push` on this repository and `pull` on `mount_from`.
+    pub fn for_push(mut self, mount_from: &[String]) -> Client {
+        self.scopes = vec![format!("repository:{}:pull,push", self.path)];
+        self.scopes.extend(mount_from.iter().map(|r| format!("repository:{r}:pull")));
+        self
+    }
+
+    /// `<base>/v2/<path>/<rest>`.
+    pub fn url(&self, rest: &str) -> String {
+        format!("{}/v2/{}/{rest}", self.base, self.path)
+    }
+
+    /// A bodiless request whose 401 is answered once; the final response whatever its
+    /// status.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Response, RegistryError> {
+        let mut resp = self.send_with(method.clone(), url, headers, None).await?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            let challenge = resp
+                .headers()
+                .get_all(WWW_AUTHENTICATE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(str::to_string)
+                .collect::<Vec<_>>();
+            if let Some(header) = self.authenticate(&challenge).await? {
+                if let Ok(mut a) = self.auth.lock() {
+                    *a = Some(header);
+                }
+                resp = self.send_with(method, url, headers, None).await?;
+            }
+        }
+        Ok(resp)
+    }
+
+    /// A request with a body, sent with the Authorization negotiated before (a body
+    /// cannot be sent twice; callers make a bodiless request first).
+    pub async fn request_body(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: reqwest::Body,
+    ) -> Result<Response, RegistryError> {
+        self.send_with(method, url, headers, Some(body)).await
+    }
+
+    async fn send_with(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<reqwest::Body>,
+    ) -> Result<Response, RegistryError> {
+        let mut req = self.http.request(method.clone(), url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let auth = self.auth.lock().ok().and_then(|a| a.clone());
+        if let Some(a) = auth {
+            if let Ok(v) = HeaderValue::from_str(&a) {
+                req = req.header(AUTHORIZATION, v);
+            }
+        }
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        req.send().await.map_err(|e| transport_m(method.as_str(), url, &e))
     }
 
     /// `GET /v2/` with the challenge answered: the final status (200 when the
@@ -422,12 +500,16 @@ impl Client {
                         return Ok(Some(format!("Bearer {t}")));
                     }
                     let service = params.iter().find(|(k, _)| k == "service").map(|(_, v)| v.clone());
-                    let scope = match params.iter().find(|(k, _)| k == "scope") {
-                        Some((_, s)) => Some(s.clone()),
-                        None if !self.path.is_empty() => Some(format!("repository:{}:pull", self.path)),
-                        None => None,
+                    let scopes: Vec<String> = if !self.scopes.is_empty() {
+                        self.scopes.clone()
+                    } else {
+                        match params.iter().find(|(k, _)| k == "scope") {
+                            Some((_, s)) => vec![s.clone()],
+                            None if !self.path.is_empty() => vec![format!("repository:{}:pull", self.path)],
+                            None => Vec::new(),
+                        }
                     };
-                    return self.fetch_token(&realm, service.as_deref(), scope.as_deref()).await;
+                    return self.fetch_token(&realm, service.as_deref(), &scopes).await;
                 }
                 "basic" => {
                     if let Some(cr) = &self.creds {
@@ -451,7 +533,7 @@ impl Client {
         &self,
         realm: &str,
         service: Option<&str>,
-        scope: Option<&str>,
+        scopes: &[String],
     ) -> Result<Option<String>, RegistryError> {
         let mut url = url::Url::parse(realm)
             .map_err(|e| RegistryError::Transport(format!("invalid auth realm {realm:?}: {e}")))?;
@@ -462,8 +544,10 @@ impl Client {
             if let Some(s) = service {
                 form.push(("service", s));
             }
-            if let Some(s) = scope {
-                form.push(("scope", s));
+            // OAuth2 takes the scopes space-separated.
+            let joined = scopes.join(" ");
+            if !scopes.is_empty() {
+                form.push(("scope", &joined));
             }
             self.http.post(url.as_str()).form(&form).send().await
         } else {
@@ -472,7 +556,7 @@ impl Client {
                 if let Some(s) = service {
                     q.append_pair("service", s);
                 }
-                if let Some(s) = scope {
+                for s in scopes {
                     q.append_pair("scope", s);
                 }
                 if self.creds.is_some() {
@@ -521,6 +605,13 @@ impl Client {
 }
 
 fn transport(url: &str, e: &reqwest::Error) -> RegistryError {
+    transport_m("GET", url, e)
+}
+
+/// Go's `url.Error` text: `Put "<url>": <cause>`.
+fn transport_m(method: &str, url: &str, e: &reqwest::Error) -> RegistryError {
+    let m = method.to_ascii_lowercase();
+    let verb: String = m.chars().take(1).flat_map(char::to_uppercase).chain(m.chars().skip(1)).collect();
     let mut msg = String::new();
     let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
     while let Some(s) = src {
@@ -536,10 +627,10 @@ fn transport(url: &str, e: &reqwest::Error) -> RegistryError {
     if msg.is_empty() {
         msg = e.to_string();
     }
-    RegistryError::Transport(format!("Get \"{url}\": {msg}"))
+    RegistryError::Transport(format!("{verb} \"{url}\": {msg}"))
 }
 
-async fn status_error(url: &str, resp: Response) -> RegistryError {
+pub(crate) async fn status_error(url: &str, resp: Response) -> RegistryError {
     let status = resp.status();
     let errors = match resp.bytes().await {
         Ok(b) => serde_json::from_slice::<ErrorBody>(&b)
