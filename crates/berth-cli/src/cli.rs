@@ -78,6 +78,8 @@ pub enum Cmd {
     Pull(PullArgs),
     /// Upload an image to a registry
     Push(PushArgs),
+    /// Search Docker Hub for images
+    Search(SearchArgs),
     /// Authenticate to a registry
     Login(LoginArgs),
     /// Log out from a registry
@@ -673,6 +675,23 @@ pub struct PushArgs {
     #[arg(long = "disable-content-trust")]
     pub disable_content_trust: bool,
     pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// Filter output based on conditions provided
+    #[arg(short = 'f', long)]
+    pub filter: Vec<String>,
+    /// Pretty-print search using a Go template
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Max number of search results
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    pub terms: Vec<String>,
 }
 
 #[derive(Args, Debug)]

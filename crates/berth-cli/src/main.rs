@@ -14,6 +14,7 @@ mod help;
 mod history;
 mod image;
 mod login;
+mod search;
 mod system;
 mod template;
 // The one module with `unsafe` outside berth-sys: the local terminal's raw mode and
@@ -125,6 +126,7 @@ pub fn usage_line(prog: &str, path: &str) -> String {
         "pull" => "[OPTIONS] NAME[:TAG|@DIGEST]",
         "login" => "[OPTIONS] [SERVER]",
         "push" => "[OPTIONS] NAME[:TAG]",
+        "search" => "[OPTIONS] TERM",
         "logout" => "[SERVER]",
         "tag" => "SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
         "rmi" => "[OPTIONS] IMAGE [IMAGE...]",
@@ -307,6 +309,7 @@ fn dispatch(ctx: &mut Ctx, cmd: cli::Cmd) -> CmdResult {
         Cmd::Image { cmd: I::Ls(a) } => image::images(ctx, a, "image ls"),
         Cmd::Pull(a) | Cmd::Image { cmd: I::Pull(a) } => image::pull(ctx, a),
         Cmd::Push(a) | Cmd::Image { cmd: I::Push(a) } => image::push(ctx, a),
+        Cmd::Search(a) => search::search(ctx, a),
         Cmd::Login(a) => login::login(ctx, a),
         Cmd::Logout(a) => login::logout(ctx, a),
         Cmd::Tag(a) | Cmd::Image { cmd: I::Tag(a) } => image::tag(ctx, a),

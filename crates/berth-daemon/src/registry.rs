@@ -39,3 +39,11 @@ pub async fn auth(state: &State, mut ctx: Ctx) -> Resp {
         Err(e) => from_error(&e),
     }
 }
+
+/// `GET /images/search?term=&limit=&filters=`.
+pub async fn search(state: &State, ctx: &Ctx) -> Resp {
+    match state.engine.search_images(ctx.q("term"), ctx.q("limit"), ctx.q("filters")).await {
+        Ok(r) => json(StatusCode::OK, &r),
+        Err(e) => from_error(&e),
+    }
+}

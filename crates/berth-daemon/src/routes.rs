@@ -167,6 +167,7 @@ async fn dispatch(state: State, ctx: Ctx) -> Resp {
 
         (&Method::GET, ["images", "json"]) => images::list(&state, &ctx).await,
         (&Method::POST, ["images", "create"]) => images::create(&state, ctx).await,
+        (&Method::GET, ["images", "search"]) => registry::search(&state, &ctx).await,
         (&Method::POST, ["images", "prune"]) => images::prune(&state, &ctx).await,
         (&Method::POST, ["networks", "prune"]) => system::networks_prune(),
         (&Method::POST, ["volumes", "prune"]) => system::volumes_prune(),

@@ -227,6 +227,44 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// `GET /images/search?term=&limit=&filters=`: the registry's v1 search, filtered by
+    /// `stars` (at least), `is-official`, `is-automated`.
+    pub async fn search_images(&self, term: &str, limit: &str, raw: &str) -> Result<Vec<berth_image::search::SearchResult>> {
+        let parsed = berth_api::parse_filters(raw).map_err(|e| Error::invalid(format!("invalid filter: {e}")))?;
+        berth_api::check_filter_keys(&parsed, &["is-automated", "is-official", "stars"]).map_err(Error::invalid)?;
+        let mut stars = 0u64;
+        let (mut official, mut automated) = (None, None);
+        for (k, vals) in &parsed {
+            match k.as_str() {
+                "stars" => {
+                    for v in vals {
+                        let n: u64 = v.parse().map_err(|_| Error::invalid(format!("invalid filter 'stars={v}'")))?;
+                        stars = stars.max(n);
+                    }
+                }
+                "is-official" => official = Some(bool_filter(k, vals)?),
+                "is-automated" => automated = Some(bool_filter(k, vals)?),
+                _ => {}
+            }
+        }
+        let limit: u32 = if limit.is_empty() {
+            25
+        } else {
+            limit.parse().map_err(|_| Error::invalid(format!("strconv.Atoi: parsing {limit:?}: invalid syntax")))?
+        };
+        let found = berth_image::search::search(&self.inner.cfg.registry, term, limit)
+            .await
+            .map_err(|e| Error::new(crate::error::ErrorKind::from(e.kind), e.message))?;
+        Ok(found
+            .into_iter()
+            .filter(|r| r.star_count >= stars)
+            .filter(|r| official.is_none_or(|o| r.is_official == o))
+            .filter(|r| automated.is_none_or(|a| r.is_automated == a))
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

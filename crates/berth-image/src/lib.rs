@@ -18,6 +18,7 @@ pub mod pull;
 pub mod push;
 pub mod reference;
 pub mod registry;
+pub mod search;
 pub mod saveload;
 pub mod store;
 pub mod unpack;
