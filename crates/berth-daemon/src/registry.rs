@@ -47,3 +47,15 @@ pub async fn search(state: &State, ctx: &Ctx) -> Resp {
         Err(e) => from_error(&e),
     }
 }
+
+/// `GET /distribution/{name}/json`.
+pub async fn distribution(state: &State, ctx: &Ctx, name: &str) -> Resp {
+    let auth = match registry_auth(ctx) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    match state.engine.inspect_distribution(name, &auth).await {
+        Ok(d) => json(StatusCode::OK, &d),
+        Err(e) => from_error(&e),
+    }
+}

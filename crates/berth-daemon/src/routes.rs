@@ -172,6 +172,10 @@ async fn dispatch(state: State, ctx: Ctx) -> Resp {
         (&Method::POST, ["networks", "prune"]) => system::networks_prune(),
         (&Method::POST, ["volumes", "prune"]) => system::volumes_prune(),
         _ if path.starts_with("/images/") => image_route(state, ctx).await,
+        (&Method::GET, _) if path.starts_with("/distribution/") && path.ends_with("/json") => {
+            let name = path["/distribution/".len()..path.len() - "/json".len()].to_string();
+            registry::distribution(&state, &ctx, &name).await
+        }
         _ => error(StatusCode::NOT_FOUND, "page not found"),
     }
 }

@@ -87,3 +87,23 @@ both!(fn images_filters(d, cli) {
     d.cli(cli, &["images", "--filter", "foo=bar"]).code(1).stderr_has("invalid filter 'foo'");
     d.cli(cli, &["images", "--filter", "before=nosuchimage"]).code(1).stderr_has("No such image: nosuchimage");
 });
+
+#[test]
+fn distribution_inspect() {
+    let d = berth_e2e::Daemon::start();
+    let r = d.request("GET", "/distribution/alpine:latest/json", None);
+    assert_eq!(r.status, 200, "{r:?}");
+    let v = r.json();
+    assert_eq!(v["Descriptor"]["mediaType"], "application/vnd.oci.image.index.v1+json", "{v}");
+    assert!(v["Descriptor"]["digest"].as_str().unwrap_or("").starts_with("sha256:"), "{v}");
+    let platforms = v["Platforms"].as_array().cloned().unwrap_or_default();
+    assert!(platforms.contains(&serde_json::json!({"architecture": "amd64", "os": "linux"})), "{v}");
+    assert!(platforms.contains(&serde_json::json!({"architecture": "arm64", "os": "linux", "variant": "v8"})), "{v}");
+    let r = d.request("GET", &format!("/distribution/{}/test/busybox:latest/json", registry()), None);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["Platforms"], serde_json::json!([{"architecture": "amd64", "os": "linux"}]));
+    let r = d.request("GET", &format!("/distribution/{}/test/nosuch:latest/json", registry()), None);
+    assert_eq!(r.status, 404, "{r:?}");
+    // Nothing was stored.
+    assert_eq!(d.request("GET", "/images/json", None).json(), serde_json::json!([]));
+}

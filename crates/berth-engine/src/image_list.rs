@@ -265,6 +265,19 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// `GET /distribution/{name}/json`: what the registry says `name` is.
+    pub async fn inspect_distribution(
+        &self,
+        name: &str,
+        auth: &berth_image::AuthConfig,
+    ) -> Result<berth_image::distribution::DistributionInspect> {
+        let r = berth_image::Reference::parse(name).map_err(Error::from)?;
+        let creds = auth.credentials();
+        berth_image::distribution::inspect(&r, &self.inner.cfg.registry, creds.as_ref()).await.map_err(Error::from)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::type_complexity))]
 
 pub mod auth;
+pub mod distribution;
 pub mod error;
 pub mod fetch;
 pub mod manifest;

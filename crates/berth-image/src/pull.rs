@@ -284,7 +284,7 @@ async fn pull_one(
     Ok((image, was_current))
 }
 
-async fn fetch_first_manifest(
+pub(crate) async fn fetch_first_manifest(
     reference: &Reference,
     cfg: &RegistryConfig,
     creds: Option<&Credentials>,
@@ -320,7 +320,7 @@ async fn fetch_first_manifest(
 }
 
 /// Maps a registry failure to Docker's wording (distribution/errors.go).
-fn registry_error(e: RegistryError, reference: &Reference) -> PullError {
+pub(crate) fn registry_error(e: RegistryError, reference: &Reference) -> PullError {
     let status = e.status();
     if e.has_code("MANIFEST_UNKNOWN") || (status == Some(reqwest::StatusCode::NOT_FOUND) && !e.has_code("NAME_UNKNOWN")) {
         let detail = if e.has_code("MANIFEST_UNKNOWN") { e.detail() } else { "manifest unknown: manifest unknown".into() };
@@ -348,7 +348,7 @@ fn registry_error(e: RegistryError, reference: &Reference) -> PullError {
     }
 }
 
-async fn fetch_small_blob(client: &Client, digest: &str, reference: &Reference) -> Result<Vec<u8>, PullError> {
+pub(crate) async fn fetch_small_blob(client: &Client, digest: &str, reference: &Reference) -> Result<Vec<u8>, PullError> {
     let (resp, url) = client.blob(digest).await.map_err(|e| registry_error(e, reference))?;
     let body = resp
         .bytes()
