@@ -166,8 +166,15 @@ impl TestRegistry {
     /// Copies an image of the fixture registry into this one with skopeo (an
     /// independent client), as `repo:tag` under `host` (`addr()` or `vm:<port>`).
     pub fn seed(&self, host: &str, fixture: &str, repo_tag: &str, creds: bool) {
+        self.seed_with(host, fixture, repo_tag, creds, &[]);
+    }
+
+    /// [`TestRegistry::seed`] with extra `skopeo copy` flags (`--format oci
+    /// --dest-compress-format zstd`).
+    pub fn seed_with(&self, host: &str, fixture: &str, repo_tag: &str, creds: bool, extra: &[&str]) {
         let mut cmd = Command::new("skopeo");
         cmd.args(["copy", "--quiet", "--src-tls-verify=false", "--dest-tls-verify=false"]);
+        cmd.args(extra);
         if creds {
             cmd.arg(format!("--dest-creds={USER}:{PASSWORD}"));
         }

@@ -107,3 +107,29 @@ fn distribution_inspect() {
     // Nothing was stored.
     assert_eq!(d.request("GET", "/images/json", None).json(), serde_json::json!([]));
 }
+
+both!(fn zstd_layers_pull_run_and_push_back_unchanged(d, cli) {
+    let reg = TestRegistry::start(Auth::None, false, false);
+    let addr = reg.addr();
+    reg.seed_with(&addr, "test/busybox", "me/zbox:1", false, &["--format", "oci", "--dest-compress-format", "zstd", "--dest-compress-level", "3"]);
+    let image = format!("{addr}/me/zbox:1");
+    d.cli(cli, &["pull", &image]).ok().stdout_has("Pull complete");
+    d.cli(cli, &["run", "--rm", &image, "echo", "zstd-ok"]).ok().stdout_has("zstd-ok");
+    // Pushed back elsewhere, the zstd blobs and the OCI manifest go up as they came.
+    let other = TestRegistry::start(Auth::None, false, false);
+    let target = format!("{}/me/zbox:1", other.addr());
+    d.cli(cli, &["tag", &image, &target]).ok();
+    let pushed = d.cli(cli, &["push", &target]).ok();
+    let digest = |r: &str| -> String {
+        let out = std::process::Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{r}")])
+            .output()
+            .expect("run skopeo inspect");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let (a, b) = (digest(&image), digest(&target));
+    assert_eq!(a, b);
+    assert!(a.contains("application/vnd.oci.image.layer.v1.tar+zstd"), "{a}");
+    pushed.stdout_has("1: digest: sha256:");
+});

@@ -135,11 +135,12 @@ impl Drop for Prepared {
 /// `ingest/` while hashing the result. Blocking.
 fn prepare(store: &ImageStore, layer: &PushLayer) -> Result<Prepared, StoreError> {
     let mut f = std::fs::File::open(&layer.blob).map_err(|e| StoreError::io("open", &layer.blob, e))?;
-    let mut head = [0u8; 2];
+    let mut head = [0u8; 4];
     let n = f.read(&mut head).map_err(|e| StoreError::io("read", &layer.blob, e))?;
-    let gzip = n == 2 && head == [0x1f, 0x8b];
+    // A pulled blob (gzip or zstd) goes up as it is; a plain tar is gzip'ed.
+    let compressed = n >= 2 && !matches!(crate::unpack::detect_compression(&head[..n]), crate::unpack::Compression::None);
     drop(f);
-    if gzip {
+    if compressed {
         let (digest, size) = hash_file(&layer.blob)?;
         return Ok(Prepared { path: layer.blob.clone(), digest, size, temp: false });
     }
