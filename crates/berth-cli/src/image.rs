@@ -137,13 +137,58 @@ pub fn images(ctx: &mut Ctx, o: ImagesArgs, path: &str) -> CmdResult {
 pub fn pull(ctx: &mut Ctx, o: PullArgs) -> CmdResult {
     ctx.require("pull", o.names.len(), 1, Some(1))?;
     let r = Reference::parse(&o.names[0]).map_err(|e| Fail::new(1, e.to_string()))?;
-    if r.tag.is_none() && r.digest.is_none() && !o.all_tags && !o.quiet {
+    if o.all_tags {
+        if r.tag.is_some() || r.digest.is_some() {
+            return Err(Fail::new(1, "tag can't be used with --all-tags/-a"));
+        }
+        let mut out = io::stdout();
+        pull_image(&mut ctx.client, &r, o.platform.as_deref(), &mut out, term::isatty(1), o.quiet)?;
+        println!("{}", r.full_name());
+        return Ok(0);
+    }
+    if r.tag.is_none() && r.digest.is_none() && !o.quiet {
         println!("Using default tag: latest");
     }
     let r = r.with_default_tag();
     let mut out = io::stdout();
     pull_image(&mut ctx.client, &r, o.platform.as_deref(), &mut out, term::isatty(1), o.quiet)?;
     println!("{}", r.full());
+    Ok(0)
+}
+
+/// `berth push [-a] [-q] NAME[:TAG]`: Docker's progress display of the daemon's stream
+/// (`X-Registry-Auth` from the config file); an in-stream error exits 1.
+pub fn push(ctx: &mut Ctx, o: crate::cli::PushArgs) -> CmdResult {
+    ctx.require("push", o.names.len(), 1, Some(1))?;
+    let r = Reference::parse(&o.names[0]).map_err(|e| Fail::new(1, e.to_string()))?;
+    if r.digest.is_some() {
+        return Err(Fail::new(1, "cannot push a digest reference"));
+    }
+    let tag = if o.all_tags {
+        if r.tag.is_some() {
+            return Err(Fail::new(1, "tag can't be used with --all-tags/-a"));
+        }
+        String::new()
+    } else {
+        if r.tag.is_none() && !o.quiet {
+            println!("Using default tag: latest");
+        }
+        r.tag.clone().unwrap_or_else(|| "latest".into())
+    };
+    let path = query(&format!("/images/{}/push", r.full_name()), &[("tag", tag.clone())]);
+    let auth = crate::login::registry_auth(&r.domain);
+    let resp = ctx.client.send("POST", &path, &[("X-Registry-Auth", &auth)], berth_client::Body::Empty)?;
+    let mut sink = io::sink();
+    let mut out = io::stdout();
+    let target: &mut dyn std::io::Write = if o.quiet { &mut sink } else { &mut out };
+    match berth_client::stream::display_json_messages(resp, target, term::isatty(1) && !o.quiet, |_| {}) {
+        Ok(()) => {}
+        Err(berth_client::stream::DisplayError::Stream(e)) => return Err(Fail::new(1, e.message)),
+        Err(berth_client::stream::DisplayError::Io(e)) => return Err(Fail::new(1, e.to_string())),
+    }
+    if o.quiet {
+        println!("{}", if tag.is_empty() { r.full_name() } else { format!("{}:{tag}", r.full_name()) });
+    }
     Ok(0)
 }
 

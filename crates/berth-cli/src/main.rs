@@ -15,6 +15,8 @@ mod history;
 mod saveload;
 mod image;
 mod network;
+mod login;
+mod search;
 mod system;
 mod template;
 // The one module with `unsafe` outside berth-sys: the local terminal's raw mode and
@@ -131,6 +133,10 @@ pub fn usage_line(prog: &str, path: &str) -> String {
         "port" => "CONTAINER [PRIVATE_PORT[/PROTO]]",
         "images" => "[OPTIONS] [REPOSITORY[:TAG]]",
         "pull" => "[OPTIONS] NAME[:TAG|@DIGEST]",
+        "login" => "[OPTIONS] [SERVER]",
+        "push" => "[OPTIONS] NAME[:TAG]",
+        "search" => "[OPTIONS] TERM",
+        "logout" => "[SERVER]",
         "tag" => "SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
         "rmi" => "[OPTIONS] IMAGE [IMAGE...]",
         "history" => "[OPTIONS] IMAGE",
@@ -313,6 +319,10 @@ fn dispatch(ctx: &mut Ctx, cmd: cli::Cmd) -> CmdResult {
         Cmd::Images(a) => image::images(ctx, a, "images"),
         Cmd::Image { cmd: I::Ls(a) } => image::images(ctx, a, "image ls"),
         Cmd::Pull(a) | Cmd::Image { cmd: I::Pull(a) } => image::pull(ctx, a),
+        Cmd::Push(a) | Cmd::Image { cmd: I::Push(a) } => image::push(ctx, a),
+        Cmd::Search(a) => search::search(ctx, a),
+        Cmd::Login(a) => login::login(ctx, a),
+        Cmd::Logout(a) => login::logout(ctx, a),
         Cmd::Tag(a) | Cmd::Image { cmd: I::Tag(a) } => image::tag(ctx, a),
         Cmd::Rmi(a) | Cmd::Image { cmd: I::Rm(a) } => image::rmi(ctx, a),
         Cmd::Image { cmd: I::Prune(a) } => system::image_prune(ctx, a),

@@ -7,8 +7,11 @@ use crate::http::{channel_body, error, from_error, json, json_line, status_only,
 use crate::routes::Ctx;
 use crate::State;
 
-pub fn list(state: &State) -> Resp {
-    json(StatusCode::OK, &state.engine.list_images())
+pub async fn list(state: &State, ctx: &Ctx) -> Resp {
+    match state.engine.list_images_filtered(ctx.q("filters")).await {
+        Ok(l) => json(StatusCode::OK, &l),
+        Err(e) => from_error(&e),
+    }
 }
 
 pub async fn inspect(state: &State, name: &str) -> Resp {
@@ -64,7 +67,11 @@ pub async fn create(state: &State, ctx: Ctx) -> Resp {
     if from.is_empty() {
         return import(state, ctx).await;
     }
-    let mut rx = match state.engine.pull(from, ctx.q("tag")) {
+    let auth = match crate::registry::registry_auth(&ctx) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let mut rx = match state.engine.pull(from, ctx.q("tag"), ctx.q("platform"), &auth) {
         Ok(rx) => rx,
         Err(e) => return from_error(&e),
     };
@@ -78,6 +85,39 @@ pub async fn create(state: &State, ctx: Ctx) -> Resp {
         if tx.send(json_line(&first)).await.is_err() {
             return;
         }
+        while let Some(item) = rx.recv().await {
+            let msg = match item {
+                Ok(m) => m,
+                Err(e) => JsonMessage {
+                    error_detail: Some(ErrorDetail { code: None, message: e.message.clone() }),
+                    error: Some(e.message),
+                    ..Default::default()
+                },
+            };
+            if tx.send(json_line(&msg)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut r = Response::new(body);
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// `POST /images/{name}/push?tag=`: always a 200 stream once the name parsed; the
+/// push's errors (unknown tag, refused credentials, registry failures) travel in it as
+/// `errorDetail`, as Docker's.
+pub async fn push(state: &State, ctx: &Ctx, name: &str) -> Resp {
+    let auth = match crate::registry::registry_auth(ctx) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let mut rx = match state.engine.push(name, ctx.q("tag"), &auth) {
+        Ok(rx) => rx,
+        Err(e) => return from_error(&e),
+    };
+    let (tx, body) = channel_body(64);
+    tokio::spawn(async move {
         while let Some(item) = rx.recv().await {
             let msg = match item {
                 Ok(m) => m,

@@ -18,6 +18,7 @@ mod images;
 mod limits;
 mod networks;
 mod swarm;
+mod registry;
 mod routes;
 mod system;
 mod volumes;
@@ -51,6 +52,10 @@ struct Flags {
     /// Enable insecure registry communication (repeatable)
     #[arg(long = "insecure-registry")]
     insecure_registries: Vec<String>,
+    /// Directory of per-registry TLS files, `<dir>/<host:port>/{*.crt,*.cert,*.key}`
+    /// (repeatable; default /etc/docker/certs.d and /etc/berth/certs.d)
+    #[arg(long = "registry-certs-dir")]
+    registry_certs_dirs: Vec<PathBuf>,
     /// Daemon configuration file
     #[arg(long = "config-file")]
     config_file: Option<PathBuf>,
@@ -304,7 +309,15 @@ fn main() -> Result<()> {
         shim_bin,
         cgroup_root: PathBuf::from("/sys/fs/cgroup"),
         cgroup_parent: flags.cgroup_parent.clone().or(file.cgroup_parent.clone()).unwrap_or_else(|| "berth".into()),
-        registry: RegistryConfig { mirrors, insecure },
+        registry: RegistryConfig {
+            mirrors,
+            insecure,
+            certs_dirs: if flags.registry_certs_dirs.is_empty() {
+                vec!["/etc/docker/certs.d".into(), "/etc/berth/certs.d".into()]
+            } else {
+                flags.registry_certs_dirs.clone()
+            },
+        },
         init_path: flags.init_path.clone(),
         runtimes: runtimes(&file, &flags)?,
         network,

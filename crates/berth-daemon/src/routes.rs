@@ -9,7 +9,7 @@ use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
 
 use crate::http::{common_headers, error, Resp};
-use crate::{containers, exec, images, networks, system, State};
+use crate::{containers, exec, images, networks, registry, system, State};
 
 /// What a handler gets: the request (for its body, headers and upgrade), the path
 /// without the version prefix, the decoded query and the negotiated version.
@@ -112,6 +112,7 @@ async fn dispatch(state: State, ctx: Ctx) -> Resp {
         (&Method::GET | &Method::HEAD, ["_ping"]) => system::ping(&ctx),
         (&Method::GET, ["version"]) => system::version(&state),
         (&Method::GET, ["info"]) => system::info(&state),
+        (&Method::POST, ["auth"]) => registry::auth(&state, ctx).await,
         (&Method::GET, ["system", "df"]) => system::disk_usage(&state),
         (&Method::POST, ["build", "prune"]) => system::build_prune(),
 
@@ -164,8 +165,9 @@ async fn dispatch(state: State, ctx: Ctx) -> Resp {
         (&Method::GET, ["containers", id, "export"]) => crate::archive::export(&state, id).await,
         (&Method::POST, ["commit"]) => crate::archive::commit(&state, ctx).await,
 
-        (&Method::GET, ["images", "json"]) => images::list(&state),
+        (&Method::GET, ["images", "json"]) => images::list(&state, &ctx).await,
         (&Method::POST, ["images", "create"]) => images::create(&state, ctx).await,
+        (&Method::GET, ["images", "search"]) => registry::search(&state, &ctx).await,
         (&Method::POST, ["images", "prune"]) => images::prune(&state, &ctx).await,
         (&Method::GET, ["images", "get"]) => images::save(&state, ctx.q_all("names")).await,
         (&Method::POST, ["images", "load"]) => images::load(&state, ctx).await,
@@ -187,6 +189,10 @@ async fn dispatch(state: State, ctx: Ctx) -> Resp {
         }
         _ if path == "/volumes" || path.starts_with("/volumes/") => crate::volumes::route(&state, ctx).await,
         _ if path.starts_with("/images/") => image_route(state, ctx).await,
+        (&Method::GET, _) if path.starts_with("/distribution/") && path.ends_with("/json") => {
+            let name = path["/distribution/".len()..path.len() - "/json".len()].to_string();
+            registry::distribution(&state, &ctx, &name).await
+        }
         _ => error(StatusCode::NOT_FOUND, "page not found"),
     }
 }
@@ -209,6 +215,9 @@ async fn image_route(state: State, ctx: Ctx) -> Resp {
     if method == Method::POST {
         if let Some(name) = rest.strip_suffix("/tag") {
             return images::tag(&state, &ctx, name).await;
+        }
+        if let Some(name) = rest.strip_suffix("/push") {
+            return images::push(&state, &ctx, name).await;
         }
     }
     if method == Method::DELETE && !rest.is_empty() {

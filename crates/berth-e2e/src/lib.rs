@@ -12,6 +12,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod registry;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -20,6 +20,8 @@ pub enum ErrorKind {
     /// Not allowed on this object, ever (Docker's `errdefs.Forbidden`, HTTP 403:
     /// removing a predefined network).
     Forbidden,
+    /// A registry refused the credentials (Docker's `errdefs.Unauthorized`, HTTP 401).
+    Unauthorized,
     Internal,
 }
 
@@ -122,6 +124,7 @@ impl From<berth_image::ErrorKind> for ErrorKind {
             berth_image::ErrorKind::Conflict => ErrorKind::Conflict,
             berth_image::ErrorKind::Unavailable => ErrorKind::Unavailable,
             berth_image::ErrorKind::Internal => ErrorKind::Internal,
+            berth_image::ErrorKind::Unauthorized => ErrorKind::Unauthorized,
         }
     }
 }

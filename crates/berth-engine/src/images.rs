@@ -248,11 +248,27 @@ impl Engine {
 
     /// `POST /images/create?fromImage=&tag=`: a stream of progress messages; an error
     /// as the first item means nothing was streamed yet (answer with its status).
-    pub fn pull(&self, from_image: &str, tag: &str) -> Result<mpsc::UnboundedReceiver<Result<JsonMessage>>> {
-        let reference = Reference::parse(from_image)
-            .and_then(|r| r.with_tag_param(tag))
-            .map_err(Error::from)?
-            .with_default_tag();
+    /// An empty `tag` with a `from_image` without tag or digest pulls every tag
+    /// (Docker's API; `pull -a`); `platform` (`os[/arch[/variant]]`) picks the
+    /// manifest out of an index.
+    pub fn pull(
+        &self,
+        from_image: &str,
+        tag: &str,
+        platform: &str,
+        auth: &berth_image::AuthConfig,
+    ) -> Result<mpsc::UnboundedReceiver<Result<JsonMessage>>> {
+        let creds = auth.credentials();
+        let parsed = Reference::parse(from_image).and_then(|r| r.with_tag_param(tag)).map_err(Error::from)?;
+        let opts = berth_image::PullOptions {
+            platform: if platform.is_empty() {
+                None
+            } else {
+                Some(berth_image::manifest::Platform::parse(platform).map_err(Error::invalid)?)
+            },
+            all_tags: tag.is_empty() && parsed.tag.is_none() && parsed.digest.is_none(),
+        };
+        let reference = if opts.all_tags { parsed } else { parsed.with_default_tag() };
         let (tx, rx) = mpsc::unbounded_channel();
         let store = self.inner.images.clone();
         let cfg = self.inner.cfg.registry.clone();
@@ -262,7 +278,7 @@ impl Engine {
             let mut progress = move |p: Progress| {
                 let _ = ptx.send(Ok(to_message(p)));
             };
-            match berth_image::pull(&store, &reference, &cfg, None, &mut progress).await {
+            match berth_image::pull_with(&store, &reference, &cfg, creds.as_ref(), &opts, &mut progress).await {
                 Ok(img) => engine.image_event("pull", &reference.familiar(), &img),
                 Err(e) => {
                     let _ = tx.send(Err(Error::from(e)));
@@ -270,6 +286,84 @@ impl Engine {
             }
         });
         Ok(rx)
+    }
+
+    /// `POST /images/{name}/push?tag=`: the progress stream (`aux` with the digest at
+    /// the end); an empty tag pushes every local tag of the repository, as Docker.
+    pub fn push(
+        &self,
+        name: &str,
+        tag: &str,
+        auth: &berth_image::AuthConfig,
+    ) -> Result<mpsc::UnboundedReceiver<Result<JsonMessage>>> {
+        let creds = auth.credentials();
+        let parsed = Reference::parse(name).and_then(|r| r.with_tag_param(tag)).map_err(Error::from)?;
+        if parsed.digest.is_some() {
+            return Err(Error::invalid("cannot push a digest reference"));
+        }
+        let targets: Vec<Reference> = if parsed.tag.is_some() {
+            vec![parsed.clone()]
+        } else {
+            let repo = parsed.familiar_name();
+            let mut tags: Vec<Reference> = self
+                .inner
+                .images
+                .list()
+                .iter()
+                .flat_map(|i| i.repo_tags.clone())
+                .filter_map(|t| Reference::parse(&t).ok())
+                .filter(|r| r.familiar_name() == repo)
+                .collect();
+            tags.sort_by_key(|r| r.tag.clone());
+            tags.dedup();
+            if tags.is_empty() {
+                tags.push(parsed.clone().with_default_tag());
+            }
+            tags
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let store = self.inner.images.clone();
+        let cfg = self.inner.cfg.registry.clone();
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let ptx = tx.clone();
+            let mut progress = move |e: berth_image::PushEvent| {
+                let msg = match e {
+                    berth_image::PushEvent::Line(p) => to_message(p),
+                    berth_image::PushEvent::Aux { tag, digest, size } => JsonMessage {
+                        progress_detail: Some(ProgressDetail::default()),
+                        aux: Some(serde_json::json!({"Tag": tag, "Digest": digest, "Size": size})),
+                        ..Default::default()
+                    },
+                };
+                let _ = ptx.send(Ok(msg));
+            };
+            let opts = berth_image::PushOptions::default();
+            for r in targets {
+                match berth_image::push(&store, &r, &cfg, creds.as_ref(), &opts, &mut progress).await {
+                    Ok(_) => {
+                        if let Ok(img) = store.resolve(&r.familiar()) {
+                            engine.image_event("push", &r.familiar(), &img);
+                        }
+                    }
+                    Err(e) => {
+                        let kind = crate::error::ErrorKind::from(e.kind());
+                        let _ = tx.send(Err(Error::new(kind, e.to_string())));
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    /// `POST /auth`: Docker's login check against the registry; the identity token
+    /// the registry issued, if any.
+    pub async fn login(&self, auth: &berth_image::AuthConfig) -> Result<Option<String>> {
+        berth_image::auth::login(&self.inner.cfg.registry, &auth.serveraddress, auth).await.map_err(|e| {
+            let kind = crate::error::ErrorKind::from(e.kind);
+            Error::new(kind, e.message)
+        })
     }
 
     /// `POST /images/{name}/tag?repo=&tag=`.

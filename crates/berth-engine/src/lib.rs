@@ -23,6 +23,7 @@ mod networks;
 mod dns;
 pub mod netplumb;
 mod images;
+mod image_list;
 pub mod logs;
 mod logs_local;
 pub mod merge;

@@ -18,6 +18,8 @@ pub enum ErrorKind {
     Unavailable,
     /// 500: I/O failure or a broken store.
     Internal,
+    /// 401: a registry refused the credentials (`docker login`).
+    Unauthorized,
 }
 
 /// A reference string that does not follow Docker's grammar; the type and its texts
@@ -153,6 +155,9 @@ pub enum PullError {
     /// `no matching manifest for linux/amd64 in the manifest list entries`
     #[error("no matching manifest for {platform} in the manifest list entries")]
     NoMatchingPlatform { platform: String },
+    /// A single-platform image that is not the `--platform` asked for.
+    #[error("image with reference {reference} was found but does not match the specified platform: wanted {wanted}, actual: {actual}")]
+    PlatformMismatch { reference: String, wanted: String, actual: String },
     /// The registry could not be reached: `Get "https://…/v2/": <cause>`
     #[error("{0}")]
     Unreachable(String),
@@ -196,7 +201,8 @@ impl PullError {
         match self {
             PullError::ManifestNotFound { .. }
             | PullError::AccessDenied { .. }
-            | PullError::NoMatchingPlatform { .. } => ErrorKind::NotFound,
+            | PullError::NoMatchingPlatform { .. }
+            | PullError::PlatformMismatch { .. } => ErrorKind::NotFound,
             PullError::Unreachable(_) | PullError::Registry(_) | PullError::Unauthorized(_) => {
                 ErrorKind::Unavailable
             }

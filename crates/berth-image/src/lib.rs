@@ -10,18 +10,24 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::type_complexity))]
 
+pub mod auth;
+pub mod distribution;
 pub mod error;
 pub mod fetch;
 pub mod manifest;
 pub mod pull;
+pub mod push;
 pub mod reference;
 pub mod registry;
+pub mod search;
 pub mod saveload;
 pub mod store;
 pub mod unpack;
 
+pub use auth::{AuthConfig, LoginError};
 pub use error::{ErrorKind, PullError, ReferenceError, ReferenceErrorKind, StoreError, UnpackError};
 pub use manifest::{ContainerConfig, ImageConfig};
-pub use pull::{pull, Credentials, Progress, RegistryConfig};
+pub use pull::{pull, pull_with, Credentials, Progress, PullOptions, RegistryConfig};
+pub use push::{push, PushError, PushEvent, PushOptions};
 pub use reference::Reference;
 pub use store::{chain_id, Image, ImageStore, RemoveItem};

@@ -57,6 +57,58 @@ impl Platform {
     }
 }
 
+impl Platform {
+    /// containerd's `platforms.Parse` + `Normalize` for what Docker accepts in
+    /// `--platform`: `os[/arch[/variant]]` or a bare architecture (the host's OS), Go's
+    /// spellings of architectures (`x86_64` → `amd64`, `aarch64` → `arm64`), arm64's
+    /// default variant `v8` dropped. Only Linux is usable here.
+    pub fn parse(s: &str) -> Result<Platform, String> {
+        let parts: Vec<String> = s.split('/').map(str::to_ascii_lowercase).collect();
+        let unknown = || format!("\"{s}\": unknown operating system or architecture: invalid argument");
+        if parts.len() > 3 || parts.iter().any(String::is_empty) {
+            return Err(unknown());
+        }
+        const OSES: &[&str] = &["linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "solaris", "illumos", "aix", "android", "ios", "plan9", "js", "wasip1"];
+        let norm_arch = |a: &str| -> (String, Option<String>) {
+            match a {
+                "x86_64" | "x86-64" | "amd64" => ("amd64".into(), None),
+                "aarch64" | "arm64" => ("arm64".into(), None),
+                "armhf" => ("arm".into(), Some("v7".into())),
+                "armel" => ("arm".into(), Some("v6".into())),
+                "i386" | "i686" | "386" => ("386".into(), None),
+                other => (other.into(), None),
+            }
+        };
+        let (os, arch, variant) = match parts.as_slice() {
+            [one] if OSES.contains(&one.as_str()) => (one.clone(), Platform::host().architecture, None),
+            [one] => {
+                let (a, v) = norm_arch(one);
+                ("linux".to_string(), a, v)
+            }
+            [os, arch] => {
+                let (a, v) = norm_arch(arch);
+                (os.clone(), a, v)
+            }
+            [os, arch, variant] => {
+                let (a, _) = norm_arch(arch);
+                (os.clone(), a, Some(variant.clone()))
+            }
+            _ => return Err(unknown()),
+        };
+        if !OSES.contains(&os.as_str()) {
+            return Err(unknown());
+        }
+        if os != "linux" {
+            return Err(format!("image operating system \"{os}\" cannot be used on this platform"));
+        }
+        let variant = match (arch.as_str(), variant) {
+            ("arm64", Some(v)) if v == "v8" => None,
+            (_, v) => v,
+        };
+        Ok(Platform { architecture: arch, os, variant })
+    }
+}
+
 impl std::fmt::Display for Platform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.os, self.architecture)?;
@@ -254,6 +306,30 @@ where
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn platforms_parse_like_containerd() {
+        let p = |os: &str, a: &str, v: Option<&str>| Platform { os: os.into(), architecture: a.into(), variant: v.map(Into::into) };
+        let cases: Vec<(&str, Result<Platform, &str>)> = vec![
+            ("linux/arm64", Ok(p("linux", "arm64", None))),
+            ("linux/arm64/v8", Ok(p("linux", "arm64", None))),
+            ("linux/aarch64", Ok(p("linux", "arm64", None))),
+            ("linux/x86_64", Ok(p("linux", "amd64", None))),
+            ("Linux/AMD64", Ok(p("linux", "amd64", None))),
+            ("linux/arm/v7", Ok(p("linux", "arm", Some("v7")))),
+            ("linux/armhf", Ok(p("linux", "arm", Some("v7")))),
+            ("arm64", Ok(p("linux", "arm64", None))),
+            ("linux", Ok(Platform::host())),
+            ("windows/amd64", Err("image operating system \"windows\" cannot be used on this platform")),
+            ("foo/amd64", Err("\"foo/amd64\": unknown operating system or architecture: invalid argument")),
+            ("linux//v7", Err("\"linux//v7\": unknown operating system or architecture: invalid argument")),
+            ("a/b/c/d", Err("\"a/b/c/d\": unknown operating system or architecture: invalid argument")),
+        ];
+        for (s, want) in cases {
+            assert_eq!(Platform::parse(s), want.map_err(str::to_string), "{s}");
+        }
+    }
+
     use super::*;
 
     fn idx(entries: &[(&str, &str, Option<&str>)]) -> ManifestIndex {

@@ -28,13 +28,20 @@ pub struct RegistryConfig {
     /// Registries reached over plain http: `host:port`, `host`, or a CIDR such as
     /// `127.0.0.0/8`. Loopback hosts are always insecure.
     pub insecure: Vec<String>,
+    /// Directories holding `<host:port>/{ca.crt,client.cert,client.key}` for secure
+    /// registries (`/etc/docker/certs.d`, Berth's own), all read.
+    pub certs_dirs: Vec<PathBuf>,
 }
 
 /// Credentials for registries that ask for them (Basic, or Basic to a token realm).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Credentials {
     pub username: String,
     pub password: String,
+    /// A refresh token from an earlier login (OAuth2 `refresh_token` grant).
+    pub identity_token: Option<String>,
+    /// A bearer token sent as is.
+    pub registry_token: Option<String>,
 }
 
 /// One line of Docker's pull progress stream.
@@ -75,6 +82,16 @@ fn short_id(digest: &str) -> String {
     digest_hex(digest).chars().take(12).collect()
 }
 
+/// What a pull is for besides its reference.
+#[derive(Clone, Debug, Default)]
+pub struct PullOptions {
+    /// `--platform` / `?platform=`: the manifest chosen out of an index, and what a
+    /// single-platform image must be; `None` is the host's.
+    pub platform: Option<Platform>,
+    /// `pull -a` (a reference without tag or digest and an empty `tag`): every tag.
+    pub all_tags: bool,
+}
+
 /// Pulls `reference` (tag `latest` if it has neither tag nor digest) into `store`.
 pub async fn pull(
     store: &ImageStore,
@@ -83,8 +100,79 @@ pub async fn pull(
     creds: Option<&Credentials>,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Image, PullError> {
-    let reference = reference.clone().with_default_tag();
+    pull_with(store, reference, cfg, creds, &PullOptions::default(), progress).await
+}
+
+/// [`pull`] with options; with `all_tags` (and a reference without tag or digest)
+/// every tag the registry lists, ending in one status line for the repository, as
+/// Docker's `pull -a`; the image returned is the last tag's.
+pub async fn pull_with(
+    store: &ImageStore,
+    reference: &Reference,
+    cfg: &RegistryConfig,
+    creds: Option<&Credentials>,
+    opts: &PullOptions,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<Image, PullError> {
     let rep = Reporter { sink: Mutex::new(progress) };
+    if opts.all_tags && reference.tag.is_none() && reference.digest.is_none() {
+        let tags = list_tags(reference, cfg, creds).await?;
+        let mut last = None;
+        let mut any_new = false;
+        for t in tags {
+            let r = Reference { tag: Some(t), digest: None, ..reference.clone() };
+            let (img, was_current) = pull_one(store, &r, cfg, creds, opts, &rep).await?;
+            any_new |= !was_current;
+            last = Some(img);
+        }
+        let name = reference.familiar_name();
+        let word = if any_new { "Downloaded newer image for" } else { "Image is up to date for" };
+        rep.emit(None, format!("Status: {word} {name}"), None, None);
+        return last.ok_or_else(|| PullError::ManifestNotFound {
+            reference: name,
+            detail: "no tags in the repository".into(),
+        });
+    }
+    let reference = reference.clone().with_default_tag();
+    let (image, was_current) = pull_one(store, &reference, cfg, creds, opts, &rep).await?;
+    if was_current {
+        rep.emit(None, format!("Status: Image is up to date for {}", reference.familiar()), None, None);
+    } else {
+        rep.emit(None, format!("Status: Downloaded newer image for {}", reference.familiar()), None, None);
+    }
+    Ok(image)
+}
+
+/// The repository's tags (`GET /v2/<name>/tags/list`, following `Link` pages).
+async fn list_tags(reference: &Reference, cfg: &RegistryConfig, creds: Option<&Credentials>) -> Result<Vec<String>, PullError> {
+    let mut last = None;
+    for ep in endpoints(reference, cfg) {
+        let client = Client::new(&ep, &reference.path, creds).map_err(|e| registry_error(e, reference))?;
+        match client.tags().await {
+            Ok(t) => return Ok(t),
+            Err(e) => {
+                let fall_back = ep.mirror || matches!(e, RegistryError::Transport(_));
+                last = Some(registry_error(e, reference));
+                if !fall_back {
+                    break;
+                }
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| PullError::Internal("no registry endpoint".into())))
+}
+
+/// One tag or digest: everything but the final `Status:` line. Returns the image and
+/// whether it was already what the reference pointed at.
+async fn pull_one(
+    store: &ImageStore,
+    reference: &Reference,
+    cfg: &RegistryConfig,
+    creds: Option<&Credentials>,
+    opts: &PullOptions,
+    rep: &Reporter<'_>,
+) -> Result<(Image, bool), PullError> {
+    let reference = reference.clone();
     let tag_or_digest = reference
         .digest
         .clone()
@@ -107,7 +195,7 @@ pub async fn pull(
     let manifest = match Manifest::parse(top_ct.as_deref(), &top_body).map_err(PullError::Unsupported)? {
         Manifest::Image(m) => m,
         Manifest::Index(idx) => {
-            let want = Platform::host();
+            let want = opts.platform.clone().unwrap_or_else(Platform::host);
             let desc = select_platform(&idx, &want)
                 .ok_or_else(|| PullError::NoMatchingPlatform { platform: want.to_string() })?
                 .clone();
@@ -141,6 +229,22 @@ pub async fn pull(
     let config_bytes = fetch_small_blob(&client, &config_digest, &reference).await?;
     let config: ImageConfig = serde_json::from_slice(&config_bytes)
         .map_err(|e| PullError::Registry(format!("invalid image config {config_digest}: {e}")))?;
+    if let Some(want) = &opts.platform {
+        // A single-platform image must be the one asked for (Docker checks the config).
+        let actual = Platform {
+            architecture: config.architecture.clone(),
+            os: config.os.clone(),
+            variant: config.variant.clone(),
+        };
+        let variant_ok = want.variant.is_none() || actual.variant.is_none() || want.variant == actual.variant;
+        if actual.os != want.os || actual.architecture != want.architecture || !variant_ok {
+            return Err(PullError::PlatformMismatch {
+                reference: reference.familiar(),
+                wanted: want.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+    }
     let diff_ids = config.rootfs.diff_ids.clone();
     if diff_ids.len() != manifest.layers.len() {
         return Err(PullError::Registry(format!(
@@ -154,7 +258,7 @@ pub async fn pull(
 
     // 3. Layers, unless the image is already here.
     if !store.has_image(&config_digest) {
-        pull_layers(store, &client, &rep, &manifest.layers, &diff_ids, &chains, &reference).await?;
+        pull_layers(store, &client, rep, &manifest.layers, &diff_ids, &chains, &reference).await?;
     }
 
     // 4. Record the image and move the reference.
@@ -177,15 +281,10 @@ pub async fn pull(
     }
     let (image, was_current) = store.commit_image(record, &refs)?;
     rep.emit(None, format!("Digest: {top_digest}"), None, None);
-    if was_current {
-        rep.emit(None, format!("Status: Image is up to date for {}", reference.familiar()), None, None);
-    } else {
-        rep.emit(None, format!("Status: Downloaded newer image for {}", reference.familiar()), None, None);
-    }
-    Ok(image)
+    Ok((image, was_current))
 }
 
-async fn fetch_first_manifest(
+pub(crate) async fn fetch_first_manifest(
     reference: &Reference,
     cfg: &RegistryConfig,
     creds: Option<&Credentials>,
@@ -207,7 +306,13 @@ async fn fetch_first_manifest(
                 if ep.mirror {
                     tracing::info!(mirror = %ep.base, error = %e.detail(), "mirror failed, trying the next endpoint");
                 }
+                // Past a mirror every failure falls back; otherwise only a registry
+                // that could not be talked to (an insecure one's https, then http).
+                let fall_back = ep.mirror || matches!(e, RegistryError::Transport(_));
                 last = Some(registry_error(e, reference));
+                if !fall_back {
+                    break;
+                }
             }
         }
     }
@@ -215,7 +320,7 @@ async fn fetch_first_manifest(
 }
 
 /// Maps a registry failure to Docker's wording (distribution/errors.go).
-fn registry_error(e: RegistryError, reference: &Reference) -> PullError {
+pub(crate) fn registry_error(e: RegistryError, reference: &Reference) -> PullError {
     let status = e.status();
     if e.has_code("MANIFEST_UNKNOWN") || (status == Some(reqwest::StatusCode::NOT_FOUND) && !e.has_code("NAME_UNKNOWN")) {
         let detail = if e.has_code("MANIFEST_UNKNOWN") { e.detail() } else { "manifest unknown: manifest unknown".into() };
@@ -238,11 +343,12 @@ fn registry_error(e: RegistryError, reference: &Reference) -> PullError {
     }
     match e {
         RegistryError::Transport(s) => PullError::Unreachable(s),
+        RegistryError::Unauthorized(s) => PullError::Registry(s),
         other => PullError::Registry(other.detail()),
     }
 }
 
-async fn fetch_small_blob(client: &Client, digest: &str, reference: &Reference) -> Result<Vec<u8>, PullError> {
+pub(crate) async fn fetch_small_blob(client: &Client, digest: &str, reference: &Reference) -> Result<Vec<u8>, PullError> {
     let (resp, url) = client.blob(digest).await.map_err(|e| registry_error(e, reference))?;
     let body = resp
         .bytes()

@@ -138,9 +138,16 @@ pub fn unpack_blob(
     match detect_compression(&head) {
         Compression::Gzip => unpack(flate2::bufread::MultiGzDecoder::new(buf), dest),
         Compression::None => unpack(buf, dest),
-        Compression::Zstd => Err(UnpackError::Compression("zstd-compressed layers are not supported".into())),
+        Compression::Zstd => unpack(zstd_reader(buf).map_err(UnpackError::Tar)?, dest),
         Compression::Bzip2 | Compression::Xz => unpack(buf, dest),
     }
+}
+
+/// A zstd-compressed layer (OCI `tar+zstd`) decoded as it is read, by a pure-Rust
+/// decoder whose window (memory) is capped at its default, not by the input.
+pub(crate) fn zstd_reader<R: Read>(r: R) -> std::io::Result<impl Read> {
+    ruzstd::decoding::StreamingDecoder::new(r)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("zstd: {e}")))
 }
 
 struct CountingReader<'a, R> {

@@ -279,7 +279,7 @@ async fn pull_errors_and_mirrors() {
     // Docker Hub names go to the mirrors in order; a dead mirror falls through.
     let cfg = RegistryConfig {
         mirrors: vec![format!("http://127.0.0.1:{dead}"), format!("http://127.0.0.1:{port}")],
-        insecure: vec![],
+        ..Default::default()
     };
     let (img, events) = pull_lines(&store, "hello", &cfg).await;
     let img = img.unwrap();

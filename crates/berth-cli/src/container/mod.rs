@@ -79,12 +79,15 @@ pub fn filters_json(filters: &[String]) -> Result<Option<String>, Fail> {
 /// `POST /images/create` and display its progress. `out` is stdout for `pull`, stderr
 /// for the auto-pull in `run`.
 pub fn pull_image(client: &mut Client, r: &Reference, platform: Option<&str>, out: &mut dyn Write, out_is_tty: bool, quiet: bool) -> Result<(), Fail> {
-    let mut params = vec![("fromImage", r.full_name()), ("tag", r.tag_or_digest())];
+    // No tag at all (only `pull -a` passes such a reference) asks for every tag.
+    let tag = r.digest.clone().or_else(|| r.tag.clone()).unwrap_or_default();
+    let mut params = vec![("fromImage", r.full_name()), ("tag", tag)];
     if let Some(p) = platform {
         params.push(("platform", p.to_string()));
     }
     let path = query("/images/create", &params);
-    let resp = client.send("POST", &path, &[("X-Registry-Auth", "e30=")], Body::Empty)?;
+    let auth = crate::login::registry_auth(&r.domain);
+    let resp = client.send("POST", &path, &[("X-Registry-Auth", &auth)], Body::Empty)?;
     let mut sink = io::sink();
     let target: &mut dyn Write = if quiet { &mut sink } else { out };
     match stream::display_json_messages(resp, target, out_is_tty && !quiet, |_| {}) {

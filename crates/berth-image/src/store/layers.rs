@@ -84,6 +84,9 @@ impl ImageStore {
         let inner: Box<dyn std::io::Read + Send> = match crate::unpack::detect_compression(&head) {
             crate::unpack::Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buf)),
             crate::unpack::Compression::None => Box::new(buf),
+            crate::unpack::Compression::Zstd => {
+                Box::new(crate::unpack::zstd_reader(buf).map_err(|e| StoreError::io("read", &blob, e))?)
+            }
             other => return Err(StoreError::Internal(format!("layer {diff_id}: a {other:?}-compressed blob cannot be read back"))),
         };
         Ok((size, Box::new(Verified { inner, hasher: Sha256::new(), left: size, want: diff_id.to_string() })))

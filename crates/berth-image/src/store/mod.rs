@@ -12,10 +12,12 @@ mod blobs;
 mod images;
 mod layers;
 mod references;
+mod push_source;
 
 pub use images::{Image, RemoveItem};
 pub(crate) use images::ImageRecord;
 pub use layers::chain_id;
+pub use push_source::{PushLayer, PushSource};
 pub(crate) use layers::LAYER_BLOB;
 
 use std::collections::{BTreeMap, HashMap};
