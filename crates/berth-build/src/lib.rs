@@ -13,6 +13,8 @@
 #![forbid(unsafe_code)]
 
 pub mod changes;
+pub mod context;
+pub mod executor;
 pub mod expand;
 pub mod ignore;
 pub mod instructions;

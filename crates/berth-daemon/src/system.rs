@@ -264,11 +264,6 @@ pub fn volumes_prune() -> Resp {
     json(StatusCode::OK, &json!({"VolumesDeleted": null, "SpaceReclaimed": 0}))
 }
 
-/// Berth has no build cache yet, so there is nothing to reclaim (`system prune` calls it).
-pub fn build_prune() -> Resp {
-    json(StatusCode::OK, &json!({"CachesDeleted": null, "SpaceReclaimed": 0}))
-}
-
 /// `GET /events?since=&until=&filters=`: replays the history in range, then streams
 /// live events until `until` (or until the client goes).
 pub fn events(state: &State, ctx: &Ctx) -> Resp {
@@ -342,7 +337,7 @@ pub fn disk_usage(state: &State) -> Resp {
             "Images": images,
             "Containers": containers,
             "Volumes": [],
-            "BuildCache": [],
+            "BuildCache": crate::build::disk_usage(state),
         }),
     )
 }

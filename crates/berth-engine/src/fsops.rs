@@ -778,6 +778,23 @@ impl Engine {
         Ok(image.id)
     }
 
+    /// A new image from a stopped container's changes with `config` as its whole
+    /// image config (the builder's RUN steps).
+    pub(crate) async fn commit_container_layer(
+        &self,
+        id: &str,
+        parent: berth_image::Image,
+        config: serde_json::Value,
+    ) -> Result<berth_image::Image> {
+        let c = self.lookup(id)?;
+        let rec = c.record();
+        let stubs: HashSet<String> = mount_points(&rec)
+            .iter()
+            .map(|p| p.to_string_lossy().trim_start_matches('/').to_string())
+            .collect();
+        self.commit_layer(&rec.id, parent, config, None, stubs).await
+    }
+
     async fn commit_layer(
         &self,
         id: &str,

@@ -10,6 +10,7 @@
 pub mod api {
     pub use berth_api::*;
 }
+pub mod build;
 mod containers;
 pub mod error;
 pub mod events;
