@@ -5,6 +5,7 @@
 #![deny(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::type_complexity))]
 
+mod build;
 mod cli;
 mod container;
 mod detach;
@@ -121,6 +122,7 @@ pub fn usage_line(prog: &str, path: &str) -> String {
         "port" => "CONTAINER [PRIVATE_PORT[/PROTO]]",
         "images" => "[OPTIONS] [REPOSITORY[:TAG]]",
         "pull" => "[OPTIONS] NAME[:TAG|@DIGEST]",
+        "build" => "[OPTIONS] PATH | URL | -",
         "tag" => "SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
         "rmi" => "[OPTIONS] IMAGE [IMAGE...]",
         "stats" => "[OPTIONS] [CONTAINER...]",
@@ -300,6 +302,7 @@ fn dispatch(ctx: &mut Ctx, cmd: cli::Cmd) -> CmdResult {
         Cmd::Images(a) => image::images(ctx, a, "images"),
         Cmd::Image { cmd: I::Ls(a) } => image::images(ctx, a, "image ls"),
         Cmd::Pull(a) | Cmd::Image { cmd: I::Pull(a) } => image::pull(ctx, a),
+        Cmd::Build(a) | Cmd::Image { cmd: I::Build(a) } => build::build(ctx, *a),
         Cmd::Tag(a) | Cmd::Image { cmd: I::Tag(a) } => image::tag(ctx, a),
         Cmd::Rmi(a) | Cmd::Image { cmd: I::Rm(a) } => image::rmi(ctx, a),
         Cmd::Image { cmd: I::Prune(a) } => system::image_prune(ctx, a),
