@@ -938,17 +938,29 @@ fn expand_heredoc(body: &str, vars: &[String], escape: char) -> String {
     out
 }
 
-/// `/bin/sh -c #(nop)  <text>` under the stage's shell.
-fn nop(st: &State, text: &str) -> String {
+/// Docker's `[shell…, "#(nop) ", text]`: the container config's Cmd of a config-only
+/// step; joined by spaces it is the history's `/bin/sh -c #(nop)  <text>`.
+fn nop_argv(st: &State, text: &str) -> Vec<String> {
     let mut v = Executor::shell(st);
-    v.push(format!("#(nop) {text}"));
-    v.join(" ")
+    v.push("#(nop) ".to_string());
+    v.push(text.to_string());
+    v
 }
 
+fn nop(st: &State, text: &str) -> String {
+    nop_argv(st, text).join(" ")
+}
+
+/// The `container_config` of a step: the stage's config with the step as its Cmd.
 fn container_cfg(st: &State, created_by: &str) -> ContainerConfig {
     let mut c = st.config.clone();
     c.image = st.image.id.clone();
-    c.cmd = Some(vec![created_by.to_string()]);
+    let shell = Executor::shell(st);
+    let prefix = format!("{} #(nop)  ", shell.join(" "));
+    c.cmd = Some(match created_by.strip_prefix(&prefix) {
+        Some(text) => nop_argv(st, text),
+        None => vec![created_by.to_string()],
+    });
     c
 }
 

@@ -112,8 +112,18 @@ fn receive_context(body: impl Read, dir: &Path, max: u64) -> std::result::Result
     ar.set_preserve_mtime(true);
     ar.set_overwrite(true);
     let entries = ar.entries().map_err(|e| format!("Error processing tar file: {e}"))?;
+    let mut seen = 0usize;
     for e in entries {
-        let mut e = e.map_err(|e| format!("Error processing tar file: {e}"))?;
+        let mut e = match e {
+            Ok(e) => e,
+            // The docker CLI ends a context whose Dockerfile or .dockerignore it
+            // rewrote (`-f` outside the context, `-f -`) right after the last entry's
+            // data: no padding, no end-of-archive blocks. Go's reader stops there
+            // cleanly, so does this one.
+            Err(err) if seen > 0 && (err.kind() == io::ErrorKind::UnexpectedEof || err.to_string().contains("unexpected EOF")) => break,
+            Err(err) => return Err(format!("Error processing tar file: {err}")),
+        };
+        seen += 1;
         // unpack_in refuses paths that would leave `dir` (`..`, symlinked parents).
         e.unpack_in(dir).map_err(|e| format!("Error processing tar file: {e}"))?;
     }
@@ -479,6 +489,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let e = receive_context(t.as_slice(), dir.path(), 1024).expect_err("cap");
         assert!(e.contains("exceeds"), "{e}");
+        // The docker CLI's rewritten context: the last entry's data, then nothing.
+        let mut cut = tar_of(&[("a", b"x"), (".dockerignore", b"Dockerfile")]);
+        cut.truncate(512 * 3 + 10);
+        let dir = tempfile::tempdir().expect("tempdir");
+        receive_context(cut.as_slice(), dir.path(), 0).expect("truncated after the last entry");
+        assert_eq!(fs::read_to_string(dir.path().join(".dockerignore")).expect("read"), "Dockerfile");
         let e = receive_context(&b"BZh91AY"[..], dir.path(), 0).expect_err("bzip2");
         assert!(e.contains("bzip2"), "{e}");
     }
