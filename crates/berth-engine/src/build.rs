@@ -112,8 +112,7 @@ fn receive_context(body: impl Read, dir: &Path, max: u64) -> std::result::Result
     ar.set_preserve_mtime(true);
     ar.set_overwrite(true);
     let entries = ar.entries().map_err(|e| format!("Error processing tar file: {e}"))?;
-    let mut seen = 0usize;
-    for e in entries {
+    for (seen, e) in entries.enumerate() {
         let mut e = match e {
             Ok(e) => e,
             // The docker CLI ends a context whose Dockerfile or .dockerignore it
@@ -123,7 +122,6 @@ fn receive_context(body: impl Read, dir: &Path, max: u64) -> std::result::Result
             Err(err) if seen > 0 && (err.kind() == io::ErrorKind::UnexpectedEof || err.to_string().contains("unexpected EOF")) => break,
             Err(err) => return Err(format!("Error processing tar file: {err}")),
         };
-        seen += 1;
         // unpack_in refuses paths that would leave `dir` (`..`, symlinked parents).
         e.unpack_in(dir).map_err(|e| format!("Error processing tar file: {e}"))?;
     }
