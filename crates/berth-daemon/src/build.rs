@@ -73,7 +73,10 @@ fn options(ctx: &Ctx) -> Result<BuildRequest, Resp> {
         cpuset_mems: ctx.q("cpusetmems").to_string(),
         platform: ctx.q("platform").to_string(),
     };
-    Ok(BuildRequest { opts, dockerfile: ctx.q("dockerfile").to_string(), quiet: ctx.flag("q"), max_context: 0 })
+    // Go's FormValue: the first of repeated values. docker-py sends an out-of-context
+    // Dockerfile as `dockerfile=<name in the tar>&dockerfile=<its contents>`.
+    let dockerfile = ctx.q_all("dockerfile").into_iter().next().unwrap_or_default();
+    Ok(BuildRequest { opts, dockerfile, quiet: ctx.flag("q"), max_context: 0 })
 }
 
 fn message(m: BuildMsg) -> JsonMessage {
