@@ -1012,24 +1012,40 @@ fn nop_text(inst: &Instruction, st: &State) -> String {
     }
 }
 
-/// Go's `time.Duration` String for whole units (`30s`, `1m30s`, `0s`).
+/// Go's `time.Duration` String (`0s`, `1.5ms`, `30s`, `1m30.5s`, `1h0m0s`).
 fn go_dur(ns: i64) -> String {
+    fn frac(whole: i64, rem: i64, digits: usize) -> String {
+        let f = format!("{rem:0digits$}");
+        let f = f.trim_end_matches('0');
+        if f.is_empty() {
+            whole.to_string()
+        } else {
+            format!("{whole}.{f}")
+        }
+    }
     if ns == 0 {
         return "0s".into();
     }
-    if ns % 1_000_000_000 != 0 {
-        return format!("{}ms", ns / 1_000_000);
+    let (sign, ns) = if ns < 0 { ("-", -ns) } else { ("", ns) };
+    if ns < 1_000 {
+        return format!("{sign}{ns}ns");
     }
-    let s = ns / 1_000_000_000;
-    let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
-    let mut out = String::new();
+    if ns < 1_000_000 {
+        return format!("{sign}{}µs", frac(ns / 1_000, ns % 1_000, 3));
+    }
+    if ns < 1_000_000_000 {
+        return format!("{sign}{}ms", frac(ns / 1_000_000, ns % 1_000_000, 6));
+    }
+    let secs = ns / 1_000_000_000;
+    let (h, m, sec) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    let mut out = sign.to_string();
     if h > 0 {
         out.push_str(&format!("{h}h"));
     }
     if h > 0 || m > 0 {
         out.push_str(&format!("{m}m"));
     }
-    out.push_str(&format!("{sec}s"));
+    out.push_str(&format!("{}s", frac(sec, ns % 1_000_000_000, 9)));
     out
 }
 
@@ -1078,5 +1094,63 @@ struct OutRef<'b>(&'b mut dyn Output);
 impl Output for OutRef<'_> {
     fn stream(&mut self, s: &str) {
         self.0.stream(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stages(src: &str) -> Vec<Stage> {
+        let d = parser::parse(src).expect("parse");
+        let mut out: Vec<Stage> = Vec::new();
+        for n in d.nodes {
+            if n.cmd == "from" {
+                let name = match n.args.as_slice() {
+                    [_, a, s] if a.eq_ignore_ascii_case("as") => Some(s.to_ascii_lowercase()),
+                    _ => None,
+                };
+                out.push(Stage { name, from: n, nodes: Vec::new() });
+            } else if let Some(s) = out.last_mut() {
+                s.nodes.push(n);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn only_the_stages_the_target_needs() {
+        let src = "FROM busybox AS a\nRUN x\nFROM busybox AS b\nRUN y\nFROM a AS c\nCOPY --from=1 /f /f\nFROM busybox\nCOPY --from=a /g /g\n";
+        let s = stages(src);
+        let want = |t: usize| {
+            let mut v: Vec<usize> = needed_stages(&s, t).into_iter().collect();
+            v.sort();
+            v
+        };
+        assert_eq!(want(3), vec![0, 3]);
+        assert_eq!(want(2), vec![0, 1, 2]);
+        assert_eq!(want(1), vec![1]);
+    }
+
+    #[test]
+    fn history_texts_like_docker() {
+        let st = State { image: ImageInfo::default(), config: ContainerConfig::default(), cmd_set: false, args: Vec::new(), author: None };
+        let cases: Vec<(Instruction, &str)> = vec![
+            (Instruction::Cmd { cmd: vec!["cat".into(), "/greeting".into()], shell: false }, "CMD [\"cat\" \"/greeting\"]"),
+            (Instruction::Cmd { cmd: vec!["echo hi".into()], shell: true }, "CMD [\"/bin/sh\" \"-c\" \"echo hi\"]"),
+            (Instruction::Env(vec![("A".into(), "1".into()), ("B".into(), "x y".into())]), "ENV A=1 B=x y"),
+            (Instruction::Expose(vec!["80".into(), "53/udp".into()]), "EXPOSE 53/udp 80/tcp"),
+            (Instruction::Volume(vec!["/data".into()]), "VOLUME [\"/data\"]"),
+            (Instruction::Healthcheck(None), "HEALTHCHECK NONE"),
+        ];
+        for (inst, want) in cases {
+            assert_eq!(nop_text(&inst, &st), want);
+        }
+        assert_eq!(nop(&st, "CMD [\"x\"]"), "/bin/sh -c #(nop)  CMD [\"x\"]");
+        let c = container_cfg(&st, &nop(&st, "ENV A=1"));
+        assert_eq!(c.cmd, Some(vec!["/bin/sh".to_string(), "-c".to_string(), "#(nop) ".to_string(), "ENV A=1".to_string()]));
+        for (ns, want) in [(0, "0s"), (5_000_000_000, "5s"), (90_000_000_000, "1m30s"), (3_600_000_000_000, "1h0m0s"), (1_500_000, "1.5ms"), (90_500_000_000, "1m30.5s"), (1_500, "1.5µs")] {
+            assert_eq!(go_dur(ns), want, "{ns}");
+        }
     }
 }

@@ -336,6 +336,10 @@ impl Backend for EngineBackend {
 
     fn tag(&mut self, image: &str, reference: &str) -> std::result::Result<(), BuildError> {
         let r = Reference::parse(reference).map_err(|e| BuildError::new(e.to_string()))?.with_default_tag();
+        // A rebuild that changed nothing leaves repositories.json (and its sync) alone.
+        if self.engine.images().resolve(&r.familiar()).is_ok_and(|i| i.id == image) {
+            return Ok(());
+        }
         self.engine.images().tag(image, &r).map_err(|e| BuildError::new(e.to_string()))
     }
 
