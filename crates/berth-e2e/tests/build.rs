@@ -305,3 +305,46 @@ except docker.errors.BuildError as e:
         .stdout_has("v=9")
         .stdout_has("ERR:The command '/bin/sh -c exit 2' returned a non-zero code: 2");
 }
+
+/// ADD: a local tar (plain and gzip) extracted, a URL fetched from a server this test
+/// starts on 127.0.0.1 (mode 0600, as Docker); `--cache-from` takes hits only from the
+/// images it names (and their ancestors).
+#[test]
+fn add_archives_urls_and_cache_from() {
+    let d = Daemon::start();
+    let srv_dir = d.dir().join("www");
+    fs::create_dir_all(&srv_dir).expect("mkdir");
+    fs::write(srv_dir.join("remote.txt"), "from-url\n").expect("write");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let mut server = std::process::Command::new("python3")
+        .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
+        .arg(&srv_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("http server");
+    berth_e2e::wait_until(std::time::Duration::from_secs(10), "http server", || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
+    let ctx = write_ctx(&d, "add", &[("in/a.txt", "a\n"), ("in/sub/b.txt", "b\n")]);
+    for (name, flags) in [("t.tar", "-cf"), ("t.tgz", "-czf")] {
+        let st = std::process::Command::new("tar").arg(flags).arg(ctx.join(name)).arg("-C").arg(ctx.join("in")).arg(".").status().expect("tar");
+        assert!(st.success());
+    }
+    let df = format!("FROM busybox\nADD t.tar /x/\nADD t.tgz /y\nADD http://127.0.0.1:{port}/remote.txt /dl/\nCOPY t.tar /z/\n");
+    fs::write(ctx.join("Dockerfile"), df).expect("write");
+    d.berth(&["build", "-t", "add", &arg(&ctx)]).ok();
+    let out = d.berth(&["run", "--rm", "add", "sh", "-c", "cat /x/a.txt /x/sub/b.txt /y/a.txt /dl/remote.txt; stat -c %a /dl/remote.txt; ls /z"]).ok();
+    assert_eq!(out.stdout, "a\nb\na\nfrom-url\n600\nt.tar\n", "{out:?}");
+    let _ = server.kill();
+    let _ = server.wait();
+    // --cache-from: the image just built (and its ancestors) may serve hits; an
+    // unrelated image may not.
+    let ctx2 = write_ctx(&d, "cf", &[("Dockerfile", "FROM busybox\nRUN echo cf > /cf\nCMD [\"cat\", \"/cf\"]\n")]);
+    d.berth(&["build", "-t", "cf:1", &arg(&ctx2)]).ok();
+    let r = d.docker(&["build", "--cache-from", "cf:1", &arg(&ctx2)]).ok();
+    assert_eq!(r.stdout.matches("Using cache").count(), 2, "{r:?}");
+    let r = d.docker(&["build", "--cache-from", "busybox", &arg(&ctx2)]).ok();
+    r.stdout_lacks("Using cache");
+}
