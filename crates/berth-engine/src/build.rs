@@ -348,6 +348,16 @@ impl Backend for EngineBackend {
     }
 }
 
+/// Removes what builds of a previous daemon left under `builder/tmp` (none runs yet).
+pub(crate) fn clean_tmp(data_root: &Path) {
+    let tmp = data_root.join("builder/tmp");
+    if let Err(e) = fs::remove_dir_all(&tmp) {
+        if e.kind() != io::ErrorKind::NotFound {
+            tracing::warn!(path = %tmp.display(), error = %e, "leftover build contexts not removed");
+        }
+    }
+}
+
 impl Engine {
     fn builder_root(&self) -> PathBuf {
         self.config().data_root.join("builder")

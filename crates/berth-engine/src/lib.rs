@@ -132,6 +132,8 @@ impl Engine {
             }),
         };
         engine.restore().await?;
+        // Contexts of builds a previous daemon did not finish.
+        build::clean_tmp(&engine.config().data_root);
         Ok(engine)
     }
 
