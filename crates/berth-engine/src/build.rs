@@ -57,15 +57,19 @@ pub struct CacheEntry {
     pub created: i64,
 }
 
+/// Messages in flight between the build thread and the HTTP body: what bounds the
+/// memory a slow client can make a chatty RUN hold.
+const MSG_BACKLOG: usize = 256;
+
 struct ChanOut {
-    tx: mpsc::UnboundedSender<BuildMsg>,
+    tx: mpsc::Sender<BuildMsg>,
     quiet: bool,
 }
 
 impl Output for ChanOut {
     fn stream(&mut self, s: &str) {
         if !self.quiet {
-            let _ = self.tx.send(BuildMsg::Stream(s.to_string()));
+            let _ = self.tx.blocking_send(BuildMsg::Stream(s.to_string()));
         }
     }
 }
@@ -132,7 +136,30 @@ fn receive_context(body: impl Read, dir: &Path, max: u64) -> std::result::Result
 pub struct EngineBackend {
     engine: Engine,
     rt: Handle,
-    tx: mpsc::UnboundedSender<BuildMsg>,
+    tx: mpsc::Sender<BuildMsg>,
+}
+
+/// Reads a tar the engine writes (`docker cp`'s stream) on the build thread, chunk by
+/// chunk: nothing of it is held whole.
+struct StreamRead<'a> {
+    rx: &'a mut crate::fsops::ByteStream,
+    rt: &'a Handle,
+    cur: bytes::Bytes,
+}
+
+impl Read for StreamRead<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rt.block_on(self.rx.recv()) {
+                Some(b) => self.cur = b,
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.cur.len());
+        out[..n].copy_from_slice(&self.cur[..n]);
+        self.cur = self.cur.slice(n..);
+        Ok(n)
+    }
 }
 
 fn be(e: Error) -> BuildError {
@@ -191,7 +218,7 @@ impl Backend for EngineBackend {
         while let Some(m) = self.rt.block_on(rx.recv()) {
             match m {
                 Ok(msg) => {
-                    let _ = self.tx.send(BuildMsg::Progress(msg));
+                    let _ = self.tx.blocking_send(BuildMsg::Progress(msg));
                 }
                 Err(e) => return Err(be(e)),
             }
@@ -288,19 +315,22 @@ impl Backend for EngineBackend {
                 .rt
                 .block_on(self.engine.archive_path(&id, &src))
                 .map_err(|e| BuildError::new(format!("COPY failed: {}", e.to_string().replace(&format!(" in container {id}"), ""))))?;
-            let mut buf = Vec::new();
-            while let Some(chunk) = self.rt.block_on(tar.data.recv()) {
-                buf.extend_from_slice(&chunk);
-            }
             let into = if root { dest.to_path_buf() } else { dest.parent().map(Path::to_path_buf).unwrap_or_else(|| dest.to_path_buf()) };
             fs::create_dir_all(&into).map_err(|e| BuildError::new(e.to_string()))?;
-            let mut ar = tar::Archive::new(buf.as_slice());
+            let reader = StreamRead { rx: &mut tar.data, rt: &self.rt, cur: bytes::Bytes::new() };
+            let mut ar = tar::Archive::new(reader);
             ar.set_preserve_permissions(true);
             for e in ar.entries().map_err(|e| BuildError::new(e.to_string()))? {
                 let mut e = e.map_err(|e| BuildError::new(e.to_string()))?;
                 e.unpack_in(&into).map_err(|e| BuildError::new(e.to_string()))?;
             }
-            Ok(())
+            drop(ar);
+            // How the writer ended: a tar cut short must not pass for a whole one.
+            match self.rt.block_on(tar.done) {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(BuildError::new(format!("COPY failed: {e}"))),
+                Err(_) => Err(BuildError::new("COPY failed: the archive ended early")),
+            }
         })();
         let _ = self.rt.block_on(self.engine.remove(&id, true));
         r
@@ -374,8 +404,8 @@ impl Engine {
 
     /// Runs a build: receives the context from `body`, then builds; the returned
     /// channel carries the progress and ends with `Aux` + success lines or an `Error`.
-    pub fn build(&self, req: BuildRequest, body: UploadStream) -> mpsc::UnboundedReceiver<BuildMsg> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    pub fn build(&self, req: BuildRequest, body: UploadStream) -> mpsc::Receiver<BuildMsg> {
+        let (tx, rx) = mpsc::channel(MSG_BACKLOG);
         let engine = self.clone();
         let rt = Handle::current();
         tokio::task::spawn_blocking(move || {
@@ -407,7 +437,7 @@ impl Engine {
                     let mut ex = Executor::new(&mut backend, &mut out, req.opts.clone(), ctx.clone(), scratch.clone());
                     ex.build(&text, ignore.as_deref())?
                 };
-                let _ = tx.send(BuildMsg::Aux(id.clone()));
+                let _ = tx.blocking_send(BuildMsg::Aux(id.clone()));
                 let short: String = id.trim_start_matches("sha256:").chars().take(12).collect();
                 out.stream(&format!("Successfully built {short}\n"));
                 for t in &tags {
@@ -421,11 +451,11 @@ impl Engine {
             match r {
                 Ok(id) => {
                     if req.quiet {
-                        let _ = tx.send(BuildMsg::Stream(format!("{id}\n")));
+                        let _ = tx.blocking_send(BuildMsg::Stream(format!("{id}\n")));
                     }
                 }
                 Err(e) => {
-                    let _ = tx.send(BuildMsg::Error { message: e.message, code: e.code });
+                    let _ = tx.blocking_send(BuildMsg::Error { message: e.message, code: e.code });
                 }
             }
         });
