@@ -205,6 +205,19 @@ pub fn build(ctx: &mut Ctx, o: BuildArgs) -> CmdResult {
     if o.path.is_empty() {
         return Err(Fail::new(1, "\"build\" requires exactly 1 argument.").with_help("build"));
     }
+    // Docker checks every -t before anything is sent (a flag error: 125 and usage).
+    for t in &o.tag {
+        if let Err(e) = berth_api::reference::Reference::parse(t) {
+            return Err(Fail::new(
+                125,
+                format!(
+                    "invalid argument {t:?} for \"-t, --tag\" flag: {e}\n\nUsage:  {}\n\nRun '{} build --help' for more information",
+                    ctx.usage("build"),
+                    ctx.prog
+                ),
+            ));
+        }
+    }
     if o.path.contains("://") {
         return Err(fail("remote build contexts are not supported by berth build"));
     }

@@ -167,6 +167,15 @@ fn failing_run_and_bad_dockerfile() {
         assert_eq!(image_count(&d), before);
         assert_eq!(d.request("GET", "/v1.47/images/never/json", None).status, 404);
     }
+    // A bad tag: refused before anything is built (the CLIs check it themselves, the
+    // API answers 400).
+    for cli in [Cli::Berth, Cli::Docker] {
+        d.cli(cli, &["build", "-t", "BAD", &arg(&d.dir().join("bad"))])
+            .code(125)
+            .stderr_has("invalid reference format: repository name (library/BAD) must be lowercase");
+    }
+    let r = d.request("POST", "/v1.47/build?t=BAD", None);
+    assert_eq!(r.status, 400, "{r:?}");
     // The failed RUN's containers stayed (Docker's rm=true, forcerm=false).
     assert_eq!(d.berth(&["ps", "-aq"]).ok().lines().len(), 2);
     // --force-rm removes it too.
