@@ -197,6 +197,12 @@ impl Instruction {
             }
             "run" => {
                 let fs = flags(node, &["network", "mount", "security"])?;
+                // Docker's classic builder refuses what only BuildKit can do.
+                for f in ["mount", "security"] {
+                    if flag(&fs, f).is_some() {
+                        return Err(format!("the --{f} option requires BuildKit. Refer to https://docs.docker.com/go/buildkit/ to learn how to build images with BuildKit enabled"));
+                    }
+                }
                 if node.args.is_empty() && node.heredocs.is_empty() {
                     return Err("RUN requires at least one argument".into());
                 }
@@ -396,6 +402,7 @@ mod tests {
             ("HEALTHCHECK CMD", "Missing command after HEALTHCHECK CMD"),
             ("WORKDIR", "WORKDIR requires exactly one argument"),
             ("RUN", "RUN requires at least one argument"),
+            ("RUN --mount=type=cache,target=/c true", "the --mount option requires BuildKit. Refer to https://docs.docker.com/go/buildkit/ to learn how to build images with BuildKit enabled"),
         ];
         for (src, want) in cases {
             assert_eq!(inst(src), Err(want.to_string()), "{src}");
