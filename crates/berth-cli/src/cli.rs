@@ -117,6 +117,19 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: SystemCmd,
     },
+    /// Manage builds
+    Builder {
+        #[command(subcommand)]
+        cmd: BuilderCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BuilderCmd {
+    /// Build an image from a Dockerfile
+    Build(Box<BuildArgs>),
+    /// Remove build cache
+    Prune(PruneArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -104,7 +104,7 @@ impl Ctx {
 /// The usage line of a command, e.g. `berth run [OPTIONS] IMAGE [COMMAND] [ARG...]`;
 /// a management command alone is just its path (Docker's `Usage:  docker container`).
 pub fn usage_line(prog: &str, path: &str) -> String {
-    if matches!(path, "container" | "image" | "system") {
+    if matches!(path, "container" | "image" | "system" | "builder") {
         return format!("{prog} {path}");
     }
     let leaf = path.rsplit(' ').next().unwrap_or(path);
@@ -302,7 +302,8 @@ fn dispatch(ctx: &mut Ctx, cmd: cli::Cmd) -> CmdResult {
         Cmd::Images(a) => image::images(ctx, a, "images"),
         Cmd::Image { cmd: I::Ls(a) } => image::images(ctx, a, "image ls"),
         Cmd::Pull(a) | Cmd::Image { cmd: I::Pull(a) } => image::pull(ctx, a),
-        Cmd::Build(a) | Cmd::Image { cmd: I::Build(a) } => build::build(ctx, *a),
+        Cmd::Build(a) | Cmd::Image { cmd: I::Build(a) } | Cmd::Builder { cmd: cli::BuilderCmd::Build(a) } => build::build(ctx, *a),
+        Cmd::Builder { cmd: cli::BuilderCmd::Prune(a) } => system::builder_prune(ctx, a),
         Cmd::Tag(a) | Cmd::Image { cmd: I::Tag(a) } => image::tag(ctx, a),
         Cmd::Rmi(a) | Cmd::Image { cmd: I::Rm(a) } => image::rmi(ctx, a),
         Cmd::Image { cmd: I::Prune(a) } => system::image_prune(ctx, a),

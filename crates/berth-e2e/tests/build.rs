@@ -91,7 +91,8 @@ fn build_run_rebuild_from_cache_and_miss_after_an_edit() {
     let r = d.berth(&["build", "--no-cache", "-q", &arg(&ctx)]).ok();
     assert!(r.stdout.trim().starts_with("sha256:") && r.stdout.lines().count() == 1, "{r:?}");
     // builder prune forgets the cache: the next build misses.
-    d.docker(&["builder", "prune", "-f"]).ok();
+    d.docker(&["builder", "prune", "-f"]).ok().stdout_has("Deleted build cache objects:").stdout_has("Total reclaimed space: 0B");
+    d.berth(&["builder", "prune", "-f"]).ok().stdout_lacks("Deleted").stdout_has("Total reclaimed space: 0B");
     let r = d.berth(&["build", &arg(&ctx)]).ok();
     r.stdout_lacks("Using cache");
 }
