@@ -206,3 +206,9 @@ open(path, "w").write(new)
 PY
     echo "== wrote BENCHMARKS.md"
 fi
+
+# The build benchmark runs in the same invocation (its own daemons, roots and table).
+BUILD_ARGS=(--runs "$RUNS")
+[ "$WANT_DOCKER" = 1 ] && BUILD_ARGS+=(--docker)
+[ "$WRITE" = 0 ] && BUILD_ARGS+=(--no-write)
+bench/build.sh "${BUILD_ARGS[@]}" || echo "bench/build.sh failed" >&2

@@ -5,6 +5,7 @@
 #![deny(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::type_complexity))]
 
+mod build;
 mod cli;
 mod container;
 mod detach;
@@ -109,7 +110,7 @@ impl Ctx {
 /// The usage line of a command, e.g. `berth run [OPTIONS] IMAGE [COMMAND] [ARG...]`;
 /// a management command alone is just its path (Docker's `Usage:  docker container`).
 pub fn usage_line(prog: &str, path: &str) -> String {
-    if matches!(path, "container" | "image" | "network" | "system" | "volume") {
+    if matches!(path, "container" | "image" | "network" | "system" | "volume" | "builder") {
         return format!("{prog} {path}");
     }
     let leaf = path.rsplit(' ').next().unwrap_or(path);
@@ -137,6 +138,7 @@ pub fn usage_line(prog: &str, path: &str) -> String {
         "push" => "[OPTIONS] NAME[:TAG]",
         "search" => "[OPTIONS] TERM",
         "logout" => "[SERVER]",
+        "build" => "[OPTIONS] PATH | URL | -",
         "tag" => "SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
         "rmi" => "[OPTIONS] IMAGE [IMAGE...]",
         "history" => "[OPTIONS] IMAGE",
@@ -323,6 +325,8 @@ fn dispatch(ctx: &mut Ctx, cmd: cli::Cmd) -> CmdResult {
         Cmd::Search(a) => search::search(ctx, a),
         Cmd::Login(a) => login::login(ctx, a),
         Cmd::Logout(a) => login::logout(ctx, a),
+        Cmd::Build(a) | Cmd::Image { cmd: I::Build(a) } | Cmd::Builder { cmd: cli::BuilderCmd::Build(a) } => build::build(ctx, *a),
+        Cmd::Builder { cmd: cli::BuilderCmd::Prune(a) } => system::builder_prune(ctx, a),
         Cmd::Tag(a) | Cmd::Image { cmd: I::Tag(a) } => image::tag(ctx, a),
         Cmd::Rmi(a) | Cmd::Image { cmd: I::Rm(a) } => image::rmi(ctx, a),
         Cmd::Image { cmd: I::Prune(a) } => system::image_prune(ctx, a),

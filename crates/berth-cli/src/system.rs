@@ -849,6 +849,22 @@ pub fn image_prune(ctx: &mut Ctx, o: PruneArgs) -> CmdResult {
     Ok(0)
 }
 
+/// `builder prune`: the build cache (Docker's warning, its report).
+pub fn builder_prune(ctx: &mut Ctx, o: PruneArgs) -> CmdResult {
+    ctx.require("builder prune", o.rest.len(), 0, Some(0))?;
+    let warning = if o.all {
+        "WARNING! This will remove all build cache."
+    } else {
+        "WARNING! This will remove all dangling build cache."
+    };
+    if !o.force && !confirm(warning) {
+        return Ok(0);
+    }
+    let (space, out) = prune_build(ctx, o.all, &o.filter)?;
+    print_report(&[out], space);
+    Ok(0)
+}
+
 pub fn system_prune(ctx: &mut Ctx, o: PruneArgs) -> CmdResult {
     ctx.require("system prune", o.rest.len(), 0, Some(0))?;
     if !o.force {

@@ -26,6 +26,8 @@ pub struct Limits {
     pub header_read_timeout: Option<Duration>,
     /// Time a client has to deliver a whole buffered (JSON) request body. None: no limit.
     pub body_read_timeout: Option<Duration>,
+    /// Largest unpacked build context (`POST /build`), in bytes.
+    pub max_build_context: u64,
 }
 
 impl Default for Limits {
@@ -35,6 +37,7 @@ impl Default for Limits {
             max_request_body: 16 << 20,
             header_read_timeout: Some(Duration::from_secs(30)),
             body_read_timeout: Some(Duration::from_secs(60)),
+            max_build_context: 4 << 30,
         }
     }
 }
@@ -64,6 +67,7 @@ pub struct LimitSettings {
     pub max_request_body: Option<NumOrStr>,
     pub header_read_timeout: Option<NumOrStr>,
     pub body_read_timeout: Option<NumOrStr>,
+    pub max_build_context: Option<NumOrStr>,
 }
 
 impl LimitSettings {
@@ -83,6 +87,13 @@ impl LimitSettings {
                 _ => return Err(format!("invalid max-request-body {:?}: expected a size such as 16MiB", v.text())),
             },
         };
+        let max_build_context = match &self.max_build_context {
+            None => d.max_build_context,
+            Some(v) => match parse_size(&v.text()) {
+                Some(n) if n > 0 => n,
+                _ => return Err(format!("invalid max-build-context {:?}: expected a size such as 4GiB", v.text())),
+            },
+        };
         let timeout = |name: &str, v: &Option<NumOrStr>, default: Option<Duration>| match v {
             None => Ok(default),
             Some(v) => match parse_duration(&v.text()) {
@@ -96,6 +107,7 @@ impl LimitSettings {
             max_request_body,
             header_read_timeout: timeout("header-read-timeout", &self.header_read_timeout, d.header_read_timeout)?,
             body_read_timeout: timeout("body-read-timeout", &self.body_read_timeout, d.body_read_timeout)?,
+            max_build_context,
         })
     }
 }
@@ -254,6 +266,7 @@ mod tests {
             max_request_body: Some(NumOrStr::Str("1m".into())),
             header_read_timeout: Some(NumOrStr::Str("0".into())),
             body_read_timeout: Some(NumOrStr::Num(5)),
+            max_build_context: Some(NumOrStr::Str("2MiB".into())),
         };
         assert_eq!(
             s.resolve(),
@@ -262,6 +275,7 @@ mod tests {
                 max_request_body: 1 << 20,
                 header_read_timeout: None,
                 body_read_timeout: Some(Duration::from_secs(5)),
+                max_build_context: 2 << 20,
             })
         );
         for bad in [

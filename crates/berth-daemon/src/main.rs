@@ -9,6 +9,7 @@
 #![recursion_limit = "256"]
 
 mod archive;
+mod build;
 mod conn;
 mod containers;
 mod exec;
@@ -80,6 +81,9 @@ struct Flags {
     /// Largest JSON request body accepted (bytes, or with a unit: 512k, 16MiB); larger is 413
     #[arg(long = "max-request-body")]
     max_request_body: Option<String>,
+    /// Largest unpacked build context (`POST /build`), e.g. 4GiB.
+    #[arg(long = "max-build-context")]
+    max_build_context: Option<String>,
     /// Time a connection has to send a complete request head, from its opening or its previous response (30s, 500ms; 0 = none)
     #[arg(long = "header-read-timeout")]
     header_read_timeout: Option<String>,
@@ -132,6 +136,7 @@ struct FileConfig {
     mtu: Option<u32>,
     iptables: Option<bool>,
     ip_forward: Option<bool>,
+    max_build_context: Option<limits::NumOrStr>,
 }
 
 /// dockerd's network options: each flag wins over its daemon.json key.
@@ -156,6 +161,7 @@ fn limits(file: &FileConfig, flags: &Flags) -> Result<limits::Limits> {
         max_request_body: pick(&flags.max_request_body, &file.max_request_body),
         header_read_timeout: pick(&flags.header_read_timeout, &file.header_read_timeout),
         body_read_timeout: pick(&flags.body_read_timeout, &file.body_read_timeout),
+        max_build_context: pick(&flags.max_build_context, &file.max_build_context),
     }
     .resolve()
     .map_err(anyhow::Error::msg)

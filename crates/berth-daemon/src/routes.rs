@@ -114,7 +114,8 @@ async fn dispatch(state: State, ctx: Ctx) -> Resp {
         (&Method::GET, ["info"]) => system::info(&state),
         (&Method::POST, ["auth"]) => registry::auth(&state, ctx).await,
         (&Method::GET, ["system", "df"]) => system::disk_usage(&state),
-        (&Method::POST, ["build", "prune"]) => system::build_prune(),
+        (&Method::POST, ["build", "prune"]) => crate::build::prune(&state),
+        (&Method::POST, ["build"]) => crate::build::build(&state, ctx).await,
 
         (&Method::GET, ["containers", "json"]) => containers::list(&state, &ctx),
         (&Method::POST, ["containers", "create"]) => containers::create(&state, ctx).await,

@@ -254,11 +254,6 @@ fn runtimes_json(cfg: &berth_engine::EngineConfig) -> serde_json::Value {
     serde_json::Value::Object(m)
 }
 
-/// Berth has no build cache yet, so there is nothing to reclaim (`system prune` calls it).
-pub fn build_prune() -> Resp {
-    json(StatusCode::OK, &json!({"CachesDeleted": null, "SpaceReclaimed": 0}))
-}
-
 /// `GET /events?since=&until=&filters=`: replays the history in range, then streams
 /// live events until `until` (or until the client goes).
 pub fn events(state: &State, ctx: &Ctx) -> Resp {
@@ -332,7 +327,7 @@ pub fn disk_usage(state: &State) -> Resp {
             "Images": images,
             "Containers": containers,
             "Volumes": state.engine.volumes_usage(),
-            "BuildCache": [],
+            "BuildCache": crate::build::disk_usage(state),
         }),
     )
 }

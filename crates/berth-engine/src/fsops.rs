@@ -24,7 +24,7 @@
 //! what `commit` produces (`ImageStore::commit`); `berth-daemon`'s `archive.rs` is the
 //! HTTP edge.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -512,188 +512,9 @@ fn extract_into<R: Read>(
 
 // ----- commit: --change instructions -----
 
-/// Splits on unquoted whitespace; quotes group and are removed, `\` escapes.
-fn words(s: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut quote: Option<char> = None;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (_, '\\') if quote != Some('\'') => {
-                if let Some(n) = chars.next() {
-                    cur.push(n);
-                }
-                in_word = true;
-            }
-            (None, '"' | '\'') => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (Some(q), c) if c == q => quote = None,
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    out.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            (_, c) => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if in_word {
-        out.push(cur);
-    }
-    out
-}
-
-/// `["a","b"]` (exec form) or a shell command run by `/bin/sh -c`.
-fn exec_or_shell(rest: &str) -> Vec<String> {
-    let t = rest.trim();
-    if t.starts_with('[') {
-        if let Ok(v) = serde_json::from_str::<Vec<String>>(t) {
-            return v;
-        }
-    }
-    vec!["/bin/sh".into(), "-c".into(), t.to_string()]
-}
-
-/// `k=v k2="v 2"` pairs, or the legacy `k v w` (one key, the rest is the value).
-fn key_values(rest: &str, what: &str) -> Result<Vec<(String, String)>, String> {
-    let ws = words(rest);
-    if ws.is_empty() {
-        return Err(format!("{what} requires at least one argument"));
-    }
-    if !ws[0].contains('=') {
-        let t = rest.trim();
-        let (k, v) = t
-            .split_once(char::is_whitespace)
-            .ok_or_else(|| format!("{what} must have two arguments"))?;
-        return Ok(vec![(k.to_string(), words(v.trim()).join(" "))]);
-    }
-    ws.iter()
-        .map(|w| match w.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => Err(format!(
-                "Syntax error - can't find = in {w:?}. Must be of the form: name=value"
-            )),
-        })
-        .collect()
-}
-
-/// Applies `docker commit --change` instructions to `cfg`, as Docker's
-/// `BuildFromConfig` does (an ENTRYPOINT without a CMD in the same batch clears Cmd).
-pub fn apply_changes(cfg: &mut ContainerConfig, changes: &[String]) -> Result<(), String> {
-    let mut cmd_set = false;
-    for line in changes.iter().flat_map(|c| c.lines()) {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (instr, rest) = match line.split_once(char::is_whitespace) {
-            Some((i, r)) => (i.to_ascii_uppercase(), r.trim()),
-            None => (line.to_ascii_uppercase(), ""),
-        };
-        match instr.as_str() {
-            "CMD" => {
-                cfg.cmd = Some(exec_or_shell(rest));
-                cmd_set = true;
-            }
-            "ENTRYPOINT" => {
-                cfg.entrypoint = Some(exec_or_shell(rest));
-                if !cmd_set {
-                    cfg.cmd = None;
-                }
-            }
-            "ENV" => {
-                let env = cfg.env.get_or_insert_with(Vec::new);
-                for (k, v) in key_values(rest, "ENV")? {
-                    let item = format!("{k}={v}");
-                    match env
-                        .iter_mut()
-                        .find(|e| e.split_once('=').map_or(e.as_str(), |x| x.0) == k)
-                    {
-                        Some(e) => *e = item,
-                        None => env.push(item),
-                    }
-                }
-            }
-            "LABEL" => {
-                let labels = cfg.labels.get_or_insert_with(Default::default);
-                for (k, v) in key_values(rest, "LABEL")? {
-                    labels.insert(k, v);
-                }
-            }
-            "EXPOSE" => {
-                let ports = cfg.exposed_ports.get_or_insert_with(BTreeMap::new);
-                for p in words(rest) {
-                    let p = if p.contains('/') {
-                        p.to_ascii_lowercase()
-                    } else {
-                        format!("{p}/tcp")
-                    };
-                    let num = p.split('/').next().unwrap_or("");
-                    if num.is_empty() || !num.split('-').all(|n| n.parse::<u16>().is_ok()) {
-                        return Err(format!("invalid containerPort: {num}"));
-                    }
-                    ports.insert(p, serde_json::json!({}));
-                }
-            }
-            "WORKDIR" => {
-                let w = words(rest).join(" ");
-                if w.is_empty() {
-                    return Err("WORKDIR requires exactly one argument".into());
-                }
-                let base = if cfg.working_dir.is_empty() {
-                    "/".to_string()
-                } else {
-                    cfg.working_dir.clone()
-                };
-                let joined = if w.starts_with('/') {
-                    w
-                } else {
-                    format!("{}/{w}", base.trim_end_matches('/'))
-                };
-                cfg.working_dir = clean_abs(&joined).to_string_lossy().into_owned();
-            }
-            "USER" => {
-                let u = words(rest).join(" ");
-                if u.is_empty() {
-                    return Err("USER requires exactly one argument".into());
-                }
-                cfg.user = u;
-            }
-            "VOLUME" => {
-                let vols = cfg.volumes.get_or_insert_with(BTreeMap::new);
-                let list = if rest.starts_with('[') {
-                    serde_json::from_str::<Vec<String>>(rest).map_err(|e| format!("VOLUME: {e}"))?
-                } else {
-                    words(rest)
-                };
-                for v in list {
-                    vols.insert(v, serde_json::json!({}));
-                }
-            }
-            "STOPSIGNAL" => cfg.stop_signal = Some(rest.to_string()),
-            "ONBUILD" => cfg
-                .on_build
-                .get_or_insert_with(Vec::new)
-                .push(rest.to_string()),
-            "ADD" | "ARG" | "COPY" | "FROM" | "HEALTHCHECK" | "MAINTAINER" | "RUN" | "SHELL" => {
-                return Err(format!("{instr} is not a valid change command"))
-            }
-            other => {
-                return Err(format!(
-                    "dockerfile parse error on line 1: unknown instruction: {other}"
-                ))
-            }
-        }
-    }
-    Ok(())
-}
+/// `docker commit --change` / `docker import --change`: the builder's one Dockerfile
+/// parser and config applier (`berth_build::changes`).
+pub use berth_build::changes::apply_changes;
 
 /// The image config of a commit: the parent's (history kept), with the new container
 /// config, author, comment and one more history entry. `rootfs` is the store's job.
@@ -1031,6 +852,23 @@ impl Engine {
         Ok(image.id)
     }
 
+    /// A new image from a stopped container's changes with `config` as its whole
+    /// image config (the builder's RUN steps).
+    pub(crate) async fn commit_container_layer(
+        &self,
+        id: &str,
+        parent: berth_image::Image,
+        config: serde_json::Value,
+    ) -> Result<berth_image::Image> {
+        let c = self.lookup(id)?;
+        let rec = c.record();
+        let stubs: HashSet<String> = mount_points(&rec)
+            .iter()
+            .map(|p| p.to_string_lossy().trim_start_matches('/').to_string())
+            .collect();
+        self.commit_layer(&rec.id, parent, config, None, stubs).await
+    }
+
     async fn commit_layer(
         &self,
         id: &str,
@@ -1139,72 +977,6 @@ mod tests {
     }
 
     #[test]
-    fn change_instructions() {
-        let mut c = cfg();
-        apply_changes(
-            &mut c,
-            &[
-                r#"CMD ["cat", "/newfile"]"#.into(),
-                "ENV A=2 B=\"two words\"".into(),
-                "env LEGACY some value".into(),
-                "WORKDIR app".into(),
-                "EXPOSE 80 53/UDP".into(),
-                "LABEL k=v \"x y\"=z".into(),
-                "USER nobody".into(),
-                "VOLUME /data".into(),
-                "STOPSIGNAL SIGINT".into(),
-            ],
-        )
-        .unwrap();
-        assert_eq!(c.cmd, Some(vec!["cat".to_string(), "/newfile".to_string()]));
-        assert_eq!(
-            c.env,
-            Some(vec![
-                "PATH=/bin".into(),
-                "A=2".into(),
-                "B=two words".into(),
-                "LEGACY=some value".into()
-            ])
-        );
-        assert_eq!(c.working_dir, "/srv/app");
-        let ports: Vec<&String> = c.exposed_ports.as_ref().unwrap().keys().collect();
-        assert_eq!(ports, ["53/udp", "80/tcp"]);
-        let labels = c.labels.clone().unwrap();
-        assert_eq!(labels.get("k").map(String::as_str), Some("v"));
-        assert_eq!(labels.get("x y").map(String::as_str), Some("z"));
-        assert_eq!(c.user, "nobody");
-        assert!(c.volumes.as_ref().unwrap().contains_key("/data"));
-        assert_eq!(c.stop_signal.as_deref(), Some("SIGINT"));
-
-        // Shell form; ENTRYPOINT alone clears Cmd; with a CMD in the batch it does not.
-        let mut c = cfg();
-        apply_changes(&mut c, &["ENTRYPOINT echo hi".into()]).unwrap();
-        assert_eq!(
-            c.entrypoint,
-            Some(vec![
-                "/bin/sh".to_string(),
-                "-c".to_string(),
-                "echo hi".to_string()
-            ])
-        );
-        assert_eq!(c.cmd, None);
-        let mut c = cfg();
-        apply_changes(&mut c, &["CMD [\"x\"]\nENTRYPOINT [\"/e\"]".into()]).unwrap();
-        assert_eq!(c.cmd, Some(vec!["x".to_string()]));
-        assert_eq!(c.entrypoint, Some(vec!["/e".to_string()]));
-
-        for (bad, msg) in [
-            ("RUN echo", "RUN is not a valid change command"),
-            ("FOO bar", "unknown instruction: FOO"),
-            ("EXPOSE abc", "invalid containerPort: abc"),
-            ("ENV =x", "can't find ="),
-        ] {
-            let e = apply_changes(&mut cfg(), &[bad.into()]).unwrap_err();
-            assert!(e.contains(msg), "{bad}: {e}");
-        }
-    }
-
-    #[test]
     fn commit_config_appends_history() {
         let parent = serde_json::json!({
             "architecture": "amd64", "os": "linux", "author": "old",
@@ -1237,19 +1009,7 @@ mod tests {
     }
 
     #[test]
-    fn words_and_key_values() {
-        assert_eq!(
-            words(r#"a "b c" 'd e' f\ g"#),
-            vec!["a", "b c", "d e", "f g"]
-        );
-        assert_eq!(
-            key_values("A=1 B=\"x y\"", "ENV").unwrap(),
-            vec![("A".into(), "1".into()), ("B".into(), "x y".into())]
-        );
-        assert_eq!(
-            key_values("A hello world", "ENV").unwrap(),
-            vec![("A".into(), "hello world".into())]
-        );
+    fn numeric_users() {
         assert_eq!(numeric_user("1000:50"), (1000, 50));
         assert_eq!(numeric_user("7"), (7, 7));
         assert_eq!(numeric_user("nobody"), (0, 0));

@@ -10,6 +10,7 @@
 pub mod api {
     pub use berth_api::*;
 }
+pub mod build;
 mod containers;
 pub mod error;
 pub mod events;
@@ -152,6 +153,8 @@ impl Engine {
         };
         engine.restore().await?;
         engine.dns_start().await;
+        // Contexts of builds a previous daemon did not finish.
+        build::clean_tmp(&engine.config().data_root);
         Ok(engine)
     }
 

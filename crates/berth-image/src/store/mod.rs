@@ -11,6 +11,7 @@
 mod blobs;
 mod images;
 mod layers;
+mod build;
 mod references;
 mod push_source;
 

@@ -1,0 +1,559 @@
+//! `POST /build` in the engine: the build context received into a private directory
+//! under `<data-root>/builder/tmp/` (plain or gzip tar, capped in size), then
+//! `berth-build`'s executor run on a blocking thread against [`EngineBackend`], the
+//! engine's side of its `Backend` trait: containers for RUN (created, started,
+//! followed through their json-file log, committed), layer tars and config-only images
+//! committed into the store, and the content-keyed cache kept durably as one small
+//! file per key in `<data-root>/builder/cache/`.
+//!
+//! The HTTP edge (`berth-daemon`'s `build.rs`) parses the query and turns the
+//! [`BuildMsg`] stream into Docker's JSON messages.
+
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use berth_api::{ContainerConfig, ContainerCreateRequest, HostConfig};
+use berth_build::executor::{Backend, BuildError, BuildOptions, Executor, ImageInfo, Layer, Output};
+use berth_image::Reference;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+
+use crate::containers::WaitCondition;
+use crate::error::{Error, Result};
+use crate::fsops::UploadStream;
+use crate::logs::LogOptions;
+use crate::Engine;
+
+/// What a build reports, in order.
+#[derive(Clone, Debug)]
+pub enum BuildMsg {
+    /// A `stream` item.
+    Stream(String),
+    /// A pull progress message, as `/images/create` sends it.
+    Progress(berth_api::JsonMessage),
+    /// `aux: {"ID": …}`.
+    Aux(String),
+    /// The failure (`errorDetail`), with a RUN's exit code.
+    Error { message: String, code: Option<i64> },
+}
+
+/// `POST /build`'s own parameters beyond the executor's.
+#[derive(Clone, Debug, Default)]
+pub struct BuildRequest {
+    pub opts: BuildOptions,
+    /// `dockerfile`: a path inside the context.
+    pub dockerfile: String,
+    pub quiet: bool,
+    /// Cap on the unpacked context (bytes).
+    pub max_context: u64,
+}
+
+/// One cache entry as `system df` and `builder prune` see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheEntry {
+    pub key: String,
+    pub image: String,
+    pub created: i64,
+}
+
+/// Messages in flight between the build thread and the HTTP body: what bounds the
+/// memory a slow client can make a chatty RUN hold.
+const MSG_BACKLOG: usize = 256;
+
+struct ChanOut {
+    tx: mpsc::Sender<BuildMsg>,
+    quiet: bool,
+}
+
+impl Output for ChanOut {
+    fn stream(&mut self, s: &str) {
+        if !self.quiet {
+            let _ = self.tx.blocking_send(BuildMsg::Stream(s.to_string()));
+        }
+    }
+}
+
+/// Counts what a reader hands out and fails past `max`.
+struct Capped<R> {
+    inner: R,
+    read: u64,
+    max: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.max > 0 && self.read > self.max {
+            return Err(io::Error::other(format!(
+                "the build context exceeds the daemon's limit of {} bytes",
+                self.max
+            )));
+        }
+        Ok(n)
+    }
+}
+
+/// Extracts the context tar (plain or gzip) from `body` into `dir`.
+fn receive_context(body: impl Read, dir: &Path, max: u64) -> std::result::Result<(), String> {
+    let mut body = io::BufReader::new(body);
+    let head = {
+        use io::BufRead;
+        body.fill_buf().map_err(|e| e.to_string())?.to_vec()
+    };
+    let reader: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::GzDecoder::new(body))
+    } else if head.starts_with(b"BZh") {
+        return Err("Error processing tar file: bzip2-compressed build contexts are not supported by this daemon".into());
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        return Err("Error processing tar file: xz-compressed build contexts are not supported by this daemon".into());
+    } else {
+        Box::new(body)
+    };
+    let mut ar = tar::Archive::new(Capped { inner: reader, read: 0, max });
+    ar.set_preserve_permissions(true);
+    ar.set_preserve_mtime(true);
+    ar.set_overwrite(true);
+    let entries = ar.entries().map_err(|e| format!("Error processing tar file: {e}"))?;
+    for (seen, e) in entries.enumerate() {
+        let mut e = match e {
+            Ok(e) => e,
+            // The docker CLI ends a context whose Dockerfile or .dockerignore it
+            // rewrote (`-f` outside the context, `-f -`) right after the last entry's
+            // data: no padding, no end-of-archive blocks. Go's reader stops there
+            // cleanly, so does this one.
+            Err(err) if seen > 0 && (err.kind() == io::ErrorKind::UnexpectedEof || err.to_string().contains("unexpected EOF")) => break,
+            Err(err) => return Err(format!("Error processing tar file: {err}")),
+        };
+        // unpack_in refuses paths that would leave `dir` (`..`, symlinked parents).
+        e.unpack_in(dir).map_err(|e| format!("Error processing tar file: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The engine's side of the builder.
+pub struct EngineBackend {
+    engine: Engine,
+    rt: Handle,
+    tx: mpsc::Sender<BuildMsg>,
+}
+
+/// Reads a tar the engine writes (`docker cp`'s stream) on the build thread, chunk by
+/// chunk: nothing of it is held whole.
+struct StreamRead<'a> {
+    rx: &'a mut crate::fsops::ByteStream,
+    rt: &'a Handle,
+    cur: bytes::Bytes,
+}
+
+impl Read for StreamRead<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rt.block_on(self.rx.recv()) {
+                Some(b) => self.cur = b,
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.cur.len());
+        out[..n].copy_from_slice(&self.cur[..n]);
+        self.cur = self.cur.slice(n..);
+        Ok(n)
+    }
+}
+
+fn be(e: Error) -> BuildError {
+    BuildError::new(e.to_string())
+}
+
+/// Reads `path` of an image from its layer dirs (top first); whiteouts end the search.
+fn find_in_layers(dirs: &[PathBuf], path: &str) -> Option<(PathBuf, fs::Metadata)> {
+    let rel = path.trim_start_matches('/');
+    if rel.is_empty() {
+        return dirs.first().and_then(|d| fs::symlink_metadata(d).ok().map(|m| (d.clone(), m)));
+    }
+    let (parent, base) = match rel.rsplit_once('/') {
+        Some((p, b)) => (p.to_string(), b.to_string()),
+        None => (String::new(), rel.to_string()),
+    };
+    for d in dirs {
+        let p = d.join(rel);
+        if let Ok(m) = fs::symlink_metadata(&p) {
+            return Some((p, m));
+        }
+        if fs::symlink_metadata(d.join(&parent).join(format!(".wh.{base}"))).is_ok()
+            || fs::symlink_metadata(d.join(&parent).join(".wh..wh..opq")).is_ok()
+        {
+            return None;
+        }
+    }
+    None
+}
+
+impl EngineBackend {
+    fn image_info(&self, img: &berth_image::Image) -> ImageInfo {
+        ImageInfo { id: img.id.clone(), raw: img.config_raw.clone(), parent: img.parent.clone() }
+    }
+
+    fn cache_dir(&self) -> PathBuf {
+        self.engine.config().data_root.join("builder/cache")
+    }
+
+    fn layer_dirs(&self, image: &str) -> Option<Vec<PathBuf>> {
+        let img = self.engine.images().get(image).ok()?;
+        self.engine.images().layer_dirs(&img).ok()
+    }
+}
+
+impl Backend for EngineBackend {
+    fn resolve(&mut self, name: &str, pull: bool, _out: &mut dyn Output) -> std::result::Result<ImageInfo, BuildError> {
+        if !pull {
+            if let Ok(img) = self.rt.block_on(self.engine.resolve_image(name)) {
+                return Ok(self.image_info(&img));
+            }
+        }
+        let r = Reference::parse(name).map_err(|e| BuildError::new(e.to_string()))?;
+        let mut rx = self.engine.pull(name, "").map_err(be)?;
+        let _ = r;
+        while let Some(m) = self.rt.block_on(rx.recv()) {
+            match m {
+                Ok(msg) => {
+                    let _ = self.tx.blocking_send(BuildMsg::Progress(msg));
+                }
+                Err(e) => return Err(be(e)),
+            }
+        }
+        let img = self.rt.block_on(self.engine.resolve_image(name)).map_err(be)?;
+        Ok(self.image_info(&img))
+    }
+
+    fn image(&mut self, id: &str) -> Option<ImageInfo> {
+        self.engine.images().get(id).ok().map(|i| self.image_info(&i))
+    }
+
+    fn create(&mut self, config: &ContainerConfig, host: &HostConfig) -> std::result::Result<String, BuildError> {
+        let req = ContainerCreateRequest {
+            config: config.clone(),
+            host_config: Some(host.clone()),
+            networking_config: None,
+            runtime: None,
+        };
+        let r = self.rt.block_on(self.engine.create(None, req)).map_err(be)?;
+        Ok(r.id)
+    }
+
+    fn run(&mut self, id: &str, out: &mut dyn FnMut(bool, &[u8])) -> std::result::Result<i64, BuildError> {
+        let wait = self.engine.wait(id, WaitCondition::NextExit).map_err(be)?;
+        self.rt.block_on(self.engine.start(id)).map_err(be)?;
+        let opts = LogOptions { stdout: true, stderr: true, follow: true, ..Default::default() };
+        if let Ok((_, mut rx)) = self.engine.logs(id, opts) {
+            while let Some(e) = self.rt.block_on(rx.recv()) {
+                out(e.stream == 2, &e.data);
+            }
+        }
+        let r = self.rt.block_on(wait);
+        Ok(r.status_code)
+    }
+
+    fn remove(&mut self, id: &str) -> std::result::Result<(), BuildError> {
+        self.rt.block_on(self.engine.remove(id, true)).map_err(be)
+    }
+
+    fn commit(&mut self, parent: Option<&str>, layer: Layer<'_>, config: serde_json::Value) -> std::result::Result<String, BuildError> {
+        let parent = match parent {
+            Some(p) => Some(self.engine.images().get(p).map_err(|e| BuildError::new(e.to_string()))?),
+            None => None,
+        };
+        let store = self.engine.images().clone();
+        let img = match layer {
+            Layer::None => store.commit_config(parent.as_ref(), config, None).map_err(|e| BuildError::new(e.to_string()))?,
+            Layer::Tar(path) => {
+                let f = fs::File::open(path).map_err(|e| BuildError::new(format!("{}: {e}", path.display())))?;
+                store
+                    .commit(parent.as_ref(), io::BufReader::new(f), config, None)
+                    .map_err(|e| BuildError::new(e.to_string()))?
+            }
+            Layer::Container(id) => {
+                let parent = parent.ok_or_else(|| BuildError::new("a container commit needs a parent image"))?;
+                self.rt.block_on(self.engine.commit_container_layer(id, parent, config)).map_err(be)?
+            }
+        };
+        Ok(img.id)
+    }
+
+    fn read_file(&mut self, image: &str, path: &str) -> Option<Vec<u8>> {
+        let dirs = self.layer_dirs(image)?;
+        let (p, m) = find_in_layers(&dirs, path)?;
+        if !m.is_file() || m.len() > 4 << 20 {
+            return None;
+        }
+        fs::read(p).ok()
+    }
+
+    fn stat(&mut self, image: &str, path: &str) -> Option<bool> {
+        let dirs = self.layer_dirs(image)?;
+        find_in_layers(&dirs, path).map(|(_, m)| m.is_dir())
+    }
+
+    fn export_path(&mut self, image: &str, path: &str, dest: &Path) -> std::result::Result<(), BuildError> {
+        let req = ContainerCreateRequest {
+            config: ContainerConfig {
+                image: image.to_string(),
+                cmd: Some(vec!["/bin/true".into()]),
+                entrypoint: Some(Vec::new()),
+                ..Default::default()
+            },
+            host_config: Some(HostConfig::default()),
+            networking_config: None,
+            runtime: None,
+        };
+        let id = self.rt.block_on(self.engine.create(None, req)).map_err(be)?.id;
+        let root = path == "/" || path.is_empty();
+        let src = if root { "/.".to_string() } else { path.to_string() };
+        let r = (|| -> std::result::Result<(), BuildError> {
+            let (_, mut tar) = self
+                .rt
+                .block_on(self.engine.archive_path(&id, &src))
+                .map_err(|e| BuildError::new(format!("COPY failed: {}", e.to_string().replace(&format!(" in container {id}"), ""))))?;
+            let into = if root { dest.to_path_buf() } else { dest.parent().map(Path::to_path_buf).unwrap_or_else(|| dest.to_path_buf()) };
+            fs::create_dir_all(&into).map_err(|e| BuildError::new(e.to_string()))?;
+            let reader = StreamRead { rx: &mut tar.data, rt: &self.rt, cur: bytes::Bytes::new() };
+            let mut ar = tar::Archive::new(reader);
+            ar.set_preserve_permissions(true);
+            for e in ar.entries().map_err(|e| BuildError::new(e.to_string()))? {
+                let mut e = e.map_err(|e| BuildError::new(e.to_string()))?;
+                e.unpack_in(&into).map_err(|e| BuildError::new(e.to_string()))?;
+            }
+            drop(ar);
+            // How the writer ended: a tar cut short must not pass for a whole one.
+            match self.rt.block_on(tar.done) {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(BuildError::new(format!("COPY failed: {e}"))),
+                Err(_) => Err(BuildError::new("COPY failed: the archive ended early")),
+            }
+        })();
+        let _ = self.rt.block_on(self.engine.remove(&id, true));
+        r
+    }
+
+    fn fetch(&mut self, url: &str, dest: &Path) -> std::result::Result<(), BuildError> {
+        let (mut rx, _) = self
+            .rt
+            .block_on(berth_image::fetch::fetch(url))
+            .map_err(|e| BuildError::new(format!("failed to fetch {url}: {}", e.message)))?;
+        let mut f = fs::File::create(dest).map_err(|e| BuildError::new(e.to_string()))?;
+        while let Some(chunk) = self.rt.block_on(rx.recv()) {
+            let chunk = chunk.map_err(|e| BuildError::new(format!("failed to fetch {url}: {e}")))?;
+            io::Write::write_all(&mut f, &chunk).map_err(|e| BuildError::new(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    fn cache_get(&mut self, key: &str) -> Option<String> {
+        let s = fs::read_to_string(self.cache_dir().join(key)).ok()?;
+        let id = s.lines().next()?.trim().to_string();
+        id.starts_with("sha256:").then_some(id)
+    }
+
+    fn cache_put(&mut self, key: &str, image: &str) {
+        let dir = self.cache_dir();
+        if fs::create_dir_all(&dir).is_ok() {
+            if let Err(e) = berth_sys::fs::write_atomic(&dir.join(key), format!("{image}\n").as_bytes(), 0o600) {
+                tracing::warn!(error = %e, "build cache entry not written");
+            }
+        }
+    }
+
+    fn tag(&mut self, image: &str, reference: &str) -> std::result::Result<(), BuildError> {
+        let r = Reference::parse(reference).map_err(|e| BuildError::new(e.to_string()))?.with_default_tag();
+        // A rebuild that changed nothing leaves repositories.json (and its sync) alone.
+        if self.engine.images().resolve(&r.familiar()).is_ok_and(|i| i.id == image) {
+            return Ok(());
+        }
+        self.engine.images().tag(image, &r).map_err(|e| BuildError::new(e.to_string()))
+    }
+
+    fn now(&mut self) -> String {
+        crate::timefmt::now()
+    }
+}
+
+/// Removes what builds of a previous daemon left under `builder/tmp` (none runs yet).
+pub(crate) fn clean_tmp(data_root: &Path) {
+    let tmp = data_root.join("builder/tmp");
+    if let Err(e) = fs::remove_dir_all(&tmp) {
+        if e.kind() != io::ErrorKind::NotFound {
+            tracing::warn!(path = %tmp.display(), error = %e, "leftover build contexts not removed");
+        }
+    }
+}
+
+impl Engine {
+    fn builder_root(&self) -> PathBuf {
+        self.config().data_root.join("builder")
+    }
+
+    /// Checks `t` references before anything is read (Docker's "invalid reference
+    /// format" answers before the build starts).
+    pub fn check_build_tags(tags: &[String]) -> Result<()> {
+        for t in tags {
+            Reference::parse(t).map_err(Error::from)?;
+        }
+        Ok(())
+    }
+
+    /// Runs a build: receives the context from `body`, then builds; the returned
+    /// channel carries the progress and ends with `Aux` + success lines or an `Error`.
+    pub fn build(&self, req: BuildRequest, body: UploadStream) -> mpsc::Receiver<BuildMsg> {
+        let (tx, rx) = mpsc::channel(MSG_BACKLOG);
+        let engine = self.clone();
+        let rt = Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let tmp_root = engine.builder_root().join("tmp");
+            let dir = tmp_root.join(format!("{:016x}", rand::random::<u64>()));
+            let ctx = dir.join("context");
+            let scratch = dir.join("scratch");
+            let r = (|| -> std::result::Result<String, BuildError> {
+                fs::create_dir_all(&ctx).map_err(|e| BuildError::new(e.to_string()))?;
+                fs::create_dir_all(&scratch).map_err(|e| BuildError::new(e.to_string()))?;
+                let mut reader = crate::fsops::UploadReader::new(body);
+                let received = receive_context(&mut reader, &ctx, req.max_context);
+                // Read the body to its end so the client reads the answer.
+                let _ = io::copy(&mut reader, &mut io::sink());
+                received.map_err(BuildError::new)?;
+                let name = if req.dockerfile.is_empty() { "Dockerfile".to_string() } else { req.dockerfile.clone() };
+                let rel = berth_build::context::clean_rel(&name);
+                let mut path = ctx.join(&rel);
+                if !path.is_file() && req.dockerfile.is_empty() {
+                    path = ctx.join("dockerfile");
+                }
+                let text = fs::read_to_string(&path)
+                    .map_err(|_| BuildError::new(format!("Cannot locate specified Dockerfile: {name}")))?;
+                let ignore = fs::read_to_string(ctx.join(".dockerignore")).ok();
+                let mut backend = EngineBackend { engine: engine.clone(), rt: rt.clone(), tx: tx.clone() };
+                let mut out = ChanOut { tx: tx.clone(), quiet: req.quiet };
+                let tags = req.opts.tags.clone();
+                let id = {
+                    let mut ex = Executor::new(&mut backend, &mut out, req.opts.clone(), ctx.clone(), scratch.clone());
+                    ex.build(&text, ignore.as_deref())?
+                };
+                let _ = tx.blocking_send(BuildMsg::Aux(id.clone()));
+                let short: String = id.trim_start_matches("sha256:").chars().take(12).collect();
+                out.stream(&format!("Successfully built {short}\n"));
+                for t in &tags {
+                    backend.tag(&id, t)?;
+                    let familiar = Reference::parse(t).map(|r| r.with_default_tag().familiar()).unwrap_or_else(|_| t.clone());
+                    out.stream(&format!("Successfully tagged {familiar}\n"));
+                }
+                Ok(id)
+            })();
+            let _ = fs::remove_dir_all(&dir);
+            match r {
+                Ok(id) => {
+                    if req.quiet {
+                        let _ = tx.blocking_send(BuildMsg::Stream(format!("{id}\n")));
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(BuildMsg::Error { message: e.message, code: e.code });
+                }
+            }
+        });
+        rx
+    }
+
+    /// The build cache's entries (`system df`, `builder prune`).
+    pub fn build_cache(&self) -> Vec<CacheEntry> {
+        let dir = self.builder_root().join("cache");
+        let Ok(rd) = fs::read_dir(&dir) else { return Vec::new() };
+        let mut out = Vec::new();
+        for e in rd.flatten() {
+            let key = e.file_name().to_string_lossy().into_owned();
+            if key.starts_with('.') {
+                continue;
+            }
+            let image = fs::read_to_string(e.path()).map(|s| s.trim().to_string()).unwrap_or_default();
+            let created = e
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0);
+            out.push(CacheEntry { key, image, created });
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out
+    }
+
+    /// `POST /build/prune`: forgets every cache entry (the images stay, as Docker's
+    /// classic builder leaves its intermediate images to `image prune`).
+    pub fn prune_build_cache(&self) -> Vec<String> {
+        let dir = self.builder_root().join("cache");
+        let mut removed = Vec::new();
+        for e in self.build_cache() {
+            if fs::remove_file(dir.join(&e.key)).is_ok() {
+                removed.push(e.key);
+            }
+        }
+        removed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, *data).expect("append");
+        }
+        b.into_inner().expect("tar")
+    }
+
+    #[test]
+    fn context_plain_gzip_capped_and_refused() {
+        let t = tar_of(&[("Dockerfile", b"FROM a\n"), ("d/f", b"x")]);
+        let dir = tempfile::tempdir().expect("tempdir");
+        receive_context(t.as_slice(), dir.path(), 0).expect("plain");
+        assert_eq!(fs::read_to_string(dir.path().join("Dockerfile")).expect("read"), "FROM a\n");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        io::Write::write_all(&mut gz, &t).expect("gz");
+        let gz = gz.finish().expect("gz");
+        let dir = tempfile::tempdir().expect("tempdir");
+        receive_context(gz.as_slice(), dir.path(), 0).expect("gzip");
+        assert!(dir.path().join("d/f").is_file());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let e = receive_context(t.as_slice(), dir.path(), 1024).expect_err("cap");
+        assert!(e.contains("exceeds"), "{e}");
+        // The docker CLI's rewritten context: the last entry's data, then nothing.
+        let mut cut = tar_of(&[("a", b"x"), (".dockerignore", b"Dockerfile")]);
+        cut.truncate(512 * 3 + 10);
+        let dir = tempfile::tempdir().expect("tempdir");
+        receive_context(cut.as_slice(), dir.path(), 0).expect("truncated after the last entry");
+        assert_eq!(fs::read_to_string(dir.path().join(".dockerignore")).expect("read"), "Dockerfile");
+        let e = receive_context(&b"BZh91AY"[..], dir.path(), 0).expect_err("bzip2");
+        assert!(e.contains("bzip2"), "{e}");
+    }
+
+    #[test]
+    fn layers_lookup_honours_whiteouts() {
+        let top = tempfile::tempdir().expect("tempdir");
+        let low = tempfile::tempdir().expect("tempdir");
+        fs::create_dir_all(low.path().join("etc")).expect("mkdir");
+        fs::write(low.path().join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n").expect("write");
+        fs::write(low.path().join("etc/gone"), "x").expect("write");
+        fs::create_dir_all(top.path().join("etc")).expect("mkdir");
+        fs::write(top.path().join("etc/.wh.gone"), "").expect("write");
+        let dirs = vec![top.path().to_path_buf(), low.path().to_path_buf()];
+        assert!(find_in_layers(&dirs, "/etc/passwd").is_some_and(|(_, m)| m.is_file()));
+        assert!(find_in_layers(&dirs, "/etc").is_some_and(|(_, m)| m.is_dir()));
+        assert!(find_in_layers(&dirs, "/etc/gone").is_none());
+        assert!(find_in_layers(&dirs, "/nope").is_none());
+    }
+}
