@@ -213,7 +213,7 @@ impl Backend for EngineBackend {
             }
         }
         let r = Reference::parse(name).map_err(|e| BuildError::new(e.to_string()))?;
-        let mut rx = self.engine.pull(name, "").map_err(be)?;
+        let mut rx = self.engine.pull(name, "", "", &berth_image::AuthConfig::default()).map_err(be)?;
         let _ = r;
         while let Some(m) = self.rt.block_on(rx.recv()) {
             match m {
