@@ -34,10 +34,14 @@ fn cgroups_of(id: &str) -> Vec<PathBuf> {
     found
 }
 
+/// What the exec root holds besides the daemon's own resolver state (`dns/`: its pid
+/// file and log; per-network record files are listed, there are no user networks here).
 fn exec_root_entries(d: &Daemon) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(&d.exec_root)
-        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-        .unwrap_or_default();
+    let names = |p: &std::path::Path| -> Vec<String> {
+        fs::read_dir(p).map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default()
+    };
+    let mut v: Vec<String> = names(&d.exec_root).into_iter().filter(|n| n != "dns").collect();
+    v.extend(names(&d.exec_root.join("dns/networks")).into_iter().map(|n| format!("dns/networks/{n}")));
     v.sort();
     v
 }
