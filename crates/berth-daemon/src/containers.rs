@@ -161,26 +161,33 @@ pub fn attach(state: &State, mut ctx: Ctx, id: &str) -> Resp {
         Ok(i) => i.config.tty,
         Err(e) => return from_error(&e),
     };
-    let prelude = if logs && (opts.stdout || opts.stderr) {
-        let log_opts = LogOptions { stdout: opts.stdout, stderr: opts.stderr, ..Default::default() };
-        match state.engine.logs(id, log_opts) {
-            Ok((_, mut rx)) => {
-                let (tx, out) = tokio::sync::mpsc::channel(16);
-                tokio::spawn(async move {
-                    while let Some(entry) = rx.recv().await {
-                        let b = if tty { bytes::Bytes::from(entry.data) } else { frame(entry.stream, &entry.data) };
-                        if tx.send(b).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-                Some(out)
-            }
+    let log_opts = LogOptions { stdout: opts.stdout, stderr: opts.stderr, ..Default::default() };
+    // The replay first: a log that cannot be read is refused before registering.
+    let mut prelude = if logs && (opts.stdout || opts.stderr) {
+        match log_prelude(state, id, tty, log_opts.clone()) {
+            Ok(p) => Some(p),
+            Err(r) => return r,
+        }
+    } else {
+        None
+    };
+    let ticket = if live {
+        match state.engine.attach(id, opts) {
+            Ok((_, t)) => Some(t),
             Err(e) => return from_error(&e),
         }
     } else {
         None
     };
+    if let Some(berth_engine::AttachTicket::Replay { since }) = &ticket {
+        // A late attach: this run's output (the whole log with `logs=1`) from the log,
+        // followed until the container exits.
+        let o = LogOptions { follow: true, since: (!logs).then_some(*since), ..log_opts };
+        match log_prelude(state, id, tty, o) {
+            Ok(p) => prelude = Some(p),
+            Err(r) => return r,
+        }
+    }
     let relay = |stdin: bool| hijack::Relay {
         tty,
         stdin,
@@ -188,16 +195,32 @@ pub fn attach(state: &State, mut ctx: Ctx, id: &str) -> Resp {
         on_exit: None,
         prelude,
     };
-    if !live {
+    let Some(ticket) = ticket else {
         let relay = relay(false);
         return hijack::relay(&mut ctx, relay, async { None });
-    }
-    let (_container, ticket) = match state.engine.attach(id, opts) {
-        Ok(t) => t,
-        Err(e) => return from_error(&e),
     };
     let relay = relay(opts.stdin);
     hijack::relay(&mut ctx, relay, async move { ticket.stream().await.map(|(s, g)| (s, Some(g))) })
+}
+
+/// The container's log as frames (raw bytes for a TTY) on a channel: attach's replay.
+fn log_prelude(
+    state: &State,
+    id: &str,
+    tty: bool,
+    log_opts: LogOptions,
+) -> Result<tokio::sync::mpsc::Receiver<bytes::Bytes>, Resp> {
+    let (_, mut rx) = state.engine.logs(id, log_opts).map_err(|e| from_error(&e))?;
+    let (tx, out) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        while let Some(entry) = rx.recv().await {
+            let b = if tty { bytes::Bytes::from(entry.data) } else { frame(entry.stream, &entry.data) };
+            if tx.send(b).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(out)
 }
 
 pub async fn pause(state: &State, id: &str) -> Resp {

@@ -144,7 +144,9 @@ impl Table {
         for candidate in std::iter::once(name).chain(short) {
             let target = linked(candidate);
             let candidate = target.as_deref().unwrap_or(candidate);
-            if candidate.is_empty() || candidate.contains('.') {
+            // Dotted names are looked up too: an alias may have dots (docker-py's
+            // `pingtarget.docker`); a dotted name nobody has is forwarded below.
+            if candidate.is_empty() {
                 continue;
             }
             let mut found = false;
@@ -263,7 +265,7 @@ mod tests {
                 name: "app".into(),
                 listen: vec!["10.1.0.1".parse().expect("ip")],
                 endpoints: vec![
-                    ep("aaaaaaaaaaaaffff", &["db", "redis"], "10.1.0.2"),
+                    ep("aaaaaaaaaaaaffff", &["db", "redis", "cache.internal"], "10.1.0.2"),
                     Endpoint { links: [("bar".to_string(), "db".to_string())].into(), ..ep("bbbbbbbbbbbbffff", &["web"], "10.1.0.3") },
                 ],
             },
@@ -292,6 +294,8 @@ mod tests {
             ("both networks", "10.1.0.3", "10.1.0.1", "secret", TYPE_A, Lookup::Addrs(vec![ip("10.2.0.2")])),
             ("unknown sender: listen net", "10.9.9.9", "10.2.0.1", "secret", TYPE_A, Lookup::Addrs(vec![ip("10.2.0.2")])),
             ("unknown sender elsewhere", "10.9.9.9", "127.0.0.1", "db", TYPE_A, Lookup::Forward),
+            ("dotted alias", "10.1.0.3", "10.1.0.1", "Cache.Internal", TYPE_A, Lookup::Addrs(vec![ip("10.1.0.2")])),
+            ("dotted alias, other network", "10.2.0.2", "10.2.0.1", "cache.internal", TYPE_A, Lookup::Forward),
             ("dotted names forward", "10.1.0.3", "10.1.0.1", "db.example.com", TYPE_A, Lookup::Forward),
             ("link alias, for the linking container", "10.1.0.3", "10.1.0.1", "bar", TYPE_A, Lookup::Addrs(vec![ip("10.1.0.2")])),
             ("link alias, not for others", "10.1.0.2", "10.1.0.1", "bar", TYPE_A, Lookup::NoSuchName),

@@ -1,6 +1,8 @@
 //! Debian's docker-compose (1.29, docker-py underneath) against berthd: a redis service
 //! with a named volume, a busybox web server with a published port, and a client that
-//! reaches redis by its service name; `up -d`, `run`, `down -v` leaving nothing behind.
+//! reaches redis by its service name; `up -d`, `run`, `down -v` leaving nothing behind
+//! (the named volume included). Also compose's Python attach path
+//! (`COMPOSE_INTERACTIVE_NO_CLI=1`), which attaches only after starting the container.
 
 use berth_e2e::{run_with_timeout, wait_until, Daemon, Run};
 use std::path::Path;
@@ -8,10 +10,14 @@ use std::process::Command;
 use std::time::Duration;
 
 fn compose(d: &Daemon, dir: &Path, args: &[&str]) -> Run {
+    compose_env(d, dir, args, &[])
+}
+
+fn compose_env(d: &Daemon, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut c = Command::new("docker-compose");
+    c.envs(env.iter().copied());
     // `run` goes through the docker CLI on PATH (compose's default on Linux), as users
-    // have it. Its Python attach path (COMPOSE_INTERACTIVE_NO_CLI=1) sometimes misses a
-    // short-lived container's output against berthd: see docs/networking.md.
+    // have it, unless COMPOSE_INTERACTIVE_NO_CLI=1 is in `env`.
     let path = format!("{}:{}", berth_e2e::docker_cli().parent().map(|p| p.display().to_string()).unwrap_or_default(), std::env::var("PATH").unwrap_or_default());
     c.env("PATH", path).current_dir(dir).env("DOCKER_HOST", d.host()).args(["-p", "berthe2e"]).args(args);
     let shown = format!("docker-compose -p berthe2e {}", args.join(" "));
@@ -38,6 +44,8 @@ fn compose_up_run_down() {
 services:
   redis:
     image: redis
+    volumes:
+      - data:/data
   web:
     image: busybox
     command: ["sh", "-c", "mkdir -p /www && echo hello-compose > /www/index.html && exec httpd -f -p 80 -h /www"]
@@ -46,6 +54,8 @@ services:
   client:
     image: redis
     command: ["redis-cli", "-h", "redis", "ping"]
+volumes:
+  data: {{}}
 "#
     );
     std::fs::write(dir.path().join("docker-compose.yml"), yml).expect("write compose file");
@@ -70,15 +80,57 @@ services:
     });
     assert_eq!(body.out(), "hello-compose");
 
+    // redis keeps its data in the project's named volume.
+    let vols = d.berth(&["volume", "ls", "-q"]).ok();
+    assert_eq!(vols.lines(), vec!["berthe2e_data"], "{vols:?}");
+    let mounts = d.inspect("berthe2e_redis_1")["Mounts"].clone();
+    assert_eq!(mounts[0]["Type"], "volume", "{mounts}");
+    assert_eq!(mounts[0]["Name"], "berthe2e_data", "{mounts}");
+    assert_eq!(mounts[0]["Destination"], "/data", "{mounts}");
+    let set = wait_until(Duration::from_secs(30), "redis SET", || {
+        let r = d.berth(&["exec", "berthe2e_redis_1", "redis-cli", "set", "k", "kept"]);
+        (r.code == 0 && r.out().contains("OK")).then_some(r)
+    });
+    assert!(set.out().contains("OK"));
+    d.berth(&["exec", "berthe2e_redis_1", "redis-cli", "save"]).ok().stdout_has("OK");
+    let dump = d.berth(&["run", "--rm", "-v", "berthe2e_data:/d", "busybox", "ls", "/d"]).ok();
+    assert!(dump.out().contains("dump.rdb"), "{dump:?}");
+
     compose(&d, dir.path(), &["down", "-v"]).ok();
     let left = d.berth(&["ps", "-aq"]).ok();
     assert_eq!(left.out(), "", "no containers left");
     let nets = d.berth(&["network", "ls", "--format", "{{.Name}}"]).ok();
     assert_eq!(nets.lines(), vec!["bridge", "host", "none"], "no networks left");
     let vols = d.request("GET", "/volumes", None);
-    if vols.status == 200 {
-        let v = vols.json();
-        let n = v["Volumes"].as_array().map_or(0, |a| a.len());
-        assert_eq!(n, 0, "no volumes left: {v}");
+    assert_eq!(vols.status, 200, "{}", vols.text());
+    let v = vols.json();
+    assert_eq!(v["Volumes"].as_array().map_or(0, |a| a.len()), 0, "no volumes left: {v}");
+}
+
+/// compose's Python attach path attaches to a `run` container only after starting it
+/// (dockerpty opens its sockets lazily): a container that prints and exits at once has
+/// often finished by then. Every run must still print its output and end.
+#[test]
+fn compose_run_python_attach_path_keeps_output() {
+    let d = Daemon::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yml = r#"version: "3.7"
+services:
+  echo:
+    image: busybox
+    command: ["sh", "-c", "echo out-line; echo err-line >&2"]
+"#;
+    std::fs::write(dir.path().join("docker-compose.yml"), yml).expect("write compose file");
+    d.berth(&["pull", "busybox"]).ok();
+    let env = [("COMPOSE_INTERACTIVE_NO_CLI", "1")];
+    for i in 0..15 {
+        // Alternately with stdin attached (a live stdin attach beside the output ones).
+        let args: &[&str] = if i % 2 == 0 { &["run", "--rm", "-T", "echo"] } else { &["run", "--rm", "echo"] };
+        let r = compose_env(&d, dir.path(), args, &env);
+        assert_eq!(r.code, 0, "run {i}: {r:?}");
+        assert_eq!(r.out().trim(), "out-line", "run {i}: {r:?}");
+        assert!(r.stderr.contains("err-line"), "run {i}: {r:?}");
     }
+    let left = d.berth(&["ps", "-aq"]).ok();
+    assert_eq!(left.out(), "", "no containers left");
 }

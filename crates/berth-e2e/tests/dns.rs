@@ -128,3 +128,25 @@ fn names_resolve_while_berthd_is_down() {
         .collect();
     assert_eq!(dns.len(), 1, "{dns:?}");
 }
+
+/// An alias with dots (docker-py's `pingtarget.docker`, given at `network connect`)
+/// resolves like any other name, also from a build's RUN step on that network.
+#[test]
+fn dotted_alias_resolves() {
+    let d = Daemon::start();
+    d.berth(&["network", "create", "dotnet"]).ok();
+    d.berth(&["run", "-d", "--name", "tgt", "busybox", "top"]).ok();
+    d.berth(&["network", "connect", "--alias", "pingtarget.docker", "dotnet", "tgt"]).ok();
+    for cli in [Cli::Berth, Cli::Docker] {
+        let r = wait_until(Duration::from_secs(20), "ping pingtarget.docker", || {
+            let r = d.cli(cli, &["run", "--rm", "--network", "dotnet", "busybox", "ping", "-c1", "-W2", "pingtarget.docker"]);
+            (r.code == 0).then_some(r)
+        });
+        assert!(r.out().contains("1 packets received"), "{r:?}");
+    }
+    let (mut c, _) = d.cli_command(Cli::Docker, &["build", "--network", "dotnet", "-t", "dotbuild", "-"]);
+    c.env("DOCKER_BUILDKIT", "0");
+    let script = b"FROM busybox\nRUN ping -c1 -W2 pingtarget.docker\n";
+    let r = berth_e2e::run_with_input(c, "docker build --network dotnet -".into(), script, Duration::from_secs(120));
+    assert_eq!(r.code, 0, "{r:?}");
+}

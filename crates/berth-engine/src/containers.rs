@@ -38,6 +38,9 @@ pub struct AttachOpts {
 pub enum AttachTicket {
     Now((UnixStream, crate::StreamGuard)),
     Later(oneshot::Receiver<(UnixStream, crate::StreamGuard)>),
+    /// A late attach (see [`crate::late_attach`]): serve the log from `since` (unix
+    /// seconds), following it until the container exits, instead of a shim stream.
+    Replay { since: f64 },
 }
 
 impl AttachTicket {
@@ -46,6 +49,7 @@ impl AttachTicket {
         match self {
             AttachTicket::Now(s) => Some(s),
             AttachTicket::Later(rx) => rx.await.ok(),
+            AttachTicket::Replay { .. } => None,
         }
     }
 }
@@ -506,6 +510,11 @@ impl Engine {
         let pending: Vec<PendingAttach> = {
             let mut a = lock(&c.attaches);
             a.live = true;
+            let since = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            let (out, err) = (rec.config.attach_stdout, rec.config.attach_stderr);
+            a.late = crate::late_attach::Unclaimed::at_start(!a.pending.is_empty(), out, err, since, std::time::Instant::now());
             std::mem::take(&mut a.pending)
         };
         for p in pending {
@@ -741,8 +750,17 @@ impl Engine {
     /// Registers an attach: streams now if running, else at the next start.
     pub fn attach(&self, name_or_id: &str, opts: AttachOpts) -> Result<(Arc<Container>, AttachTicket)> {
         let c = self.lookup(name_or_id)?;
-        self.container_event(&c.record(), "attach", &[]);
+        let rec = c.record();
+        self.container_event(&rec, "attach", &[]);
+        let readable = log_options(&rec.host_config).is_ok_and(|l| self.log_file(&c.id, l.driver).is_some());
         let mut a = lock(&c.attaches);
+        if readable {
+            let now = std::time::Instant::now();
+            if let Some(since) = a.late.as_mut().and_then(|l| l.claim(opts.stdin, opts.stdout, opts.stderr, now)) {
+                drop(a);
+                return Ok((c, AttachTicket::Replay { since }));
+            }
+        }
         if a.live {
             let socket = self.socket_path(&c.id);
             // A shim that is just exiting refuses: the attach then waits for the next start.

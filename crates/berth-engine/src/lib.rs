@@ -24,6 +24,7 @@ mod networks;
 mod dns;
 pub mod netplumb;
 mod images;
+pub mod late_attach;
 mod image_list;
 pub mod logs;
 mod logs_local;

@@ -111,6 +111,7 @@ impl Engine {
                 Some(FwNetwork {
                     bridge: n.bridge.clone(),
                     subnet: p.subnet,
+                    subnet6: n.ipam6.first().map(|p6| (p6.subnet, p6.prefix)),
                     internal: n.internal,
                     masquerade: n.options.get(model::OPT_MASQUERADE).is_none_or(|v| v != "false"),
                     icc: n.options.get(model::OPT_ICC).is_none_or(|v| v != "false"),
@@ -255,7 +256,7 @@ impl Engine {
             lock(&self.kernel().fw_ports).iter().any(|(id, v)| {
                 id != &rec.id
                     && v.iter().any(|p| {
-                        p.proto == proto && p.host_port == port && (p.host_ip.is_none() || ip.is_unspecified() || p.host_ip.map(IpAddr::V4) == Some(ip))
+                        p.proto == proto && p.host_port == port && (p.host_ip.is_none() || ip.is_unspecified() || p.host_ip == Some(ip))
                     })
             })
         };
@@ -311,24 +312,7 @@ impl Engine {
                 bound.push(Bound { proto: w.proto.clone(), container_port: w.container_port, host_ip: a, host_port: port });
             }
         }
-        let fw: Vec<FwPort> = bound
-            .iter()
-            .filter_map(|b| {
-                let host_ip = match b.host_ip {
-                    IpAddr::V4(a) if a.is_unspecified() => None,
-                    IpAddr::V4(a) => Some(a),
-                    IpAddr::V6(_) => return None,
-                };
-                Some(FwPort {
-                    proto: b.proto.clone(),
-                    host_ip,
-                    host_port: b.host_port,
-                    container_ip: cip,
-                    container_port: b.container_port,
-                    bridge: net.bridge.clone(),
-                })
-            })
-            .collect();
+        let fw = fw_ports(&bound, cip, ep.ipv6.map(|(a, _)| a), &net.bridge);
         lock(&self.kernel().fw_ports).insert(rec.id.clone(), fw);
         self.apply_firewall()?;
         Ok(bound)
@@ -408,27 +392,36 @@ impl Engine {
             }
             let Some(ep) = r.endpoints.values().find(|e| e.ifname == "eth0" && e.is_attached()) else { continue };
             let (Some((cip, _)), Ok(net)) = (ep.ipv4, self.nets().find(&ep.network_id)) else { continue };
-            let fw = r
-                .ports
-                .iter()
-                .filter_map(|b| match b.host_ip {
-                    IpAddr::V4(a) => Some(FwPort {
-                        proto: b.proto.clone(),
-                        host_ip: (!a.is_unspecified()).then_some(a),
-                        host_port: b.host_port,
-                        container_ip: cip,
-                        container_port: b.container_port,
-                        bridge: net.bridge.clone(),
-                    }),
-                    IpAddr::V6(_) => None,
-                })
-                .collect();
+            let fw = fw_ports(&r.ports, cip, ep.ipv6.map(|(a, _)| a), &net.bridge);
             lock(&self.kernel().fw_ports).insert(r.id.clone(), fw);
         }
         if let Err(e) = self.apply_firewall() {
             tracing::warn!("{e}");
         }
     }
+}
+
+/// The DNAT entries of a container's bound host ports: IPv4 host addresses to its IPv4
+/// address; IPv6 ones (`::` included) to its IPv6 address when it has one (none: the
+/// binding only holds the port, as before IPv6 rules existed).
+fn fw_ports(bound: &[Bound], cip: Ipv4Addr, cip6: Option<std::net::Ipv6Addr>, bridge: &str) -> Vec<FwPort> {
+    bound
+        .iter()
+        .filter_map(|b| {
+            let container_ip = match b.host_ip {
+                IpAddr::V4(_) => IpAddr::V4(cip),
+                IpAddr::V6(_) => IpAddr::V6(cip6?),
+            };
+            Some(FwPort {
+                proto: b.proto.clone(),
+                host_ip: (!b.host_ip.is_unspecified()).then_some(b.host_ip),
+                host_port: b.host_port,
+                container_ip,
+                container_port: b.container_port,
+                bridge: bridge.to_string(),
+            })
+        })
+        .collect()
 }
 
 fn fmt_ip(a: IpAddr) -> String {

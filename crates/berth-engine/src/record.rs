@@ -77,6 +77,9 @@ pub(crate) struct Attaches {
     pub pending: Vec<PendingAttach>,
     /// The shim's socket accepts attaches (between start and exit).
     pub live: bool,
+    /// Set by a start that no attach was waiting for although the container was
+    /// created to be attached to: see [`crate::late_attach`].
+    pub late: Option<crate::late_attach::Unclaimed>,
 }
 
 pub struct Container {
