@@ -267,6 +267,9 @@ impl Backend for EngineBackend {
         let store = self.engine.images().clone();
         let img = match layer {
             Layer::None => store.commit_config(parent.as_ref(), config, None).map_err(|e| BuildError::new(e.to_string()))?,
+            Layer::Layers(diff_ids) => store
+                .commit_layers(parent.as_ref(), diff_ids.to_vec(), config, None)
+                .map_err(|e| BuildError::new(e.to_string()))?,
             Layer::Tar(path) => {
                 let f = fs::File::open(path).map_err(|e| BuildError::new(format!("{}: {e}", path.display())))?;
                 store
