@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use berth_api::{ContainerConfig, HostConfig};
 use sha2::{Digest, Sha256};
 
+use crate::cachefrom;
 use crate::changes;
 use crate::context::{self, Entry, EntryData, Owner, SourceRoot};
 use crate::expand::expand;
@@ -73,6 +74,9 @@ pub enum Layer<'a> {
     Container(&'a str),
     /// A layer tar on disk.
     Tar(&'a Path),
+    /// Exactly these layers (diff ids, bottom first), all already in the store: an
+    /// image restored from a `--cache-from` source's history.
+    Layers(&'a [String]),
 }
 
 /// Where build output goes.
@@ -202,6 +206,8 @@ pub struct Executor<'a> {
     used_args: HashSet<String>,
     stage_images: HashMap<String, ImageInfo>,
     cache_from: Option<HashSet<String>>,
+    /// `--cache-from` images, matched by history when no local entry serves a step.
+    sources: Vec<ImageInfo>,
     containers: Vec<String>,
     tmp_seq: usize,
 }
@@ -227,6 +233,7 @@ impl<'a> Executor<'a> {
             used_args: HashSet::new(),
             stage_images: HashMap::new(),
             cache_from: None,
+            sources: Vec::new(),
             containers: Vec::new(),
             tmp_seq: 0,
         }
@@ -309,6 +316,7 @@ impl<'a> Executor<'a> {
             for c in self.opts.cache_from.clone() {
                 let Ok(img) = self.backend.resolve(&c, false, &mut NullOut) else { continue };
                 let mut id = img.id.clone();
+                self.sources.push(img);
                 let mut guard = 0;
                 while !id.is_empty() && guard < 10_000 {
                     set.insert(id.clone());
@@ -435,18 +443,65 @@ impl<'a> Executor<'a> {
         hex::encode(h.finalize())
     }
 
-    /// A cached image for `key`, if allowed and still present.
-    fn probe(&mut self, key: &str) -> Option<ImageInfo> {
+    /// A cached image for `key`, if allowed and still present; else, with
+    /// `--cache-from`, a step restored from a source image's history.
+    fn probe(&mut self, st: &State, key: &str, created_by: &str) -> R<Option<ImageInfo>> {
         if self.opts.no_cache {
-            return None;
+            return Ok(None);
         }
-        let id = self.backend.cache_get(key)?;
-        if let Some(set) = &self.cache_from {
-            if !set.contains(&id) {
-                return None;
+        if let Some(id) = self.backend.cache_get(key) {
+            let allowed = self.cache_from.as_ref().is_none_or(|set| set.contains(&id));
+            if allowed {
+                if let Some(img) = self.backend.image(&id) {
+                    return Ok(Some(img));
+                }
             }
         }
-        self.backend.image(&id)
+        self.probe_sources(st, key, created_by)
+    }
+
+    /// Docker's `ImageCache.GetCache` for cache-from images: the first source that
+    /// has the current image as a prefix and this instruction next serves the step;
+    /// an intermediate step becomes a new image (the source's history entry and layer
+    /// on top of the current image), the last one is the source itself. After a
+    /// match only that source is considered (as Docker does).
+    fn probe_sources(&mut self, st: &State, key: &str, created_by: &str) -> R<Option<ImageInfo>> {
+        let parent = if st.image.id.is_empty() { serde_json::Value::Null } else { st.image.raw.clone() };
+        let found = self
+            .sources
+            .iter()
+            .find_map(|s| cachefrom::match_step(&parent, &s.raw, created_by).map(|m| (s.clone(), m)));
+        let Some((source, m)) = found else { return Ok(None) };
+        self.sources = vec![source.clone()];
+        if m.last {
+            self.backend.cache_put(key, &source.id);
+            return Ok(Some(source));
+        }
+        let mut layers: Vec<String> = st
+            .image
+            .raw
+            .get("rootfs")
+            .and_then(|r| r.get("diff_ids"))
+            .and_then(|d| serde_json::from_value(d.clone()).ok())
+            .unwrap_or_default();
+        layers.extend(m.layer.clone());
+        let ccfg = container_cfg(st, created_by);
+        let mut config = self.image_config(st, created_by, m.layer.is_none(), &ccfg);
+        let mut history = st.image.raw.get("history").and_then(|h| h.as_array().cloned()).unwrap_or_default();
+        history.push(m.entry.clone());
+        if let Some(obj) = config.as_object_mut() {
+            if let Some(c) = m.entry.get("created") {
+                obj.insert("created".into(), c.clone());
+            }
+            obj.insert("history".into(), serde_json::Value::Array(history));
+        }
+        let parent_id = (!st.image.id.is_empty()).then(|| st.image.id.clone());
+        let id = self.backend.commit(parent_id.as_deref(), Layer::Layers(&layers), config)?;
+        self.backend.cache_put(key, &id);
+        if let Some(set) = &mut self.cache_from {
+            set.insert(id.clone());
+        }
+        Ok(self.backend.image(&id))
     }
 
     fn hit(&mut self, st: &mut State, img: ImageInfo) {
@@ -548,7 +603,7 @@ impl<'a> Executor<'a> {
                 let wd = st.config.working_dir.clone();
                 let created_by = nop(st, &format!("WORKDIR {wd}"));
                 let key = self.cache_key(st, &created_by, "");
-                if let Some(img) = self.probe(&key) {
+                if let Some(img) = self.probe(st, &key, &created_by)? {
                     self.hit(st, img);
                     return Ok(());
                 }
@@ -604,7 +659,7 @@ impl<'a> Executor<'a> {
         f(&mut st.config).map_err(BuildError::new)?;
         let created_by = nop(st, text);
         let key = self.cache_key(st, &created_by, &serde_json::to_string(&st.config).unwrap_or_default());
-        if let Some(img) = self.probe(&key) {
+        if let Some(img) = self.probe(st, &key, &created_by)? {
             self.hit(st, img);
             return Ok(());
         }
@@ -656,7 +711,7 @@ impl<'a> Executor<'a> {
             format!("|{} {} {}", history_args.len(), history_args.join(" "), argv.join(" "))
         };
         let key = self.cache_key(st, &created_by, "");
-        if let Some(img) = self.probe(&key) {
+        if let Some(img) = self.probe(st, &key, &created_by)? {
             self.hit(st, img);
             return Ok(());
         }
@@ -883,7 +938,7 @@ impl<'a> Executor<'a> {
         let hash = context::hash_plan(&plan).map_err(fail)?;
         let created_by = nop(st, &format!("{what} {}:{hash} in {dest} ", if spec.from.is_some() { "multi" } else { "file" }));
         let key = self.cache_key(st, &created_by, &hash);
-        if let Some(img) = self.probe(&key) {
+        if let Some(img) = self.probe(st, &key, &created_by)? {
             self.hit(st, img);
             return Ok(());
         }

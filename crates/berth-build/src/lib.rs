@@ -12,6 +12,7 @@
 //! extracted) and the temporary layer tars it writes.
 #![forbid(unsafe_code)]
 
+pub mod cachefrom;
 pub mod changes;
 pub mod context;
 pub mod executor;

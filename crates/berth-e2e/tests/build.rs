@@ -358,3 +358,51 @@ fn add_archives_urls_and_cache_from() {
     let r = d.docker(&["build", "--cache-from", "busybox", &arg(&ctx2)]).ok();
     r.stdout_lacks("Using cache");
 }
+
+/// `--cache-from` an image that carries no local cache entries (saved, removed, the
+/// build cache pruned, loaded back: what a pulled image is): its history serves every
+/// step (Docker's parent-chain + `created_by` matching), the last step is the source
+/// image itself; an edited COPY source misses from there on. Config-only steps print
+/// no `Running in` (Berth creates no container for them; see docs/build.md).
+#[test]
+fn cache_from_an_image_without_cache_entries() {
+    let d = Daemon::start();
+    for cli in [Cli::Berth, Cli::Docker] {
+        let tag = format!("cfsrc:{}", if cli == Cli::Berth { "berth" } else { "docker" });
+        let df = "FROM busybox\nENV A=1\nCOPY f.txt /f.txt\nRUN cat /f.txt > /g\nCMD [\"cat\", \"/g\"]\n";
+        let body = format!("from {tag}\n");
+        let ctx = write_ctx(&d, &format!("cf-{}", tag.replace(':', "-")), &[("Dockerfile", df), ("f.txt", &body)]);
+        let r = d.cli(cli, &["build", "-t", &tag, &arg(&ctx)]).ok();
+        // Config-only steps: no container.
+        let env_step = r.stdout.split("Step 2/5 : ENV A=1\n").nth(1).and_then(|s| s.split("Step 3/5").next()).unwrap_or_default().to_string();
+        assert!(!env_step.contains("Running in") && env_step.starts_with(" ---> "), "{r:?}");
+        let img = |name: &str| d.request("GET", &format!("/v1.47/images/{name}/json"), None).json();
+        let src = img(&tag)["Id"].as_str().expect("id").to_string();
+        let tar = d.dir().join(format!("{}.tar", tag.replace(':', "-")));
+        d.cli(cli, &["save", "-o", &arg(&tar), &tag]).ok();
+        d.cli(cli, &["rmi", &tag]).ok();
+        d.cli(cli, &["builder", "prune", "-f"]).ok();
+        d.cli(cli, &["load", "-i", &arg(&tar)]).ok();
+        assert_eq!(img(&tag)["Parent"].as_str().unwrap_or_default(), "", "a loaded image has no parent");
+        // Without --cache-from nothing is cached any more; with it every step hits
+        // and the result is the loaded image.
+        let r = d.cli(cli, &["build", "--cache-from", &tag, "-t", "cf-out", &arg(&ctx)]).ok();
+        assert_eq!(r.stdout.matches(" ---> Using cache\n").count(), 4, "{r:?}");
+        r.stdout_lacks("Running in").stdout_has(&format!("Successfully built {}\n", &src.trim_start_matches("sha256:")[..12]));
+        d.cli(cli, &["run", "--rm", "cf-out"]).ok().stdout_has(&body);
+        // The restored intermediate images carry the source's history prefix.
+        let h = d.request("GET", "/v1.47/images/cf-out/history", None).json();
+        assert_eq!(h.as_array().map(Vec::len), d.request("GET", "/v1.47/images/busybox/history", None).json().as_array().map(|a| a.len() + 4), "{h}");
+        // An edited COPY source: ENV still hits, COPY and RUN run, CMD too.
+        fs::write(ctx.join("f.txt"), "edited\n").expect("edit");
+        let r = d.cli(cli, &["build", "--cache-from", &tag, "-t", "cf-out", &arg(&ctx)]).ok();
+        assert_eq!(r.stdout.matches(" ---> Using cache\n").count(), 1, "{r:?}");
+        r.stdout_has("Running in");
+        d.cli(cli, &["run", "--rm", "cf-out"]).ok().stdout_has("edited");
+        // An unrelated source serves nothing.
+        fs::write(ctx.join("f.txt"), &body).expect("restore");
+        d.cli(cli, &["builder", "prune", "-f"]).ok();
+        let r = d.cli(cli, &["build", "--cache-from", "busybox", &arg(&ctx)]).ok();
+        r.stdout_lacks("Using cache");
+    }
+}

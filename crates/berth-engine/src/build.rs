@@ -132,6 +132,14 @@ fn receive_context(body: impl Read, dir: &Path, max: u64) -> std::result::Result
     Ok(())
 }
 
+/// A cache entry's image id: `sha256:` and 64 hex digits, then a newline; anything
+/// else (a file a machine crash left empty or cut short) is a miss.
+fn valid_cache_entry(s: &str) -> Option<String> {
+    let id = s.strip_suffix('\n')?;
+    let hex = id.strip_prefix("sha256:")?;
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_string())
+}
+
 /// The engine's side of the builder.
 pub struct EngineBackend {
     engine: Engine,
@@ -267,6 +275,9 @@ impl Backend for EngineBackend {
         let store = self.engine.images().clone();
         let img = match layer {
             Layer::None => store.commit_config(parent.as_ref(), config, None).map_err(|e| BuildError::new(e.to_string()))?,
+            Layer::Layers(diff_ids) => store
+                .commit_layers(parent.as_ref(), diff_ids.to_vec(), config, None)
+                .map_err(|e| BuildError::new(e.to_string()))?,
             Layer::Tar(path) => {
                 let f = fs::File::open(path).map_err(|e| BuildError::new(format!("{}: {e}", path.display())))?;
                 store
@@ -351,14 +362,19 @@ impl Backend for EngineBackend {
 
     fn cache_get(&mut self, key: &str) -> Option<String> {
         let s = fs::read_to_string(self.cache_dir().join(key)).ok()?;
-        let id = s.lines().next()?.trim().to_string();
-        id.starts_with("sha256:").then_some(id)
+        valid_cache_entry(&s)
     }
 
+    /// Written without syncs (`Volatile`): an entry is a hint, re-derivable by running
+    /// the step again. A daemon restart keeps it (the page cache survives); a machine
+    /// crash may leave it old, empty or cut short, which [`valid_cache_entry`] reads
+    /// as a miss, and an entry naming an image that did not survive is a miss too.
+    /// Ten steps were twenty disk flushes before.
     fn cache_put(&mut self, key: &str, image: &str) {
         let dir = self.cache_dir();
         if fs::create_dir_all(&dir).is_ok() {
-            if let Err(e) = berth_sys::fs::write_atomic(&dir.join(key), format!("{image}\n").as_bytes(), 0o600) {
+            let data = format!("{image}\n");
+            if let Err(e) = berth_sys::fs::write_atomic_with(&dir.join(key), data.as_bytes(), 0o600, berth_sys::fs::Durability::Volatile) {
                 tracing::warn!(error = %e, "build cache entry not written");
             }
         }
@@ -539,6 +555,22 @@ mod tests {
         assert_eq!(fs::read_to_string(dir.path().join(".dockerignore")).expect("read"), "Dockerfile");
         let e = receive_context(&b"BZh91AY"[..], dir.path(), 0).expect_err("bzip2");
         assert!(e.contains("bzip2"), "{e}");
+    }
+
+    #[test]
+    fn cache_entries_cut_short_are_misses() {
+        let id = format!("sha256:{}", "a".repeat(64));
+        let cases: Vec<(String, Option<String>)> = vec![
+            (format!("{id}\n"), Some(id.clone())),
+            (id.clone(), None),
+            (String::new(), None),
+            (format!("{}\n", &id[..40]), None),
+            (format!("sha256:{}\n", "g".repeat(64)), None),
+            (format!("sha512:{}\n", "a".repeat(64)), None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(valid_cache_entry(&text), want, "{text:?}");
+        }
     }
 
     #[test]

@@ -372,7 +372,11 @@ impl ImageStore {
         for r in refs {
             st.refs.insert(r.familiar(), id.clone());
         }
-        self.save_refs(&st)?;
+        // No reference: repositories.json is unchanged (a build's intermediate images
+        // and commits without a tag skip its rewrite and two disk flushes).
+        if !refs.is_empty() {
+            self.save_refs(&st)?;
+        }
         let img = self.build(&st, &id)?;
         Ok((img, was))
     }
