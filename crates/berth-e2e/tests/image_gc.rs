@@ -169,3 +169,22 @@ fn bytes(s: &str) -> f64 {
     };
     n * unit
 }
+
+both!(fn a_replaced_tag_leaves_a_dangling_image_that_prune_frees(d, cli) {
+    busybox_and_mine(&d);
+    let old = image_id(&d, "mine");
+    // The same tag again, on a new image: the old one is dangling, layers kept.
+    busybox_and_mine(&d);
+    let new = image_id(&d, "mine");
+    assert_ne!(old, new);
+    assert_eq!(layers(&d).len(), 3, "{:?}", layers(&d));
+    let dangling = d.cli(cli, &["images", "-q", "--no-trunc", "--filter", "dangling=true"]).ok();
+    assert_eq!(dangling.lines(), vec![old.clone()]);
+
+    let out = d.cli(cli, &["image", "prune", "-f"]).ok();
+    assert!(out.out().contains(&format!("deleted: {old}")), "{}", out.out());
+    assert_eq!(layers(&d).len(), 2, "the old image's own layer is freed: {:?}", layers(&d));
+    assert!(!blobs(&d).contains(old.trim_start_matches("sha256:")));
+    assert!(blobs(&d).contains(new.trim_start_matches("sha256:")));
+    d.cli(cli, &["run", "--rm", "mine", "test", "-s", "/blob"]).ok();
+});
