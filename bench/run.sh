@@ -212,3 +212,9 @@ BUILD_ARGS=(--runs "$RUNS")
 [ "$WANT_DOCKER" = 1 ] && BUILD_ARGS+=(--docker)
 [ "$WRITE" = 0 ] && BUILD_ARGS+=(--no-write)
 bench/build.sh "${BUILD_ARGS[@]}" || echo "bench/build.sh failed" >&2
+# And the image benchmark (cold pull and push of a ~100 MB minbase; same arguments
+# except the run count, which it keeps small: each run moves the whole image).
+IMAGE_ARGS=()
+[ "$WANT_DOCKER" = 1 ] && IMAGE_ARGS+=(--docker)
+[ "$WRITE" = 0 ] && IMAGE_ARGS+=(--no-write)
+bench/images.sh "${IMAGE_ARGS[@]}" || echo "bench/images.sh failed" >&2

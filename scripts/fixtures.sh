@@ -114,9 +114,15 @@ all_present() {
     done
 }
 
+# Opt-in (not in the CI path): the image benchmark's ~100 MB Debian minbase.
+minbase_opt_in() {
+    if [ "${BERTH_FIXTURE_MINBASE:-0}" = 1 ]; then "$ROOT/scripts/minbase.sh"; fi
+}
+
 if [ "${BERTH_FIXTURES_FORCE:-}" != 1 ] && all_present; then
     log "all fixture images present in $REG (version $FIXTURE_VERSION):"
     for r in "${REPOS[@]}"; do log "  $REG/$r:latest  ${WANT_TYPE[$r]}"; done
+    minbase_opt_in
     exit 0
 fi
 
@@ -331,3 +337,4 @@ skopeo inspect --tls-verify=false --raw "docker://$REG/library/alpine:latest" |
 
 echo "$FIXTURE_VERSION" >"$STAMP"
 log "done: fixtures version $FIXTURE_VERSION in $REG"
+minbase_opt_in

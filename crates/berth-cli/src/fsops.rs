@@ -742,8 +742,9 @@ fn df_verbose(du: &Value) -> Result<String, Fail> {
                 "ID": truncate_id(i.get("Id").and_then(Value::as_str).unwrap_or("")),
                 "CreatedSince": since(num(i, "Created")),
                 "Size": human_size(num(i, "Size")),
-                "SharedSize": if shared < 0 { "N/A".to_string() } else { human_size(shared) },
-                "UniqueSize": if shared < 0 { "N/A".to_string() } else { human_size(num(i, "Size") - shared) },
+                // Docker: SIZE with 3 significant digits, SHARED/UNIQUE SIZE with 4.
+                "SharedSize": if shared < 0 { "N/A".to_string() } else { hs4(shared) },
+                "UniqueSize": if shared < 0 { "N/A".to_string() } else { hs4(num(i, "Size") - shared) },
                 "Containers": num(i, "Containers").to_string(),
             }));
         }

@@ -310,14 +310,17 @@ pub fn events(state: &State, ctx: &Ctx) -> Resp {
     r
 }
 
-/// `GET /system/df`: images (with how many containers use each), containers with their
+/// `GET /system/df`: images (with how many containers use each and their shared
+/// size), containers with their
 /// writable-layer sizes, the total unpacked layer size, and volumes with their sizes
 /// and reference counts. No build cache exists in Berth yet.
 pub fn disk_usage(state: &State) -> Resp {
     let containers = state.engine.list(true, "", true).unwrap_or_default();
     let mut images = state.engine.list_images();
+    let shared = state.engine.image_shared_sizes();
     for img in &mut images {
         img.containers = containers.iter().filter(|c| c.image_id == img.id).count() as i64;
+        img.shared_size = shared.get(&img.id).map_or(-1, |s| *s as i64);
     }
     let layers_size = berth_engine::dir_size(&state.engine.config().data_root.join("image").join("layers"));
     json(

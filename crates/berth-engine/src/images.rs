@@ -190,6 +190,12 @@ impl Engine {
             .map_err(Error::from)
     }
 
+    /// Per image id, the bytes of its layers another image uses too (`system df`'s
+    /// SharedSize).
+    pub fn image_shared_sizes(&self) -> BTreeMap<String, u64> {
+        self.inner.images.shared_sizes()
+    }
+
     /// `GET /images/json`.
     pub fn list_images(&self) -> Vec<ImageSummary> {
         let mut imgs = self.inner.images.list();

@@ -15,6 +15,7 @@ pub mod distribution;
 pub mod error;
 pub mod fetch;
 pub mod manifest;
+mod pipeline;
 pub mod pull;
 pub mod push;
 pub mod reference;

@@ -1,23 +1,21 @@
 //! `docker pull`: resolve the manifest (following a manifest list to the host
-//! platform), fetch the config, download the missing layers concurrently into
-//! `ingest/` (digest-verified), unpack them in order, record the image and point the
+//! platform), fetch the config, stream the missing layers (up to 3 at once, each
+//! downloaded, verified and unpacked as its bytes arrive: `pipeline`), record the image and point the
 //! reference at it — reporting progress exactly as Docker's `/images/create` stream.
 //! Uses `registry` for HTTP and `store` for everything on disk.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use futures_util::{stream, StreamExt, TryStreamExt};
+use futures_util::{stream, StreamExt};
 use sha2::{Digest as _, Sha256};
-use tokio::io::AsyncWriteExt;
 
 use crate::error::PullError;
 use crate::manifest::{select_platform, Descriptor, ImageConfig, Manifest, Platform};
 use crate::reference::Reference;
 use crate::registry::{endpoints, Client, RegistryError};
-use crate::store::{chain_id, digest_hex, remove_any, Image, ImageRecord, ImageStore};
-use crate::unpack::unpack_blob;
+use crate::store::{chain_id, digest_hex, Image, ImageRecord, ImageStore};
+use crate::pipeline::{download, Blob, unpack_and_commit, ChannelReader, Event, Scratch, PIPE_CHUNKS};
 
 /// How to reach registries.
 #[derive(Clone, Debug, Default)]
@@ -55,7 +53,6 @@ pub struct Progress {
 
 /// How many blobs download at once (Docker's default is 3).
 const CONCURRENT_DOWNLOADS: usize = 3;
-const PROGRESS_STEP: u64 = 512 * 1024;
 
 struct Reporter<'a> {
     sink: Mutex<&'a mut (dyn FnMut(Progress) + Send)>,
@@ -254,11 +251,17 @@ async fn pull_one(
         )));
     }
     let chains = chain_id(&diff_ids);
-    let _pins = store.pin(&chains);
+    let pins = store.pin(&chains);
 
-    // 3. Layers, unless the image is already here.
+    // 3. Layers, unless the image is already here. Layers stream and commit one by
+    // one, so a pull that fails takes back the ones it committed and nothing uses.
     if !store.has_image(&config_digest) {
-        pull_layers(store, &client, rep, &manifest.layers, &diff_ids, &chains, &reference).await?;
+        let missing: Vec<String> = chains.iter().filter(|c| !store.has_layer(c)).cloned().collect();
+        if let Err(e) = pull_layers(store, &client, rep, &manifest.layers, &diff_ids, &chains, &reference).await {
+            drop(pins);
+            store.drop_unused_layers(&missing);
+            return Err(e);
+        }
     }
 
     // 4. Record the image and move the reference.
@@ -380,159 +383,88 @@ async fn pull_layers(
             needed.push(i);
         }
     }
-    let mut unique: BTreeMap<String, Descriptor> = BTreeMap::new();
-    for &i in &needed {
-        unique.entry(layers[i].digest.clone()).or_insert_with(|| layers[i].clone());
+    // Docker's "Waiting": a layer queued behind the download slots.
+    for &i in needed.iter().skip(CONCURRENT_DOWNLOADS) {
+        rep.layer(&short_id(&layers[i].digest), "Waiting");
     }
-    // Each download is a `Scratch` guard: when one download fails, try_collect drops
-    // the others mid-flight and the finished ones with it, and every ingest file and
-    // committed compressed blob is deleted right there, not left until the next start.
-    let downloaded: Vec<(String, Scratch)> = stream::iter(unique.into_values().map(Ok::<_, PullError>))
-        .map_ok(|d| async move {
-            let p = download_blob(store, client, rep, &d, reference).await?;
-            Ok::<_, PullError>((d.digest.clone(), p))
-        })
-        .try_buffer_unordered(CONCURRENT_DOWNLOADS)
-        .try_collect()
-        .await?;
-    let blobs: BTreeMap<String, Scratch> = downloaded.into_iter().collect();
-
-    let result = async {
-        for &i in &needed {
-            if store.has_layer(&chains[i]) {
-                // An identical layer earlier in this image (or a concurrent pull) made it.
-                rep.layer(&short_id(&layers[i].digest), "Pull complete");
-                continue;
+    // Each layer streams: download → hash → decompress → unpack, at once, into its
+    // own temp dir (src/pipeline.rs); up to CONCURRENT_DOWNLOADS layers at a time.
+    // When one fails the others are cancelled, and each still waits for its unpacker
+    // to remove its temp dir, so the pull answers only once nothing is left behind.
+    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+    let mut results = stream::iter(needed)
+        .map(|i| {
+            let mut cancel = cancel_rx.clone();
+            async move {
+                if *cancel.borrow() {
+                    return Ok(());
+                }
+                pull_layer(store, client, rep, (&layers[i], &diff_ids[i], &chains[i]), reference, &mut cancel).await
             }
-            let blob = blobs
-                .get(&layers[i].digest)
-                .ok_or_else(|| PullError::Internal(format!("blob {} was not downloaded", layers[i].digest)))?;
-            extract(store, rep, &layers[i], &blob.0, &diff_ids[i], &chains[i]).await?;
-            rep.layer(&short_id(&layers[i].digest), "Pull complete");
+        })
+        .buffer_unordered(CONCURRENT_DOWNLOADS);
+    let mut first_err = None;
+    while let Some(r) = results.next().await {
+        if let Err(e) = r {
+            if first_err.is_none() {
+                let _ = cancel_tx.send(true);
+                first_err = Some(e);
+            }
         }
-        Ok::<(), PullError>(())
     }
-    .await;
-    // Compressed layer blobs are not kept once unpacked (dropping the guards deletes them).
-    drop(blobs);
-    result
+    first_err.map_or(Ok(()), Err)
 }
 
-async fn download_blob(
+/// One layer through the streaming pipeline, with its progress lines.
+async fn pull_layer(
     store: &ImageStore,
     client: &Client,
     rep: &Reporter<'_>,
-    desc: &Descriptor,
+    (desc, diff_id, chain): (&Descriptor, &str, &str),
     reference: &Reference,
-) -> Result<Scratch, PullError> {
+    cancel: &mut tokio::sync::watch::Receiver<bool>,
+) -> Result<(), PullError> {
     let id = short_id(&desc.digest);
+    if store.has_layer(chain) {
+        // A concurrent pull committed it meanwhile.
+        rep.layer(&id, "Pull complete");
+        return Ok(());
+    }
     let (resp, url) = client.blob(&desc.digest).await.map_err(|e| registry_error(e, reference))?;
     let total = if desc.size > 0 { Some(desc.size) } else { resp.content_length() };
     let ingest = store.ingest_path();
-    let mut scratch = Scratch(ingest.clone());
-    let result = async {
-        let mut file = tokio::fs::File::create(&ingest)
-            .await
-            .map_err(|e| crate::error::StoreError::io("create", &ingest, e))?;
-        let mut hasher = Sha256::new();
-        let mut current = 0u64;
-        let mut last = 0u64;
-        let mut body = resp.bytes_stream();
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| PullError::Unreachable(format!("Get \"{url}\": {e}")))?;
-            hasher.update(&chunk);
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| crate::error::StoreError::io("write", &ingest, e))?;
-            current += chunk.len() as u64;
-            if last == 0 || current - last >= PROGRESS_STEP {
-                last = current.max(1);
-                rep.emit(Some(&id), "Downloading", Some(current), total);
+    let scratch = Scratch(ingest.clone());
+    let (tx, rx) = tokio::sync::mpsc::channel(PIPE_CHUNKS);
+    let (ptx, mut prx) = tokio::sync::watch::channel(0u64);
+    let tmp = store.layer_tmp();
+    let (s2, d2, c2) = (store.clone(), diff_id.to_string(), chain.to_string());
+    let unpacker = tokio::task::spawn_blocking(move || unpack_and_commit(&s2, ChannelReader::new(rx, ptx), &tmp, &d2, &c2));
+    let mut report = |ev: Event| match ev {
+        Event::Downloading(cur, tot) => rep.emit(Some(&id), "Downloading", Some(cur), tot),
+        Event::VerifyingChecksum => rep.layer(&id, "Verifying Checksum"),
+        Event::DownloadComplete => rep.layer(&id, "Download complete"),
+    };
+    let url = url.to_string();
+    let blob = Blob { digest: &desc.digest, total, url: &url };
+    let downloaded = download(resp.bytes_stream(), &ingest, &blob, tx, cancel, &mut report).await;
+    if matches!(downloaded, Ok(true)) {
+        // The unpacker is at most the channel's few chunks behind: show it finishing.
+        let ext_total = total.unwrap_or(0);
+        loop {
+            let cur = *prx.borrow_and_update();
+            rep.emit(Some(&id), "Extracting", Some(cur), Some(ext_total.max(cur)));
+            if prx.changed().await.is_err() {
+                break;
             }
         }
-        rep.emit(Some(&id), "Downloading", Some(current), total);
-        rep.layer(&id, "Verifying Checksum");
-        let got = format!("sha256:{}", hex::encode(hasher.finalize()));
-        if got != desc.digest {
-            tracing::warn!(expected = %desc.digest, actual = %got, "layer blob does not match its digest");
-            return Err(PullError::DigestMismatch {
-                what: "filesystem layer".into(),
-                expected: desc.digest.clone(),
-                actual: got,
-            });
-        }
-        file.sync_all().await.map_err(|e| crate::error::StoreError::io("fsync", &ingest, e))?;
-        drop(file);
-        let path = store.commit_blob(&ingest, &desc.digest)?;
-        rep.layer(&id, "Download complete");
-        Ok(path)
     }
-    .await;
-    scratch.0 = result?;
-    Ok(scratch)
-}
-
-/// A file the pull created and must not outlive it: an `ingest/` download, then the
-/// compressed blob it was renamed to. Deleted on drop — also when the pull future is
-/// dropped mid-download (a sibling download failed, or the client went away).
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = remove_any(&self.0);
+    // Always wait for the unpacker, so its temp dir is gone before the pull answers.
+    let unpacked = unpacker.await.map_err(|e| PullError::Internal(format!("unpack task failed: {e}")))?;
+    drop(scratch);
+    match downloaded {
+        Err(e) => return Err(e),
+        Ok(_) => unpacked?,
     }
-}
-
-async fn extract(
-    store: &ImageStore,
-    rep: &Reporter<'_>,
-    desc: &Descriptor,
-    blob: &std::path::Path,
-    diff_id: &str,
-    chain: &str,
-) -> Result<(), PullError> {
-    let id = short_id(&desc.digest);
-    let total = std::fs::metadata(blob).map(|m| m.len()).unwrap_or(desc.size);
-    let tmp = store.layer_tmp();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
-    let blob_owned = blob.to_path_buf();
-    let diff = tmp.join("diff");
-    let task = tokio::task::spawn_blocking(move || {
-        std::fs::create_dir(&tmp).map_err(|e| crate::error::UnpackError::io("mkdir", &tmp, e))?;
-        let r = unpack_blob(&blob_owned, &diff, &mut |n| {
-            let _ = tx.send(n);
-        });
-        Ok::<_, crate::error::UnpackError>((tmp, r))
-    });
-    while let Some(n) = rx.recv().await {
-        rep.emit(Some(&id), "Extracting", Some(n), Some(total));
-    }
-    let (tmp, r) = task
-        .await
-        .map_err(|e| PullError::Internal(format!("unpack task failed: {e}")))??;
-    let stats = match r {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = remove_any(&tmp);
-            return Err(e.into());
-        }
-    };
-    if stats.diff_id != diff_id {
-        let _ = remove_any(&tmp);
-        tracing::warn!(expected = %diff_id, actual = %stats.diff_id, "uncompressed layer {id} does not match the config's diff id");
-        return Err(PullError::RootFsMismatch { expected: diff_id.to_string(), actual: stats.diff_id });
-    }
-    // The blob as pulled stays with the layer (a hard link: same file system, no
-    // copy), so `save` can give back the exact tar; the `blobs/` name goes with the
-    // pull's scratch files.
-    let keep = tmp.join(crate::store::LAYER_BLOB);
-    if let Err(e) = std::fs::hard_link(blob, &keep) {
-        let _ = remove_any(&tmp);
-        return Err(crate::error::StoreError::io("link", &keep, e).into());
-    }
-    if let Err(e) = store.commit_layer(&tmp, chain, &stats) {
-        let _ = remove_any(&tmp);
-        return Err(e.into());
-    }
+    rep.layer(&id, "Pull complete");
     Ok(())
 }

@@ -133,8 +133,14 @@ pub fn unpack_blob(
 ) -> Result<UnpackStats, UnpackError> {
     let f = fs::File::open(blob).map_err(|e| UnpackError::io("open", blob, e))?;
     let counting = CountingReader { inner: f, count: 0, last: 0, progress };
-    let mut buf = BufReader::with_capacity(64 * 1024, counting);
-    let head = buf.fill_buf().map_err(|e| UnpackError::io("read", blob, e))?.to_vec();
+    unpack_reader(counting, dest)
+}
+
+/// Unpacks a layer blob (gzip, zstd or plain tar) read from `reader` as it arrives
+/// (the streaming pull hands it the download) into `dest`.
+pub fn unpack_reader<R: Read>(reader: R, dest: &Path) -> Result<UnpackStats, UnpackError> {
+    let mut buf = BufReader::with_capacity(64 * 1024, reader);
+    let head = buf.fill_buf().map_err(UnpackError::Tar)?.to_vec();
     match detect_compression(&head) {
         Compression::Gzip => unpack(flate2::bufread::MultiGzDecoder::new(buf), dest),
         Compression::None => unpack(buf, dest),

@@ -14,6 +14,7 @@ mod layers;
 mod build;
 mod references;
 mod push_source;
+mod usage;
 
 pub use images::{Image, RemoveItem};
 pub(crate) use images::ImageRecord;
