@@ -216,7 +216,8 @@ fn pulls_cut_at_several_points_leave_nothing_and_the_next_pull_completes() {
         proxy.armed.store(true, Ordering::SeqCst);
         let r = d.docker(&["pull", &reference]);
         assert_eq!(r.code, 1, "{when}: {r:?}");
-        eprintln!("{when}: {}", r.stderr.trim());
+        // Go's text for a body cut short, as Docker prints it.
+        assert_eq!(r.stderr.trim(), "unexpected EOF", "{when}");
         assert_store_clean(&d, &when);
         assert_eq!(names_in(&d.data_root.join("image/layers")), layers_before, "{when}: layers left behind");
         d.docker(&["image", "inspect", &reference]).code(1).stderr_has("No such image");
@@ -226,4 +227,36 @@ fn pulls_cut_at_several_points_leave_nothing_and_the_next_pull_completes() {
     assert_store_clean(&d, "after the good pull");
     d.docker(&["run", "--rm", &reference, "redis-server", "--version"]).ok().stdout_has("Redis server v=");
     d.docker(&["run", "--rm", "busybox", "true"]).ok();
+}
+
+/// The fixture's redis is built on alpine's layer: pulled after alpine, that layer is
+/// "Already exists" (one line, nothing downloaded) and only the other one streams.
+#[test]
+fn a_layer_already_present_is_reported_and_not_pulled_again() {
+    let d = Daemon::start();
+    d.docker(&["pull", "alpine"]).ok();
+    let layers = redis_layers();
+    let layers_before = names_in(&d.data_root.join("image/layers"));
+    assert_eq!(layers_before.len(), 1);
+    let resp = d.request("POST", "/images/create?fromImage=redis&tag=latest", None);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let mut per: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for l in resp.text().lines().filter(|l| !l.trim().is_empty()) {
+        let m: serde_json::Value = serde_json::from_str(l).expect("JSON");
+        assert!(m.get("error").is_none(), "{m}");
+        if let (Some(id), Some(status)) = (m["id"].as_str(), m["status"].as_str()) {
+            let v = per.entry(id.to_string()).or_default();
+            if v.last().map(String::as_str) != Some(status) {
+                v.push(status.to_string());
+            }
+        }
+    }
+    assert_eq!(per[&layers[0].0], ["Already exists"], "{per:?}");
+    assert_eq!(per[&layers[1].0].first().map(String::as_str), Some("Pulling fs layer"), "{per:?}");
+    assert_eq!(per[&layers[1].0].last().map(String::as_str), Some("Pull complete"), "{per:?}");
+    let after = names_in(&d.data_root.join("image/layers"));
+    assert_eq!(after.len(), 2, "one new layer: {after:?}");
+    assert!(after.contains(&layers_before[0]), "the shared layer is the same directory");
+    assert_store_clean(&d, "after the pull");
+    d.docker(&["run", "--rm", "redis", "redis-server", "--version"]).ok().stdout_has("Redis server v=");
 }

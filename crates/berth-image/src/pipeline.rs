@@ -173,7 +173,7 @@ where
             () = cancelled(cancel) => return Err(PullError::Internal("pull cancelled: another layer failed".into())),
         };
         let Some(chunk) = next else { break };
-        let chunk = chunk.map_err(|e| PullError::Unreachable(format!("Get \"{url}\": {e}")))?;
+        let chunk = chunk.map_err(|e| PullError::Unreachable(body_error(url, &e.to_string())))?;
         hasher.update(&chunk);
         if !gone {
             file.write_all(&chunk).await.map_err(|e| StoreError::io("write", ingest, e))?;
@@ -203,6 +203,17 @@ where
     drop(file);
     report(Event::DownloadComplete);
     Ok(tx.send(Msg::Verified(ingest.to_path_buf())).await.is_ok())
+}
+
+/// Go's text for a body that broke off: its HTTP client reports a short body as
+/// `unexpected EOF`, unwrapped (the request itself had succeeded); other failures keep
+/// the request's `Get "<url>": …` prefix.
+pub(crate) fn body_error(url: &str, e: &str) -> String {
+    if e.contains("error decoding response body") || e.contains("error reading a body") || e.contains("end of file") {
+        "unexpected EOF".to_string()
+    } else {
+        format!("Get \"{url}\": {e}")
+    }
 }
 
 /// Resolves once `cancel` turns true (never, if its sender is gone without that).
@@ -329,10 +340,22 @@ mod tests {
                 match c.name {
                     "wrong compressed digest" => assert!(matches!(e, PullError::DigestMismatch { .. }), "{e}"),
                     "wrong diff id" => assert!(matches!(e, PullError::RootFsMismatch { .. }), "{e}"),
-                    _ => assert!(e.to_string().contains("connection reset by peer"), "{}: {e}", c.name),
+                    _ => assert!(e.to_string().contains("Get \"http://x/blob\": connection reset by peer"), "{}: {e}", c.name),
                 }
                 assert!(left.is_empty(), "{}: {left:?}", c.name);
             }
+        }
+    }
+
+    #[test]
+    fn body_error_texts() {
+        let cases = [
+            ("error decoding response body", "unexpected EOF"),
+            ("error reading a body from connection", "unexpected EOF"),
+            ("connection refused", "Get \"http://r/b\": connection refused"),
+        ];
+        for (e, want) in cases {
+            assert_eq!(body_error("http://r/b", e), want, "{e}");
         }
     }
 
