@@ -80,28 +80,7 @@ pub async fn create(state: &State, ctx: Ctx) -> Resp {
         Some(Err(e)) => return from_error(&e),
         None => return status_only(StatusCode::OK),
     };
-    let (tx, body) = channel_body(64);
-    tokio::spawn(async move {
-        if tx.send(json_line(&first)).await.is_err() {
-            return;
-        }
-        while let Some(item) = rx.recv().await {
-            let msg = match item {
-                Ok(m) => m,
-                Err(e) => JsonMessage {
-                    error_detail: Some(ErrorDetail { code: None, message: e.message.clone() }),
-                    error: Some(e.message),
-                    ..Default::default()
-                },
-            };
-            if tx.send(json_line(&msg)).await.is_err() {
-                return;
-            }
-        }
-    });
-    let mut r = Response::new(body);
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r
+    progress_stream(Some(first), rx)
 }
 
 /// `POST /images/{name}/push?tag=`: always a 200 stream once the name parsed; the
@@ -112,29 +91,11 @@ pub async fn push(state: &State, ctx: &Ctx, name: &str) -> Resp {
         Ok(a) => a,
         Err(r) => return r,
     };
-    let mut rx = match state.engine.push(name, ctx.q("tag"), &auth) {
+    let rx = match state.engine.push(name, ctx.q("tag"), &auth) {
         Ok(rx) => rx,
         Err(e) => return from_error(&e),
     };
-    let (tx, body) = channel_body(64);
-    tokio::spawn(async move {
-        while let Some(item) = rx.recv().await {
-            let msg = match item {
-                Ok(m) => m,
-                Err(e) => JsonMessage {
-                    error_detail: Some(ErrorDetail { code: None, message: e.message.clone() }),
-                    error: Some(e.message),
-                    ..Default::default()
-                },
-            };
-            if tx.send(json_line(&msg)).await.is_err() {
-                return;
-            }
-        }
-    });
-    let mut r = Response::new(body);
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r
+    progress_stream(None, rx)
 }
 
 /// `POST /images/create?fromSrc=-&repo=&tag=&message=&changes=&platform=` (`docker
@@ -225,4 +186,37 @@ pub async fn prune(state: &State, ctx: &Ctx) -> Resp {
         ),
         Err(e) => from_error(&e),
     }
+}
+
+/// A 200 `application/json` stream of pull/push progress: `first` (already taken off
+/// the channel to choose the status), then each message; an error becomes Docker's
+/// `errorDetail` line.
+fn progress_stream(
+    first: Option<JsonMessage>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<berth_engine::Result<JsonMessage>>,
+) -> Resp {
+    let (tx, body) = channel_body(64);
+    tokio::spawn(async move {
+        if let Some(first) = first {
+            if tx.send(json_line(&first)).await.is_err() {
+                return;
+            }
+        }
+        while let Some(item) = rx.recv().await {
+            let msg = match item {
+                Ok(m) => m,
+                Err(e) => JsonMessage {
+                    error_detail: Some(ErrorDetail { code: None, message: e.message.clone() }),
+                    error: Some(e.message),
+                    ..Default::default()
+                },
+            };
+            if tx.send(json_line(&msg)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut r = Response::new(body);
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
 }

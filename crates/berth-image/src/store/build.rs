@@ -2,11 +2,8 @@
 //! changes no file: ENV, CMD, LABEL, …), which share their parent's layers and differ
 //! only in their config blob, written like a commit (config blob, then the record).
 
-use sha2::{Digest as _, Sha256};
 
-use super::images::ImageRecord;
 use super::*;
-use crate::manifest::ImageConfig;
 use crate::reference::Reference;
 
 impl ImageStore {
@@ -37,27 +34,6 @@ impl ImageStore {
         if let Some(c) = chains.iter().find(|c| !self.has_layer(c)) {
             return Err(StoreError::Internal(format!("layer {c} of the image is missing")));
         }
-        let mut config = config;
-        let obj = config
-            .as_object_mut()
-            .ok_or_else(|| StoreError::Internal("an image config must be a JSON object".into()))?;
-        obj.insert("rootfs".into(), serde_json::json!({ "type": "layers", "diff_ids": diff_ids }));
-        let bytes = serde_json::to_vec(&config)
-            .map_err(|e| StoreError::Internal(format!("encoding the image config: {e}")))?;
-        serde_json::from_slice::<ImageConfig>(&bytes)
-            .map_err(|e| StoreError::Internal(format!("invalid image config: {e}")))?;
-        let id = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
-        self.write_blob(&id, &bytes)?;
-        let record = ImageRecord {
-            id,
-            layers: diff_ids,
-            chain_ids: chains,
-            manifest_digest: None,
-            blobs: Vec::new(),
-            parent: parent.map(|p| p.id.clone()),
-        };
-        let refs: Vec<Reference> = reference.map(|r| r.clone().with_default_tag()).into_iter().collect();
-        let (image, _) = self.commit_image(record, &refs)?;
-        Ok(image)
+        self.write_image(parent, diff_ids, chains, config, reference)
     }
 }

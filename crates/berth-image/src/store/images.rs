@@ -302,6 +302,20 @@ impl ImageStore {
             let _ = remove_any(&tmp);
             return Err(e);
         }
+        self.write_image(parent, diff_ids, chains, config, reference)
+    }
+
+    /// The shared tail of commit, import, build and `--cache-from` restores: `config`
+    /// gets its `rootfs` (= `diff_ids`, whose layers are in the store), is written as
+    /// the image's config blob, and the image record is committed and tagged.
+    pub(crate) fn write_image(
+        &self,
+        parent: Option<&Image>,
+        diff_ids: Vec<String>,
+        chains: Vec<String>,
+        config: serde_json::Value,
+        reference: Option<&Reference>,
+    ) -> Result<Image, StoreError> {
         let mut config = config;
         let obj = config
             .as_object_mut()
