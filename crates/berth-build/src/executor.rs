@@ -787,7 +787,12 @@ impl<'a> Executor<'a> {
         Ok(())
     }
 
+    /// A new path in the scratch directory (made on first use: most cached steps need
+    /// none).
     fn tmp_path(&mut self, what: &str) -> PathBuf {
+        if self.tmp_seq == 0 {
+            let _ = std::fs::create_dir_all(&self.scratch);
+        }
         self.tmp_seq += 1;
         self.scratch.join(format!("{what}-{}", self.tmp_seq))
     }

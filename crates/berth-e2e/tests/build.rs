@@ -75,8 +75,16 @@ fn build_run_rebuild_from_cache_and_miss_after_an_edit() {
         let r = d.cli(cli, &["build", "-t", tag, &arg(&ctx)]).ok();
         assert_eq!(r.stdout.matches("Using cache").count(), 3, "{r:?}");
     }
-    // No intermediate container is left behind.
+    // No intermediate container is left behind, and no context: small contexts were
+    // unpacked into the daemon's own tmpfs (`<exec-root>/builder`), emptied after.
     assert_eq!(d.berth(&["ps", "-aq"]).ok().stdout.trim(), "");
+    let tmpfs = d.exec_root.join("builder");
+    let mounts = fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let line = mounts.lines().find(|l| l.split(' ').nth(4) == Some(tmpfs.to_str().expect("utf8"))).expect("the tmpfs is mounted");
+    assert!(line.contains(" - tmpfs ") && line.contains("size=262144k"), "{line}");
+    assert_eq!(fs::read_dir(&tmpfs).expect("ls").count(), 0, "contexts left in the tmpfs");
+    let disk_tmp = d.data_root.join("builder/tmp");
+    assert_eq!(fs::read_dir(&disk_tmp).map(|r| r.count()).unwrap_or(0), 0, "build dirs left on disk");
     // The image: busybox's layer + COPY + RUN, a parent, Docker's config.
     let i = d.request("GET", "/v1.47/images/me/hello:berth/json", None).json();
     assert_eq!(i["RootFS"]["Layers"].as_array().map(Vec::len), Some(3), "{i}");

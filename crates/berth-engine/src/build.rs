@@ -1,5 +1,9 @@
 //! `POST /build` in the engine: the build context received into a private directory
-//! under `<data-root>/builder/tmp/` (plain or gzip tar, capped in size), then
+//! (plain or gzip tar, capped in size) — a small context (a body of at most
+//! [`SMALL_BODY`] that unpacks to at most [`SMALL_CONTEXT`]) into the daemon's own
+//! size-capped tmpfs at `<exec-root>/builder` (creating and deleting many small files
+//! on ext4 was most of a cached rebuild's time), any other under
+//! `<data-root>/builder/tmp/` — then
 //! `berth-build`'s executor run on a blocking thread against [`EngineBackend`], the
 //! engine's side of its `Backend` trait: containers for RUN (created, started,
 //! followed through their json-file log, committed), layer tars and config-only images
@@ -75,21 +79,25 @@ impl Output for ChanOut {
 }
 
 /// Counts what a reader hands out and fails past `max`.
-struct Capped<R> {
+struct Capped<'a, R> {
     inner: R,
     read: u64,
     max: u64,
+    /// Set once the cap is passed: the tar reader wraps the error in its own words.
+    over: &'a std::cell::Cell<bool>,
 }
 
-impl<R: Read> Read for Capped<R> {
+fn over_cap(max: u64) -> String {
+    format!("Error processing tar file: the build context exceeds the daemon's limit of {max} bytes")
+}
+
+impl<R: Read> Read for Capped<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.read += n as u64;
         if self.max > 0 && self.read > self.max {
-            return Err(io::Error::other(format!(
-                "the build context exceeds the daemon's limit of {} bytes",
-                self.max
-            )));
+            self.over.set(true);
+            return Err(io::Error::other(over_cap(self.max)));
         }
         Ok(n)
     }
@@ -111,7 +119,8 @@ fn receive_context(body: impl Read, dir: &Path, max: u64) -> std::result::Result
     } else {
         Box::new(body)
     };
-    let mut ar = tar::Archive::new(Capped { inner: reader, read: 0, max });
+    let over = std::cell::Cell::new(false);
+    let mut ar = tar::Archive::new(Capped { inner: reader, read: 0, max, over: &over });
     ar.set_preserve_permissions(true);
     ar.set_preserve_mtime(true);
     ar.set_overwrite(true);
@@ -124,12 +133,97 @@ fn receive_context(body: impl Read, dir: &Path, max: u64) -> std::result::Result
             // data: no padding, no end-of-archive blocks. Go's reader stops there
             // cleanly, so does this one.
             Err(err) if seen > 0 && (err.kind() == io::ErrorKind::UnexpectedEof || err.to_string().contains("unexpected EOF")) => break,
+            Err(_) if over.get() => return Err(over_cap(max)),
             Err(err) => return Err(format!("Error processing tar file: {err}")),
         };
         // unpack_in refuses paths that would leave `dir` (`..`, symlinked parents).
-        e.unpack_in(dir).map_err(|e| format!("Error processing tar file: {e}"))?;
+        e.unpack_in(dir).map_err(|e| if over.get() { over_cap(max) } else { format!("Error processing tar file: {e}") })?;
     }
     Ok(())
+}
+
+/// A context body up to this size is read into memory first; if it ends there it is
+/// unpacked into the tmpfs. Bounds the memory one build holds before it spills.
+pub const SMALL_BODY: usize = 8 << 20;
+/// The most a context unpacked into the tmpfs may hold; past it the build starts over
+/// on disk from the body kept in memory.
+pub const SMALL_CONTEXT: u64 = 64 << 20;
+/// The size of the tmpfs small contexts share (builds that find it full use the disk).
+pub const CONTEXT_TMPFS_SIZE: &str = "256m";
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+
+/// The daemon's tmpfs for small build contexts, `<exec-root>/builder`: mounted on
+/// first use (or found mounted by an earlier daemon and emptied), private, mode 0700,
+/// capped at [`CONTEXT_TMPFS_SIZE`]. `None` where no tmpfs can be mounted (the disk
+/// is used then).
+pub(crate) fn context_tmpfs(exec_root: &Path) -> Option<PathBuf> {
+    let dir = exec_root.join("builder");
+    if fs::create_dir_all(&dir).is_err() {
+        return None;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let dev = |p: &Path| fs::metadata(p).map(|m| m.dev()).ok();
+    let mounted = dev(&dir).is_some() && dev(&dir) != dev(exec_root);
+    if mounted && berth_sys::fs::statfs_type(&dir).ok() == Some(TMPFS_MAGIC) {
+        // Ours, from an earlier daemon: what it holds is contexts of builds that died.
+        if let Ok(rd) = fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+        return Some(dir);
+    }
+    let flags = berth_sys::libc::MS_NOSUID | berth_sys::libc::MS_NODEV | berth_sys::libc::MS_NOEXEC;
+    let data = format!("size={CONTEXT_TMPFS_SIZE},mode=0700");
+    match berth_sys::mount::mount(Some(Path::new("tmpfs")), &dir, Some("tmpfs"), flags, Some(&data)) {
+        Ok(()) => Some(dir),
+        Err(e) => {
+            tracing::info!(path = %dir.display(), error = %e, "no tmpfs for build contexts; they are unpacked on disk");
+            None
+        }
+    }
+}
+
+/// Receives the context from `body` into a new directory: the tmpfs for a small one
+/// (see [`SMALL_BODY`]), else `disk_root`. Returns the build's directory (its
+/// `context/` holds the files). The body is read to its end either way.
+fn receive(mut body: impl Read, tmpfs: Option<&Path>, disk_root: &Path, max: u64) -> std::result::Result<PathBuf, BuildError> {
+    let new_dir = |root: &Path| -> std::result::Result<PathBuf, BuildError> {
+        let dir = root.join(format!("{:016x}", rand::random::<u64>()));
+        fs::create_dir_all(dir.join("context")).map_err(|e| BuildError::new(e.to_string()))?;
+        Ok(dir)
+    };
+    let mut head = Vec::new();
+    let small = match tmpfs {
+        Some(_) => {
+            let r = (&mut body).take(SMALL_BODY as u64 + 1).read_to_end(&mut head);
+            r.is_ok() && head.len() <= SMALL_BODY
+        }
+        None => false,
+    };
+    if let (true, Some(t)) = (small, tmpfs) {
+        let cap = if max > 0 { max.min(SMALL_CONTEXT) } else { SMALL_CONTEXT };
+        if let Ok(dir) = new_dir(t) {
+            match receive_context(head.as_slice(), &dir.join("context"), cap) {
+                Ok(()) => return Ok(dir),
+                Err(e) => {
+                    let _ = fs::remove_dir_all(&dir);
+                    // Too big for the tmpfs (or it is full): on disk, from the kept body.
+                    tracing::debug!(error = %e, "build context does not fit the tmpfs; unpacking on disk");
+                }
+            }
+        }
+    }
+    let dir = new_dir(disk_root)?;
+    let mut reader = io::Read::chain(head.as_slice(), &mut body);
+    let received = receive_context(&mut reader, &dir.join("context"), max);
+    // Read the body to its end so the client reads the answer.
+    let _ = io::copy(&mut body, &mut io::sink());
+    if let Err(e) = received {
+        let _ = fs::remove_dir_all(&dir);
+        return Err(BuildError::new(e));
+    }
+    Ok(dir)
 }
 
 /// A cache entry's image id: `sha256:` and 64 hex digits, then a newline; anything
@@ -425,18 +519,19 @@ impl Engine {
         let engine = self.clone();
         let rt = Handle::current();
         tokio::task::spawn_blocking(move || {
-            let tmp_root = engine.builder_root().join("tmp");
-            let dir = tmp_root.join(format!("{:016x}", rand::random::<u64>()));
-            let ctx = dir.join("context");
-            let scratch = dir.join("scratch");
+            let tmpfs = engine.inner.build_tmpfs.get_or_init(|| context_tmpfs(&engine.config().exec_root)).clone();
+            let disk_root = engine.builder_root().join("tmp");
+            let mut dir = None;
+            let mut scratch: Option<PathBuf> = None;
             let r = (|| -> std::result::Result<String, BuildError> {
-                fs::create_dir_all(&ctx).map_err(|e| BuildError::new(e.to_string()))?;
-                fs::create_dir_all(&scratch).map_err(|e| BuildError::new(e.to_string()))?;
                 let mut reader = crate::fsops::UploadReader::new(body);
-                let received = receive_context(&mut reader, &ctx, req.max_context);
-                // Read the body to its end so the client reads the answer.
-                let _ = io::copy(&mut reader, &mut io::sink());
-                received.map_err(BuildError::new)?;
+                let d = receive(&mut reader, tmpfs.as_deref(), &disk_root, req.max_context)?;
+                let ctx = d.join("context");
+                // Layer tars and stage exports can be big: always on disk (made on
+                // first use).
+                scratch = Some(disk_root.join(format!("{:016x}-scratch", rand::random::<u64>())));
+                let scratch = scratch.clone().unwrap_or_default();
+                dir = Some(d);
                 let name = if req.dockerfile.is_empty() { "Dockerfile".to_string() } else { req.dockerfile.clone() };
                 let rel = berth_build::context::clean_rel(&name);
                 let mut path = ctx.join(&rel);
@@ -463,7 +558,6 @@ impl Engine {
                 }
                 Ok(id)
             })();
-            let _ = fs::remove_dir_all(&dir);
             match r {
                 Ok(id) => {
                     if req.quiet {
@@ -472,6 +566,16 @@ impl Engine {
                 }
                 Err(e) => {
                     let _ = tx.blocking_send(BuildMsg::Error { message: e.message, code: e.code });
+                }
+            }
+            // The answer ends before the context is removed: the client does not wait
+            // for the cleanup.
+            drop(tx);
+            for d in [dir, scratch].into_iter().flatten() {
+                if let Err(e) = fs::remove_dir_all(&d) {
+                    if e.kind() != io::ErrorKind::NotFound {
+                        tracing::warn!(path = %d.display(), error = %e, "build directory not removed");
+                    }
                 }
             }
         });
@@ -555,6 +659,41 @@ mod tests {
         assert_eq!(fs::read_to_string(dir.path().join(".dockerignore")).expect("read"), "Dockerfile");
         let e = receive_context(&b"BZh91AY"[..], dir.path(), 0).expect_err("bzip2");
         assert!(e.contains("bzip2"), "{e}");
+    }
+
+    #[test]
+    fn small_contexts_go_to_the_tmpfs_others_to_disk() {
+        let tmpfs = tempfile::tempdir().expect("tempdir");
+        let disk = tempfile::tempdir().expect("tempdir");
+        let small = tar_of(&[("Dockerfile", b"FROM a\n")]);
+        let d = receive(small.as_slice(), Some(tmpfs.path()), disk.path(), 0).expect("small");
+        assert!(d.starts_with(tmpfs.path()), "{}", d.display());
+        assert!(d.join("context/Dockerfile").is_file());
+        // Without a tmpfs: disk.
+        let d = receive(small.as_slice(), None, disk.path(), 0).expect("no tmpfs");
+        assert!(d.starts_with(disk.path()));
+        // A body larger than SMALL_BODY: disk, and nothing of it lost.
+        let big = vec![7u8; SMALL_BODY + 4096];
+        let t = tar_of(&[("Dockerfile", b"FROM a\n"), ("big", &big)]);
+        let d = receive(t.as_slice(), Some(tmpfs.path()), disk.path(), 0).expect("big body");
+        assert!(d.starts_with(disk.path()));
+        assert_eq!(fs::read(d.join("context/big")).expect("read"), big);
+        // A small body that unpacks past SMALL_CONTEXT (gzip of zeros): starts over on
+        // disk from the kept body, and the tmpfs keeps nothing of it.
+        let zeros = vec![0u8; SMALL_CONTEXT as usize + 1];
+        let t = tar_of(&[("Dockerfile", b"FROM a\n"), ("zeros", &zeros)]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        io::Write::write_all(&mut gz, &t).expect("gz");
+        let gz = gz.finish().expect("gz");
+        assert!(gz.len() <= SMALL_BODY);
+        let d = receive(gz.as_slice(), Some(tmpfs.path()), disk.path(), 0).expect("expands");
+        assert!(d.starts_with(disk.path()));
+        assert_eq!(fs::metadata(d.join("context/zeros")).expect("stat").len(), zeros.len() as u64);
+        let left: Vec<_> = fs::read_dir(tmpfs.path()).expect("ls").flatten().map(|e| e.path()).collect();
+        assert_eq!(left.len(), 1, "only the first small context: {left:?}");
+        // The daemon's cap still applies on disk.
+        let e = receive(gz.as_slice(), Some(tmpfs.path()), disk.path(), 1 << 20).expect_err("capped");
+        assert!(e.message.contains("exceeds"), "{}", e.message);
     }
 
     #[test]

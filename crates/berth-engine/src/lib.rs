@@ -110,6 +110,8 @@ struct Inner {
     events: events::Events,
     volumes: volumes::VolumeStore,
     net: networks::NetState,
+    /// The tmpfs small build contexts are unpacked into (`build::context_tmpfs`).
+    build_tmpfs: std::sync::OnceLock<Option<PathBuf>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -150,6 +152,7 @@ impl Engine {
                 containers: Mutex::new(HashMap::new()),
                 execs: Mutex::new(HashMap::new()),
                 events: events::Events::default(),
+                build_tmpfs: std::sync::OnceLock::new(),
             }),
         };
         engine.restore().await?;
