@@ -2,7 +2,8 @@
 
 # Debian packages every test run needs (runtime tools, fixture builders, clients).
 BERTH_APT_PACKAGES=(docker-registry umoci skopeo busybox-static redis-server runc libseccomp-dev
-    jq socat curl gcc libc6-dev tini procps docker-compose apache2-utils openssl)
+    jq socat curl gcc libc6-dev tini procps docker-compose apache2-utils openssl
+    zstd xz-utils bzip2)
 
 _apt_updated=0
 # apt_install PKG... — installs the packages that are missing (apt-get update once).

@@ -288,6 +288,15 @@ fn dockerfile_locations_and_stdin() {
     let body = fs::read(&tar_path).expect("read tar");
     d.cli_input(Cli::Berth, &["build", "-f", "sub/Other", "-t", "loc5", "-"], &body).ok();
     d.berth(&["run", "--rm", "loc5", "cat", "/a"]).ok().stdout_has("from-context");
+    // Compressed tars on stdin, as Docker's daemon takes them (the CLI passes them on
+    // as they are): gzip, bzip2, xz, zstd.
+    for (tool, cli) in [("gzip", Cli::Docker), ("bzip2", Cli::Docker), ("xz", Cli::Berth), ("zstd", Cli::Docker)] {
+        let out = std::process::Command::new(tool).arg("-c").arg(&tar_path).output().expect(tool);
+        assert!(out.status.success(), "{tool}");
+        let tag = format!("loc-{tool}");
+        d.cli_input(cli, &["build", "-f", "sub/Other", "-t", &tag, "-"], &out.stdout).ok();
+        d.cli(cli, &["run", "--rm", &tag, "cat", "/a"]).ok().stdout_has("from-context");
+    }
 }
 
 /// docker-py's `images.build`: the image and the log stream, a failing build raises

@@ -130,6 +130,22 @@ fn import_gzip_and_large_files() {
         .collect();
     assert_eq!(imports.len(), 2, "{ev}");
     assert!(imports.iter().all(|e| e["Actor"]["ID"].as_str().is_some_and(|i| i.starts_with("sha256:"))));
+    // bzip2, xz and zstd tars import too (Docker's DecompressStream), to the same
+    // layer as the plain tar.
+    let small = work.join("small.tar");
+    let st = std::process::Command::new("tar").arg("-C").arg(work.join("tree")).arg("-cf").arg(&small).arg("etc").status().expect("tar");
+    assert!(st.success());
+    let plain = d.berth(&["import", &arg(&small), "me/plain"]).ok().stdout.trim().to_string();
+    let layers = |name: &str| d.request("GET", &format!("/v1.47/images/{name}/json"), None).json()["RootFS"]["Layers"].clone();
+    for tool in ["bzip2", "xz", "zstd"] {
+        let packed = work.join(format!("small.tar.{tool}"));
+        let out = std::process::Command::new(tool).arg("-c").arg(&small).output().expect(tool);
+        assert!(out.status.success(), "{tool}");
+        fs::write(&packed, &out.stdout).expect("write");
+        let name = format!("me/{tool}");
+        d.docker(&["import", &arg(&packed), &name]).ok();
+        assert_eq!(layers(&name), layers(&plain), "{tool}");
+    }
 }
 
 /// Archives that are not (compressed) tars fail with Go's texts and leave nothing in

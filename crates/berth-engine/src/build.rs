@@ -103,22 +103,16 @@ impl<R: Read> Read for Capped<'_, R> {
     }
 }
 
-/// Extracts the context tar (plain or gzip) from `body` into `dir`.
+/// Extracts the context tar (plain, gzip, bzip2, xz or zstd) from `body` into `dir`.
 fn receive_context(body: impl Read, dir: &Path, max: u64) -> std::result::Result<(), String> {
     let mut body = io::BufReader::new(body);
     let head = {
         use io::BufRead;
         body.fill_buf().map_err(|e| e.to_string())?.to_vec()
     };
-    let reader: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::read::GzDecoder::new(body))
-    } else if head.starts_with(b"BZh") {
-        return Err("Error processing tar file: bzip2-compressed build contexts are not supported by this daemon".into());
-    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        return Err("Error processing tar file: xz-compressed build contexts are not supported by this daemon".into());
-    } else {
-        Box::new(body)
-    };
+    // Docker's DecompressStream: gzip, bzip2, xz, zstd or a plain tar.
+    let kind = berth_archive::decompress::detect(&head);
+    let reader = berth_archive::decompress::decoder(kind, body).map_err(|e| format!("Error processing tar file: {e}"))?;
     let over = std::cell::Cell::new(false);
     let mut ar = tar::Archive::new(Capped { inner: reader, read: 0, max, over: &over });
     ar.set_preserve_permissions(true);
@@ -636,6 +630,18 @@ mod tests {
         b.into_inner().expect("tar")
     }
 
+    fn compress(tool: &str, data: &[u8]) -> Vec<u8> {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(tool).arg("-c").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect(tool);
+        let mut stdin = child.stdin.take().expect("stdin");
+        let data = data.to_vec();
+        let w = std::thread::spawn(move || io::Write::write_all(&mut stdin, &data));
+        let out = child.wait_with_output().expect(tool);
+        w.join().expect("writer").expect("write");
+        assert!(out.status.success(), "{tool}");
+        out.stdout
+    }
+
     #[test]
     fn context_plain_gzip_capped_and_refused() {
         let t = tar_of(&[("Dockerfile", b"FROM a\n"), ("d/f", b"x")]);
@@ -657,8 +663,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         receive_context(cut.as_slice(), dir.path(), 0).expect("truncated after the last entry");
         assert_eq!(fs::read_to_string(dir.path().join(".dockerignore")).expect("read"), "Dockerfile");
-        let e = receive_context(&b"BZh91AY"[..], dir.path(), 0).expect_err("bzip2");
-        assert!(e.contains("bzip2"), "{e}");
+        // bzip2, xz and zstd as Docker takes them (`docker build - < ctx.tar.xz`).
+        for tool in ["bzip2", "xz", "zstd"] {
+            let packed = compress(tool, &t);
+            let dir = tempfile::tempdir().expect("tempdir");
+            receive_context(packed.as_slice(), dir.path(), 0).expect(tool);
+            assert_eq!(fs::read_to_string(dir.path().join("d/f")).expect(tool), "x");
+        }
+        let e = receive_context(&b"BZh91AY"[..], dir.path(), 0).expect_err("broken bzip2");
+        assert!(e.contains("Error processing tar file"), "{e}");
     }
 
     #[test]

@@ -23,33 +23,12 @@ pub struct UnpackStats {
     pub tar_size: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Compression {
-    None,
-    Gzip,
-    Zstd,
-    Bzip2,
-    Xz,
-}
+/// The compressions Docker's `DecompressStream` knows, by magic bytes (one detector
+/// and one set of streaming decoders, in berth-archive).
+pub use berth_archive::decompress::{detect as detect_compression, Compression};
 
-/// Detects the compression of a layer blob by its magic bytes (the ones Docker's
-/// `DecompressStream` knows).
-pub fn detect_compression(head: &[u8]) -> Compression {
-    if head.starts_with(&[0x1f, 0x8b]) {
-        Compression::Gzip
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Compression::Zstd
-    } else if head.starts_with(b"BZh") {
-        Compression::Bzip2
-    } else if head.starts_with(&[0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]) {
-        Compression::Xz
-    } else {
-        Compression::None
-    }
-}
-
-/// Unpacks a client's archive (`docker import`): a plain or gzip-compressed tar read
-/// as it arrives; bzip2, xz and zstd are recognised and refused by name.
+/// Unpacks a client's archive (`docker import`): a plain, gzip-, bzip2-, xz- or
+/// zstd-compressed tar read as it arrives.
 pub fn unpack_any<R: Read>(reader: R, dest: &Path) -> Result<UnpackStats, UnpackError> {
     unpack_any_tee(reader, dest, None)
 }
@@ -72,14 +51,9 @@ pub fn unpack_any_tee<R: Read>(mut reader: R, dest: &Path, tee: Option<&mut dyn 
     let head = &head[..got];
     let trap = std::rc::Rc::new(std::cell::RefCell::new(None));
     let r = BufReader::with_capacity(64 * 1024, io::Cursor::new(head.to_vec()).chain(reader));
-    let result = match detect_compression(head) {
-        Compression::Gzip => {
-            unpack_tee(ErrorTrap { inner: flate2::bufread::MultiGzDecoder::new(r), seen: trap.clone() }, dest, tee)
-        }
-        Compression::None => unpack_tee(ErrorTrap { inner: r, seen: trap.clone() }, dest, tee),
-        Compression::Zstd => Err(UnpackError::Compression("zstd-compressed archives are not supported".into())),
-        Compression::Bzip2 => Err(UnpackError::Compression("bzip2-compressed archives are not supported".into())),
-        Compression::Xz => Err(UnpackError::Compression("xz-compressed archives are not supported".into())),
+    let result = match berth_archive::decompress::decoder(detect_compression(head), r) {
+        Ok(inner) => unpack_tee(ErrorTrap { inner, seen: trap.clone() }, dest, tee),
+        Err(e) => Err(UnpackError::Compression(e.to_string())),
     };
     let seen = trap.borrow_mut().take();
     match (result, seen) {
@@ -136,16 +110,16 @@ pub fn unpack_blob(
     unpack_reader(counting, dest)
 }
 
-/// Unpacks a layer blob (gzip, zstd or plain tar) read from `reader` as it arrives
+/// Unpacks a layer blob (plain tar, or gzip, zstd, bzip2, xz) read from `reader` as it arrives
 /// (the streaming pull hands it the download) into `dest`.
 pub fn unpack_reader<R: Read>(reader: R, dest: &Path) -> Result<UnpackStats, UnpackError> {
     let mut buf = BufReader::with_capacity(64 * 1024, reader);
     let head = buf.fill_buf().map_err(UnpackError::Tar)?.to_vec();
     match detect_compression(&head) {
+        // The common cases without a box.
         Compression::Gzip => unpack(flate2::bufread::MultiGzDecoder::new(buf), dest),
         Compression::None => unpack(buf, dest),
-        Compression::Zstd => unpack(zstd_reader(buf).map_err(UnpackError::Tar)?, dest),
-        Compression::Bzip2 | Compression::Xz => unpack(buf, dest),
+        other => unpack(berth_archive::decompress::decoder(other, buf).map_err(UnpackError::Tar)?, dest),
     }
 }
 

@@ -594,13 +594,18 @@ mod tests {
             (b"not a tar\n".to_vec(), "unexpected EOF"),
             (gz[..gz.len() / 2].to_vec(), "unexpected EOF"),
             (tar[..700].to_vec(), "unexpected EOF"),
-            (b"BZh91AY&SY".to_vec(), "unsupported layer compression: bzip2-compressed archives are not supported"),
-            (vec![0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 1], "unsupported layer compression: xz-compressed archives are not supported"),
+            // Broken bzip2 and xz streams: the decoder's error (the formats are taken).
+            (b"BZh91AY&SY".to_vec(), "bzip2"),
+            (vec![0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 1], "xz"),
         ];
         for (body, text) in cases {
             let r = Reference::parse("me/bad").unwrap();
             let e = store.import(&body[..], cfg(), Some(&r)).unwrap_err();
-            assert_eq!(e.to_string(), text);
+            if text == "bzip2" || text == "xz" {
+                assert!(!e.to_string().is_empty() && !e.to_string().contains("not supported"), "{text}: {e}");
+            } else {
+                assert_eq!(e.to_string(), text);
+            }
             assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument, "{text}");
             assert_eq!(listing(t.path()), before, "{text}: the store changed");
             assert!(store.resolve("me/bad").is_err());
