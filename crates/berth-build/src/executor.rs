@@ -210,6 +210,8 @@ pub struct Executor<'a> {
     sources: Vec<ImageInfo>,
     containers: Vec<String>,
     tmp_seq: usize,
+    /// The container of the step being committed (see `step_container`).
+    step_ctr: Option<String>,
 }
 
 impl<'a> Executor<'a> {
@@ -236,6 +238,7 @@ impl<'a> Executor<'a> {
             sources: Vec::new(),
             containers: Vec::new(),
             tmp_seq: 0,
+            step_ctr: None,
         }
     }
 
@@ -556,6 +559,7 @@ impl<'a> Executor<'a> {
         let parent = (!st.image.id.is_empty()).then(|| st.image.id.clone());
         let id = self.backend.commit(parent.as_deref(), layer, config)?;
         self.backend.cache_put(key, &id);
+        self.finish_step_container();
         let img = self.backend.image(&id).ok_or_else(|| BuildError::new(format!("No such image: {id}")))?;
         self.say(&format!(" ---> {}\n", short(&id)));
         st.config = img.config();
@@ -613,6 +617,7 @@ impl<'a> Executor<'a> {
                     missing_dirs(self.backend, &st.image.id, &wd, Owner::default(), &mut plan, true);
                 }
                 let ccfg = container_cfg(st, &created_by);
+                self.step_container(st, &ccfg)?;
                 if plan.is_empty() {
                     self.commit(st, &key, &created_by, Layer::None, &ccfg)
                 } else {
@@ -654,6 +659,35 @@ impl<'a> Executor<'a> {
         }
     }
 
+    /// Docker's classic builder makes a container for every step it commits from one
+    /// (config-only steps and WORKDIR, not COPY/ADD): ` ---> Running in <id>`, then
+    /// `Removing intermediate container <id>` after the commit. The container is
+    /// created (never started) from the parent image with the step's config; the
+    /// image is committed from the config alone, which is what committing the
+    /// untouched container would give. Not on `scratch` (no image to create it from).
+    fn step_container(&mut self, st: &State, ccfg: &ContainerConfig) -> R<()> {
+        if st.image.id.is_empty() {
+            return Ok(());
+        }
+        let mut host = HostConfig::default();
+        host.log_config.kind = "json-file".into();
+        let id = self.backend.create(ccfg, &host)?;
+        self.containers.push(id.clone());
+        self.step_ctr = Some(id.clone());
+        self.say(&format!(" ---> Running in {}\n", short(&id)));
+        Ok(())
+    }
+
+    /// Removes the step's container (with `rm`), in Docker's order: before the new
+    /// image's id is shown.
+    fn finish_step_container(&mut self) {
+        let Some(id) = self.step_ctr.take() else { return };
+        if self.opts.rm && self.backend.remove(&id).is_ok() {
+            self.containers.retain(|c| *c != id);
+            self.say(&format!("Removing intermediate container {}\n", short(&id)));
+        }
+    }
+
     /// A config-only step: apply `f`, then commit (or take the cache).
     fn config_step(&mut self, st: &mut State, text: &str, f: impl FnOnce(&mut ContainerConfig) -> Result<(), String>) -> R<()> {
         f(&mut st.config).map_err(BuildError::new)?;
@@ -664,6 +698,7 @@ impl<'a> Executor<'a> {
             return Ok(());
         }
         let ccfg = container_cfg(st, &created_by);
+        self.step_container(st, &ccfg)?;
         self.commit(st, &key, &created_by, Layer::None, &ccfg)
     }
 
