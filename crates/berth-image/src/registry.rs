@@ -443,6 +443,22 @@ impl Client {
         Ok((resp, url))
     }
 
+    /// `GET /v2/<path>/blobs/<digest>` from byte `offset` on: with `Range:
+    /// bytes=<offset>-` unless it is 0. Any success is returned (a registry may answer
+    /// a range with the whole blob, 200: the caller checks for 206).
+    pub async fn blob_from(&self, digest: &str, offset: u64) -> Result<(Response, String), RegistryError> {
+        if offset == 0 {
+            return self.blob(digest).await;
+        }
+        let url = format!("{}/v2/{}/blobs/{}", self.base, self.path, digest);
+        let range = format!("bytes={offset}-");
+        let resp = self.request(reqwest::Method::GET, &url, &[("Range", &range)]).await?;
+        if !resp.status().is_success() {
+            return Err(status_error(&url, resp).await);
+        }
+        Ok((resp, url))
+    }
+
     async fn get(&self, url: &str, accept: Option<&str>) -> Result<Response, RegistryError> {
         let resp = self.get_any(url, accept).await?;
         if resp.status().is_success() {
