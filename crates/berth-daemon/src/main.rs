@@ -57,6 +57,9 @@ struct Flags {
     /// (repeatable; default /etc/docker/certs.d and /etc/berth/certs.d)
     #[arg(long = "registry-certs-dir")]
     registry_certs_dirs: Vec<PathBuf>,
+    /// Set the max download attempts for each pull (default 5)
+    #[arg(long = "max-download-attempts")]
+    max_download_attempts: Option<i64>,
     /// Daemon configuration file
     #[arg(long = "config-file")]
     config_file: Option<PathBuf>,
@@ -123,6 +126,7 @@ struct FileConfig {
     exec_root: Option<PathBuf>,
     registry_mirrors: Vec<String>,
     insecure_registries: Vec<String>,
+    max_download_attempts: Option<i64>,
     log_level: Option<String>,
     cgroup_parent: Option<String>,
     runtimes: std::collections::BTreeMap<String, RuntimeEntry>,
@@ -137,6 +141,19 @@ struct FileConfig {
     iptables: Option<bool>,
     ip_forward: Option<bool>,
     max_build_context: Option<limits::NumOrStr>,
+}
+
+/// `--max-download-attempts` / `max-download-attempts` (the flag wins): layer
+/// requests per pull before it fails, dockerd's default 5 and its check.
+fn download_retry(file: &FileConfig, flags: &Flags) -> Result<berth_image::DownloadRetry> {
+    let mut r = berth_image::DownloadRetry::default();
+    if let Some(n) = flags.max_download_attempts.or(file.max_download_attempts) {
+        match u32::try_from(n) {
+            Ok(n) if n > 0 => r.attempts = n,
+            _ => bail!("invalid max download attempts: {n}"),
+        }
+    }
+    Ok(r)
 }
 
 /// dockerd's network options: each flag wins over its daemon.json key.
@@ -289,6 +306,7 @@ fn main() -> Result<()> {
     mirrors.extend(flags.registry_mirrors.iter().cloned());
     let mut insecure = file.insecure_registries.clone();
     insecure.extend(flags.insecure_registries.iter().cloned());
+    let download_retry = download_retry(&file, &flags)?;
     let network = net_options(&file, &flags);
     if flags.network_cleanup {
         let errors = berth_engine::netplumb::cleanup_instance(&data_root, &exec_root, &network);
@@ -323,6 +341,7 @@ fn main() -> Result<()> {
             } else {
                 flags.registry_certs_dirs.clone()
             },
+            download_retry,
         },
         init_path: flags.init_path.clone(),
         runtimes: runtimes(&file, &flags)?,

@@ -4,7 +4,8 @@
 //! points by a TCP proxy in front of the fixture registry (a test double for a network
 //! failure: the proxy forwards bytes unchanged and closes both sockets once a
 //! connection has relayed N bytes) that leave nothing behind, after which the next pull
-//! completes.
+//! completes. Those run with `--max-download-attempts 1`, so a cut is final; resuming
+//! a cut download is `pull_resume.rs`'s.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -20,8 +21,8 @@ use berth_e2e::{both, registry, Daemon};
 
 const T: Duration = Duration::from_secs(60);
 
-/// The pipeline holds 8 chunks of at most hyper's read buffer (~400 KiB).
-const PIPELINE_BYTES: u64 = 8 * 400 * 1024;
+/// The pipeline holds 8 pieces of at most 256 KiB.
+const PIPELINE_BYTES: u64 = 8 * 256 * 1024;
 
 fn names_in(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)
@@ -202,7 +203,8 @@ impl CuttingProxy {
 
 #[test]
 fn pulls_cut_at_several_points_leave_nothing_and_the_next_pull_completes() {
-    let d = Daemon::start();
+    // One attempt per layer: every cut ends the pull (no resume, no countdown).
+    let d = Daemon::start_with_args(&["--max-download-attempts", "1"]);
     d.docker(&["pull", "busybox"]).ok();
     let layers_before = names_in(&d.data_root.join("image/layers"));
     let proxy = CuttingProxy::start();

@@ -180,3 +180,30 @@ fn tls_ca_and_client_certificate_from_certs_dir() {
     d.berth(&["pull", &image]).ok().stdout_has(&format!("Status: Downloaded newer image for {image}:latest"));
     d.docker(&["run", "--rm", &image, "true"]).ok();
 }
+
+/// An https `--registry-mirror` is verified like a registry: the CA and the client
+/// certificate come from `<certs dir>/<host:port>/`. The mirror (a TLS registry that
+/// also requires a client certificate of its CA) is reached as `vm:<port>`, a secure
+/// host, and holds an image the fixture mirror (listed first by the harness) does
+/// not have, so the pull falls through to it.
+#[test]
+fn https_mirror_uses_the_certs_dir_ca_and_client_certificate() {
+    let reg = TestRegistry::start(Auth::None, true, true);
+    let host = format!("vm:{}", reg.port);
+    reg.seed(&host, "library/busybox", "library/mirrored-busybox:latest", false);
+    let certs = tempfile::tempdir().unwrap();
+    let hostdir = certs.path().join(&host);
+    std::fs::create_dir_all(&hostdir).unwrap();
+    for f in ["ca.crt", "client.cert", "client.key"] {
+        std::fs::copy(reg.dir.path().join(f), hostdir.join(f)).unwrap();
+    }
+    let certs_arg = certs.path().display().to_string();
+    let mirror = format!("https://{host}");
+    let d = Daemon::start_with_args(&["--registry-certs-dir", &certs_arg, "--registry-mirror", &mirror]);
+    d.berth(&["pull", "mirrored-busybox"])
+        .ok()
+        .stdout_has("Status: Downloaded newer image for mirrored-busybox:latest");
+    d.docker(&["run", "--rm", "mirrored-busybox", "true"]).ok();
+    let log = d.log_text();
+    assert!(!log.contains(&format!("mirror={mirror}")), "the TLS mirror failed:\n{log}");
+}

@@ -28,7 +28,7 @@ pub mod unpack;
 pub use auth::{AuthConfig, LoginError};
 pub use error::{ErrorKind, PullError, ReferenceError, ReferenceErrorKind, StoreError, UnpackError};
 pub use manifest::{ContainerConfig, ImageConfig};
-pub use pull::{pull, pull_with, Credentials, Progress, PullOptions, RegistryConfig};
+pub use pull::{pull, pull_with, Credentials, DownloadRetry, Progress, PullOptions, RegistryConfig};
 pub use push::{push, PushError, PushEvent, PushOptions};
 pub use reference::Reference;
 pub use store::{chain_id, Image, ImageStore, RemoveItem};

@@ -1,11 +1,12 @@
 //! `docker pull`: resolve the manifest (following a manifest list to the host
 //! platform), fetch the config, stream the missing layers (up to 3 at once, each
-//! downloaded, verified and unpacked as its bytes arrive: `pipeline`), record the image and point the
-//! reference at it — reporting progress exactly as Docker's `/images/create` stream.
-//! Uses `registry` for HTTP and `store` for everything on disk.
+//! downloaded, verified and unpacked as its bytes arrive, a cut download resumed with a
+//! range request: `pipeline`), record the image and point the reference at it —
+//! reporting progress exactly as Docker's `/images/create` stream. Uses `registry` for HTTP and `store` for everything on disk.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use futures_util::{stream, StreamExt};
 use sha2::{Digest as _, Sha256};
@@ -15,7 +16,7 @@ use crate::manifest::{select_platform, Descriptor, ImageConfig, Manifest, Platfo
 use crate::reference::Reference;
 use crate::registry::{endpoints, Client, RegistryError};
 use crate::store::{chain_id, digest_hex, Image, ImageRecord, ImageStore};
-use crate::pipeline::{download, Blob, unpack_and_commit, ChannelReader, Event, Scratch, PIPE_CHUNKS};
+use crate::pipeline::{stream_layer, Blob, Event, OpenError, Opened};
 
 /// How to reach registries.
 #[derive(Clone, Debug, Default)]
@@ -27,8 +28,28 @@ pub struct RegistryConfig {
     /// `127.0.0.0/8`. Loopback hosts are always insecure.
     pub insecure: Vec<String>,
     /// Directories holding `<host:port>/{ca.crt,client.cert,client.key}` for secure
-    /// registries (`/etc/docker/certs.d`, Berth's own), all read.
+    /// registries and https mirrors (`/etc/docker/certs.d`, Berth's own), all read.
     pub certs_dirs: Vec<PathBuf>,
+    /// How often a layer download is tried before the pull fails.
+    pub download_retry: DownloadRetry,
+}
+
+/// Docker's layer download retries (`dockerd --max-download-attempts`): at most
+/// `attempts` requests for one layer's blob (the first, each resume from where a
+/// broken transfer stopped, each start-over); after the n-th failure a wait of 5·n
+/// seconds, shown as one `Retrying in N seconds` line per second.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DownloadRetry {
+    /// Docker's default is 5; 1 never retries.
+    pub attempts: u32,
+    /// One second of the countdown (tests shorten it).
+    pub tick: Duration,
+}
+
+impl Default for DownloadRetry {
+    fn default() -> Self {
+        DownloadRetry { attempts: 5, tick: Duration::from_secs(1) }
+    }
 }
 
 /// Credentials for registries that ask for them (Basic, or Basic to a token realm).
@@ -257,7 +278,8 @@ async fn pull_one(
     // one, so a pull that fails takes back the ones it committed and nothing uses.
     if !store.has_image(&config_digest) {
         let missing: Vec<String> = chains.iter().filter(|c| !store.has_layer(c)).cloned().collect();
-        if let Err(e) = pull_layers(store, &client, rep, &manifest.layers, &diff_ids, &chains, &reference).await {
+        let layers = (manifest.layers.as_slice(), diff_ids.as_slice(), chains.as_slice());
+        if let Err(e) = pull_layers(store, &client, rep, layers, &reference, cfg.download_retry).await {
             drop(pins);
             store.drop_unused_layers(&missing);
             return Err(e);
@@ -368,10 +390,9 @@ async fn pull_layers(
     store: &ImageStore,
     client: &Client,
     rep: &Reporter<'_>,
-    layers: &[Descriptor],
-    diff_ids: &[String],
-    chains: &[String],
+    (layers, diff_ids, chains): (&[Descriptor], &[String], &[String]),
     reference: &Reference,
+    retry: DownloadRetry,
 ) -> Result<(), PullError> {
     // Docker prints every layer's first line up front.
     let mut needed: Vec<usize> = Vec::new();
@@ -399,7 +420,8 @@ async fn pull_layers(
                 if *cancel.borrow() {
                     return Ok(());
                 }
-                pull_layer(store, client, rep, (&layers[i], &diff_ids[i], &chains[i]), reference, &mut cancel).await
+                let layer = (&layers[i], diff_ids[i].as_str(), chains[i].as_str());
+                pull_layer(store, client, rep, layer, reference, retry, &mut cancel).await
             }
         })
         .buffer_unordered(CONCURRENT_DOWNLOADS);
@@ -415,13 +437,15 @@ async fn pull_layers(
     first_err.map_or(Ok(()), Err)
 }
 
-/// One layer through the streaming pipeline, with its progress lines.
+/// One layer through the streaming pipeline (resumed or started over while `retry`
+/// allows), with its progress lines.
 async fn pull_layer(
     store: &ImageStore,
     client: &Client,
     rep: &Reporter<'_>,
     (desc, diff_id, chain): (&Descriptor, &str, &str),
     reference: &Reference,
+    retry: DownloadRetry,
     cancel: &mut tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), PullError> {
     let id = short_id(&desc.digest);
@@ -430,41 +454,54 @@ async fn pull_layer(
         rep.layer(&id, "Pull complete");
         return Ok(());
     }
-    let (resp, url) = client.blob(&desc.digest).await.map_err(|e| registry_error(e, reference))?;
-    let total = if desc.size > 0 { Some(desc.size) } else { resp.content_length() };
-    let ingest = store.ingest_path();
-    let scratch = Scratch(ingest.clone());
-    let (tx, rx) = tokio::sync::mpsc::channel(PIPE_CHUNKS);
-    let (ptx, mut prx) = tokio::sync::watch::channel(0u64);
-    let tmp = store.layer_tmp();
-    let (s2, d2, c2) = (store.clone(), diff_id.to_string(), chain.to_string());
-    let unpacker = tokio::task::spawn_blocking(move || unpack_and_commit(&s2, ChannelReader::new(rx, ptx), &tmp, &d2, &c2));
+    let url = client.url(&format!("blobs/{}", desc.digest));
+    let blob = Blob { digest: &desc.digest, total: (desc.size > 0).then_some(desc.size), url: &url };
+    let mut open = |offset: u64| open_blob(client, &desc.digest, offset, reference);
     let mut report = |ev: Event| match ev {
         Event::Downloading(cur, tot) => rep.emit(Some(&id), "Downloading", Some(cur), tot),
+        Event::Retrying(secs) => {
+            let unit = if secs == 1 { "second" } else { "seconds" };
+            rep.layer(&id, &format!("Retrying in {secs} {unit}"));
+        }
         Event::VerifyingChecksum => rep.layer(&id, "Verifying Checksum"),
         Event::DownloadComplete => rep.layer(&id, "Download complete"),
+        Event::Extracting(cur, tot) => rep.emit(Some(&id), "Extracting", Some(cur), Some(tot)),
     };
-    let url = url.to_string();
-    let blob = Blob { digest: &desc.digest, total, url: &url };
-    let downloaded = download(resp.bytes_stream(), &ingest, &blob, tx, cancel, &mut report).await;
-    if matches!(downloaded, Ok(true)) {
-        // The unpacker is at most the channel's few chunks behind: show it finishing.
-        let ext_total = total.unwrap_or(0);
-        loop {
-            let cur = *prx.borrow_and_update();
-            rep.emit(Some(&id), "Extracting", Some(cur), Some(ext_total.max(cur)));
-            if prx.changed().await.is_err() {
-                break;
-            }
-        }
-    }
-    // Always wait for the unpacker, so its temp dir is gone before the pull answers.
-    let unpacked = unpacker.await.map_err(|e| PullError::Internal(format!("unpack task failed: {e}")))?;
-    drop(scratch);
-    match downloaded {
-        Err(e) => return Err(e),
-        Ok(_) => unpacked?,
-    }
+    stream_layer(store, &mut open, &blob, (diff_id, chain), retry, cancel, &mut report).await?;
     rep.layer(&id, "Pull complete");
     Ok(())
+}
+
+/// One request for a layer blob from byte `offset` on, in the pipeline's terms: a
+/// range must be answered 206 from that very byte (Docker's `expected HTTP 206 from
+/// byte range request` otherwise); a failure is retried when the registry could not
+/// be talked to or answered 5xx, as Docker's `retryOnError`.
+async fn open_blob(client: &Client, digest: &str, offset: u64, reference: &Reference) -> Result<Opened, OpenError> {
+    let (resp, _url) = client.blob_from(digest, offset).await.map_err(|e| {
+        let retry = match &e {
+            RegistryError::Transport(_) => true,
+            RegistryError::Status { status, .. } => status.is_server_error(),
+            RegistryError::Unauthorized(_) => false,
+        };
+        OpenError { error: registry_error(e, reference), retry }
+    })?;
+    if offset > 0 {
+        if resp.status() != reqwest::StatusCode::PARTIAL_CONTENT {
+            return Ok(Opened::NotResumed("expected HTTP 206 from byte range request".into()));
+        }
+        let start = resp
+            .headers()
+            .get(reqwest::header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(content_range_start);
+        if let Some(start) = start.filter(|s| *s != offset) {
+            return Ok(Opened::NotResumed(format!("byte range request from {offset} answered from {start}")));
+        }
+    }
+    Ok(Opened::Body(resp.bytes_stream().map(|r| r.map_err(|e| e.to_string())).boxed()))
+}
+
+/// The first byte of a `Content-Range: bytes <first>-<last>/<size>`.
+fn content_range_start(v: &str) -> Option<u64> {
+    v.trim().strip_prefix("bytes ")?.split('-').next()?.trim().parse().ok()
 }

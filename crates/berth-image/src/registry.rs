@@ -1,9 +1,9 @@
 //! Registry v2 HTTP client: endpoint and scheme choice (mirrors for Docker Hub,
 //! insecure registries over plain http), Bearer-token and Basic authentication driven
 //! by `WWW-Authenticate` challenges, manifest and blob GETs, and the registry's JSON
-//! error bodies, per-registry TLS (`certs.d/<host:port>/` CAs and client certificates;
-//! insecure registries tried over https without verification, then plain http, as
-//! Docker does). Knows nothing about the store; `pull` and `auth::login` drive it.
+//! error bodies, per-registry TLS (`certs.d/<host:port>/` CAs and client certificates,
+//! for https mirrors too; insecure registries tried over https without verification,
+//! then plain http, as Docker does). Knows nothing about the store; `pull` and `auth::login` drive it.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -123,20 +123,34 @@ pub fn endpoints(r: &Reference, cfg: &RegistryConfig) -> Vec<Endpoint> {
             .mirrors
             .iter()
             .filter(|m| !m.trim().is_empty())
-            .map(|m| {
-                let m = m.trim().trim_end_matches('/');
-                let base = if m.contains("://") {
-                    m.to_string()
-                } else {
-                    format!("{}://{m}", scheme_for(m, &cfg.insecure))
-                };
-                Endpoint { base, mirror: true, ..Default::default() }
-            })
+            .map(|m| mirror_endpoint(m, cfg))
             .collect();
         out.push(Endpoint { base: HUB_REGISTRY.to_string(), ..Default::default() });
         return out;
     }
     login_endpoints(&r.domain, cfg)
+}
+
+/// A `--registry-mirror` (`https://host:port`, `http://…`, or without a scheme:
+/// https unless the host is insecure). An https mirror gets a registry's TLS, as in
+/// Docker's `newTLSConfig(mirror host, isSecure)`: verified with its certs
+/// directories' `<host:port>/` (CAs, client certificate) when the host is secure,
+/// unverified when it is insecure (loopback, `--insecure-registry`).
+fn mirror_endpoint(m: &str, cfg: &RegistryConfig) -> Endpoint {
+    let m = m.trim().trim_end_matches('/');
+    let base = if m.contains("://") { m.to_string() } else { format!("{}://{m}", scheme_for(m, &cfg.insecure)) };
+    let tls = match base.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => {
+            let host = rest.split('/').next().unwrap_or(rest);
+            if scheme_for(host, &cfg.insecure) == "http" {
+                Tls { skip_verify: true, ..Default::default() }
+            } else {
+                secure_tls(host, cfg)
+            }
+        }
+        _ => Tls::default(),
+    };
+    Endpoint { base, mirror: true, tls }
 }
 
 /// `http` for insecure registries (listed as `host:port`, `host`, or a CIDR containing
@@ -440,6 +454,22 @@ impl Client {
     pub async fn blob(&self, digest: &str) -> Result<(Response, String), RegistryError> {
         let url = format!("{}/v2/{}/blobs/{}", self.base, self.path, digest);
         let resp = self.get(&url, None).await?;
+        Ok((resp, url))
+    }
+
+    /// `GET /v2/<path>/blobs/<digest>` from byte `offset` on: with `Range:
+    /// bytes=<offset>-` unless it is 0. Any success is returned (a registry may answer
+    /// a range with the whole blob, 200: the caller checks for 206).
+    pub async fn blob_from(&self, digest: &str, offset: u64) -> Result<(Response, String), RegistryError> {
+        if offset == 0 {
+            return self.blob(digest).await;
+        }
+        let url = format!("{}/v2/{}/blobs/{}", self.base, self.path, digest);
+        let range = format!("bytes={offset}-");
+        let resp = self.request(reqwest::Method::GET, &url, &[("Range", &range)]).await?;
+        if !resp.status().is_success() {
+            return Err(status_error(&url, resp).await);
+        }
         Ok((resp, url))
     }
 
@@ -751,5 +781,46 @@ mod tests {
         let secure = Reference::parse("reg.example:5000/x").unwrap();
         let eps: Vec<(String, bool)> = endpoints(&secure, &cfg).into_iter().map(|e| (e.base, e.tls.skip_verify)).collect();
         assert_eq!(eps, [("https://reg.example:5000".to_string(), false)]);
+    }
+
+    #[test]
+    fn https_mirrors_get_a_registrys_tls() {
+        let certs = tempfile::tempdir().unwrap();
+        for host in ["mirror.example:5443", "127.0.0.1:5443"] {
+            let d = certs.path().join(host);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("ca.crt"), format!("CA of {host}")).unwrap();
+            std::fs::write(d.join("client.cert"), "CERT").unwrap();
+            std::fs::write(d.join("client.key"), "KEY").unwrap();
+        }
+        let verified = Tls {
+            skip_verify: false,
+            roots: vec![b"CA of mirror.example:5443".to_vec()],
+            identity: Some(b"CERT\nKEY".to_vec()),
+        };
+        let unverified = Tls { skip_verify: true, ..Default::default() };
+        let cases = [
+            ("https://mirror.example:5443", "https://mirror.example:5443", verified.clone()),
+            ("https://mirror.example:5443/", "https://mirror.example:5443", verified.clone()),
+            ("mirror.example:5443", "https://mirror.example:5443", verified.clone()),
+            // A certs directory is per host:port: the same host on another port has none.
+            ("https://mirror.example:6000", "https://mirror.example:6000", Tls::default()),
+            // Insecure hosts (loopback, listed) are not verified, as Docker's mirrors.
+            ("https://127.0.0.1:5443", "https://127.0.0.1:5443", unverified.clone()),
+            ("https://plain.example", "https://plain.example", unverified.clone()),
+            ("http://127.0.0.1:5000", "http://127.0.0.1:5000", Tls::default()),
+            ("127.0.0.1:5000", "http://127.0.0.1:5000", Tls::default()),
+        ];
+        for (mirror, base, tls) in cases {
+            let cfg = RegistryConfig {
+                mirrors: vec![mirror.to_string()],
+                insecure: vec!["plain.example".to_string()],
+                certs_dirs: vec![certs.path().to_path_buf()],
+                ..Default::default()
+            };
+            let eps = endpoints(&Reference::parse("alpine").unwrap(), &cfg);
+            assert_eq!(eps[0], Endpoint { base: base.to_string(), mirror: true, tls }, "{mirror}");
+            assert_eq!(eps[1].base, HUB_REGISTRY, "{mirror}");
+        }
     }
 }
