@@ -517,7 +517,9 @@ impl Engine {
             let disk_root = engine.builder_root().join("tmp");
             let mut dir = None;
             let mut scratch: Option<PathBuf> = None;
-            let r = (|| -> std::result::Result<String, BuildError> {
+            // A bug in the builder must still end the stream with an error the client
+            // prints (and the cleanup below must still run), not a silent end.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> std::result::Result<String, BuildError> {
                 let mut reader = crate::fsops::UploadReader::new(body);
                 let d = receive(&mut reader, tmpfs.as_deref(), &disk_root, req.max_context)?;
                 let ctx = d.join("context");
@@ -551,7 +553,12 @@ impl Engine {
                     out.stream(&format!("Successfully tagged {familiar}\n"));
                 }
                 Ok(id)
-            })();
+            }))
+            .unwrap_or_else(|p| {
+                let what = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default();
+                tracing::error!(panic = %what, "the build thread panicked");
+                Err(BuildError::new(format!("internal error: the build stopped unexpectedly: {what}")))
+            });
             match r {
                 Ok(id) => {
                     if req.quiet {
