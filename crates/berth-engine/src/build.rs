@@ -136,6 +136,18 @@ fn receive_context(body: impl Read, dir: &Path, max: u64) -> std::result::Result
     Ok(())
 }
 
+/// A reader that fails once with the error the upload ended with.
+struct FailedRead(Option<io::Error>);
+
+impl Read for FailedRead {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        match self.0.take() {
+            Some(e) => Err(e),
+            None => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the build context upload failed")),
+        }
+    }
+}
+
 /// A context body up to this size is read into memory first; if it ends there it is
 /// unpacked into the tmpfs. Bounds the memory one build holds before it spills.
 pub const SMALL_BODY: usize = 8 << 20;
@@ -512,7 +524,32 @@ impl Engine {
         let (tx, rx) = mpsc::channel(MSG_BACKLOG);
         let engine = self.clone();
         let rt = Handle::current();
-        tokio::task::spawn_blocking(move || {
+        let mut body = body;
+        tokio::spawn(async move {
+            // The first SMALL_BODY bytes are gathered here, on the connection's side:
+            // the docker CLI writes a context in many small chunks (a write per tar
+            // header, per file, per padding), and handing each to the build thread
+            // was a thread wake-up each.
+            let mut head: Vec<u8> = Vec::new();
+            let mut failed: Option<io::Error> = None;
+            while head.len() <= SMALL_BODY {
+                match body.recv().await {
+                    Some(Ok(b)) => head.extend_from_slice(&b),
+                    Some(Err(e)) => {
+                        failed = Some(e);
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            let _ = tokio::task::spawn_blocking(move || engine.build_blocking(req, head, failed, body, tx, rt)).await;
+        });
+        rx
+    }
+
+    fn build_blocking(&self, req: BuildRequest, head: Vec<u8>, failed: Option<io::Error>, body: UploadStream, tx: mpsc::Sender<BuildMsg>, rt: Handle) {
+        let engine = self.clone();
+        {
             let tmpfs = engine.inner.build_tmpfs.get_or_init(|| context_tmpfs(&engine.config().exec_root)).clone();
             let disk_root = engine.builder_root().join("tmp");
             let mut dir = None;
@@ -520,7 +557,11 @@ impl Engine {
             // A bug in the builder must still end the stream with an error the client
             // prints (and the cleanup below must still run), not a silent end.
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> std::result::Result<String, BuildError> {
-                let mut reader = crate::fsops::UploadReader::new(body);
+                let rest: Box<dyn Read> = match failed {
+                    Some(e) => Box::new(FailedRead(Some(e))),
+                    None => Box::new(crate::fsops::UploadReader::new(body)),
+                };
+                let mut reader = io::Read::chain(io::Cursor::new(head), rest);
                 let d = receive(&mut reader, tmpfs.as_deref(), &disk_root, req.max_context)?;
                 let ctx = d.join("context");
                 // Layer tars and stage exports can be big: always on disk (made on
@@ -579,8 +620,7 @@ impl Engine {
                     }
                 }
             }
-        });
-        rx
+        }
     }
 
     /// The build cache's entries (`system df`, `builder prune`).
