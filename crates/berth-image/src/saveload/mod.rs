@@ -408,7 +408,7 @@ impl Ingested {
     fn read(store: &ImageStore, archive: impl Read) -> Result<Ingested, StoreError> {
         let mut out = Ingested { small: HashMap::new(), files: HashMap::new(), links: HashMap::new() };
         let mut meta_total = 0u64;
-        let mut ar = tar::Archive::new(archive);
+        let mut ar = tar::Archive::new(decompressed(archive)?);
         let entries = ar.entries().map_err(|e| bad(format!("invalid archive: {e}")))?;
         for (n, entry) in entries.enumerate() {
             if n >= MAX_ENTRIES {
@@ -562,6 +562,27 @@ struct ToLoad {
     layers: Vec<String>,
     tags: Vec<String>,
     parent: Option<String>,
+}
+
+/// The archive as Docker's load reads it (its `DecompressStream`): plain, or gzip, bzip2,
+/// xz or zstd by the magic bytes (`docker save | gzip` loads as it is), decoded as it
+/// arrives by berth-archive's streaming decoders.
+fn decompressed<'a>(mut archive: impl Read + 'a) -> Result<Box<dyn Read + 'a>, StoreError> {
+    // The longest magic is 6 bytes; a client's first chunk may be shorter.
+    let mut head = [0u8; 6];
+    let mut got = 0;
+    while got < head.len() {
+        match archive.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(bad(format!("invalid archive: {e}"))),
+        }
+    }
+    let head = head[..got].to_vec();
+    let kind = berth_archive::decompress::detect(&head);
+    let r = io::BufReader::with_capacity(64 * 1024, io::Cursor::new(head).chain(archive));
+    berth_archive::decompress::decoder(kind, r).map_err(|e| bad(format!("invalid archive: {e}")))
 }
 
 /// `a/b/../c` → `a/c`; None if it climbs above the root.

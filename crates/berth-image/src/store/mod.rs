@@ -793,6 +793,10 @@ mod tests {
         assert_eq!(b.resolve("child:1").unwrap().id, child.id);
         assert_eq!(b.resolve("child:1").unwrap().parent.as_deref(), Some(base.id.as_str()));
         assert_eq!(b.resolve("dup:1").unwrap().layers, base.layers);
+        // `docker save | gzip` (or zstd) loads as it is, as with Docker.
+        assert_eq!(load_lines(&b, &gzip(&archive)).unwrap(), ["Loaded image: child:1", "Loaded image: dup:1"]);
+        let zst = ruzstd::encoding::compress_to_vec(&archive[..], ruzstd::encoding::CompressionLevel::Fastest);
+        assert_eq!(load_lines(&b, &zst).unwrap().len(), 2);
         // Saved again from there: the same archive.
         let again_items = [
             crate::saveload::SaveItem { image: b.resolve("child:1").unwrap(), tags: vec!["child:1".into()] },
