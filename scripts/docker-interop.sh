@@ -65,6 +65,8 @@ cleanup() {
     # berthd's DNS resolver outlives it by design; this one is ours.
     local dns=/run/berth-interop-berth/dns/berth-dns.pid
     [ -f "$dns" ] && bench_stop_pids "$(cat "$dns")"
+    # berthd's build-context tmpfs stays mounted after it exits (it is reused).
+    umount /run/berth-interop-berth/builder 2>/dev/null || true
     return 0
 }
 trap cleanup EXIT
