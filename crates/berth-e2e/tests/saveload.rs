@@ -47,8 +47,20 @@ both!(fn save_rmi_load_round_trip_keeps_ids_and_layer_digests(d, cli) {
     let a = archive.to_string_lossy().into_owned();
     d.cli(cli, &["save", "-o", &a, "busybox", "redis", "mine:1"]).ok();
 
-    // Every saved layer.tar is byte-exact: its sha256 is the image's diff id.
+    // Every saved layer.tar is byte-exact: its sha256 is the image's diff id (a layer
+    // met again in another directory is a symlink to the first copy, as in Docker's).
     let manifest: serde_json::Value = serde_json::from_str(&sh(&format!("tar -xOf {a} manifest.json"))).expect("manifest.json");
+    let symlinks: std::collections::HashMap<String, String> = sh(&format!("tar -tvf {a}"))
+        .lines()
+        .filter(|l| l.starts_with('l'))
+        .filter_map(|l| {
+            let (name, target) = l.split_once(" -> ")?;
+            let name = name.rsplit(' ').next()?.to_string();
+            let dir = name.rsplit_once('/')?.0;
+            let target = target.strip_prefix("../").map(str::to_string).unwrap_or_else(|| format!("{dir}/{target}"));
+            Some((name, target))
+        })
+        .collect();
     let items = manifest.as_array().cloned().unwrap_or_default();
     assert_eq!(items.len(), 3, "{manifest}");
     for (item, name) in items.iter().zip(names) {
@@ -57,7 +69,8 @@ both!(fn save_rmi_load_round_trip_keeps_ids_and_layer_digests(d, cli) {
         let want = diff_ids(&d, name);
         assert_eq!(layers.len(), want.len());
         for (l, diff) in layers.iter().zip(&want) {
-            let sum = sh(&format!("tar -xOf {a} {l} | sha256sum"));
+            let member = symlinks.get(l).unwrap_or(l);
+            let sum = sh(&format!("tar -xOf {a} {member} | sha256sum"));
             assert_eq!(format!("sha256:{}", &sum[..64]), *diff, "{name} {l}");
         }
     }
@@ -111,7 +124,7 @@ fn broken_or_lying_archives_leave_the_store_as_it_was() {
         ("swapped.tar", "invalid diffID for layer 1: expected"),
         ("evil.tar", "leaves the archive"),
         ("cut.tar", "invalid archive"),
-        ("plain.tar", "neither manifest.json nor index.json"),
+        ("plain.tar", "open manifest.json: no such file or directory"),
     ];
     for cli in [Cli::Berth, Cli::Docker] {
         for (file, want) in cases {

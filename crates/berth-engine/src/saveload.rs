@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use berth_api::reference::Reference;
-use berth_image::saveload::SaveItem;
+use berth_image::saveload::{LoadNote, SaveItem};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
@@ -70,6 +70,11 @@ impl Engine {
             }
         }
         let list: Vec<SaveItem> = order.iter().filter_map(|id| items.remove(id)).collect();
+        // Docker writes the whole archive to a temp dir before sending a byte, so its
+        // `save` events (one per image, by id, with the image's labels) come first.
+        for item in &list {
+            self.image_id_event("save", &item.image);
+        }
         let (tx, rx) = mpsc::channel(8);
         let (done_tx, done_rx) = oneshot::channel();
         let store = self.images().clone();
@@ -77,40 +82,47 @@ impl Engine {
             let r = store.save(&list, ChanWriter::new(tx)).map_err(|e| e.to_string());
             let _ = done_tx.send(r);
         });
-        let mut attrs = BTreeMap::new();
-        for n in names {
-            attrs.insert("name".to_string(), n.clone());
-            self.events().emit("image", "save", n, attrs.clone());
-        }
         Ok(TarStream { data: rx, done: done_rx })
     }
 
     /// `POST /images/load`: the archive as it arrives; returns Docker's lines
-    /// (`Loaded image: x:y`…) and, if a later image failed, the error after them.
+    /// (`Loaded image: x:y`…) and, if a later image failed, the error after them. Each
+    /// image recorded is a `load` event (by id, with its labels), as Docker's.
     pub async fn load_images(&self, body: UploadStream) -> (Vec<String>, Option<Error>) {
         let store = self.images().clone();
         let r = tokio::task::spawn_blocking(move || {
             let mut reader = UploadReader::new(body);
             let mut lines = Vec::new();
-            let r = store.load(&mut reader, &mut |l| lines.push(l));
+            let mut loaded = Vec::new();
+            let r = store.load(&mut reader, &mut |n| match n {
+                LoadNote::Line(l) => lines.push(l),
+                LoadNote::Loaded(id) => loaded.push(id),
+            });
             // Drain what is left so a client still sending gets the answer.
             let _ = std::io::copy(&mut reader, &mut std::io::sink());
-            (lines, r.err())
+            (lines, loaded, r.err())
         })
         .await;
         match r {
-            Ok((lines, err)) => {
-                for l in &lines {
-                    if let Some(name) = l.strip_prefix("Loaded image: ").or_else(|| l.strip_prefix("Loaded image ID: ")) {
-                        let mut attrs = BTreeMap::new();
-                        attrs.insert("name".to_string(), name.to_string());
-                        self.events().emit("image", "load", name, attrs);
+            Ok((lines, loaded, err)) => {
+                for id in loaded {
+                    if let Ok(img) = self.images().get(&id) {
+                        self.image_id_event("load", &img);
                     }
                 }
                 (lines, err.map(Error::from))
             }
             Err(e) => (Vec::new(), Some(Error::internal(e.to_string()))),
         }
+    }
+
+    /// Docker's image events named by id (save, load): `name` is the id, beside the
+    /// image's labels.
+    fn image_id_event(&self, action: &str, img: &berth_image::store::Image) {
+        let mut attrs: BTreeMap<String, String> =
+            img.config.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default().into_iter().collect();
+        attrs.insert("name".to_string(), img.id.clone());
+        self.events().emit("image", action, &img.id, attrs);
     }
 }
 

@@ -340,6 +340,21 @@ impl ImageStore {
         Ok(image)
     }
 
+    /// Sets an image's `Parent` (a load restores the links between the images of one
+    /// archive, as Docker's `SetParent`); any parent it had is replaced.
+    pub(crate) fn set_parent(&self, id: &str, parent: &str) -> Result<(), StoreError> {
+        let mut st = self.lock()?;
+        let e = st.images.get_mut(id).ok_or_else(|| StoreError::NoSuchImage(id.to_string()))?;
+        let mut r = e.record.clone();
+        r.parent = Some(parent.to_string());
+        let rec_path = self.inner.root.join("images").join(format!("{}.json", digest_hex(id)));
+        let json = serde_json::to_vec_pretty(&r)
+            .map_err(|e| StoreError::Internal(format!("encoding image record: {e}")))?;
+        write_atomic(&rec_path, &json)?;
+        e.record = r;
+        Ok(())
+    }
+
     pub(crate) fn has_image(&self, id: &str) -> bool {
         self.lock().map(|st| st.images.contains_key(id)).unwrap_or(false)
     }

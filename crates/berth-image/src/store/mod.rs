@@ -649,7 +649,7 @@ mod tests {
         a.save(&[crate::saveload::SaveItem { image: img.clone(), tags: vec!["x/y:1".into()] }], &mut archive).unwrap();
         let b = ImageStore::open(t2.path()).unwrap();
         let mut lines = Vec::new();
-        b.load(&archive[..], &mut |l| lines.push(l)).unwrap();
+        b.load(&archive[..], &mut |n| if let crate::saveload::LoadNote::Line(l) = n { lines.push(l) }).unwrap();
         assert_eq!(lines, ["Loaded image: x/y:1"]);
         let got = b.resolve("x/y:1").unwrap();
         assert_eq!((got.id.as_str(), &got.layers), (id.as_str(), &img.layers));
@@ -670,19 +670,18 @@ mod tests {
         let mut archive = Vec::new();
         a.save(&[crate::saveload::SaveItem { image: img, tags: vec!["z:1".into()] }], &mut archive).unwrap();
         // Swap the second layer for another tar: its diff id no longer matches.
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&members(&archive).into_iter().find(|m| m.0 == "manifest.json").unwrap().3).unwrap();
+        let second = manifest[0]["Layers"][1].as_str().unwrap().to_string();
         let mut ar = tar::Archive::new(&archive[..]);
         let mut out = tar::Builder::new(Vec::new());
-        let mut n = 0;
         for e in ar.entries().unwrap() {
             let mut e = e.unwrap();
             let path = e.path().unwrap().to_string_lossy().into_owned();
             let mut data = Vec::new();
             e.read_to_end(&mut data).unwrap();
-            if path.ends_with("layer.tar") {
-                n += 1;
-                if n == 2 {
-                    data = tar_of(&[("evil", b"x")]);
-                }
+            if path == second {
+                data = tar_of(&[("evil", b"x")]);
             }
             let mut h = e.header().clone();
             h.set_size(data.len() as u64);
@@ -708,8 +707,189 @@ mod tests {
         let e = b.load(&evil.into_inner().unwrap()[..], &mut |_| {}).unwrap_err();
         assert!(e.to_string().contains("leaves the archive"), "{e}");
         let e = b.load(&tar_of(&[("x", b"y")])[..], &mut |_| {}).unwrap_err();
-        assert!(e.to_string().contains("neither manifest.json nor index.json"), "{e}");
+        assert!(e.to_string().contains("open manifest.json: no such file or directory"), "{e}");
         assert!(listing(t2.path()).is_empty(), "{:?}", listing(t2.path()));
+    }
+
+    /// The members of a tar: (name, kind, link target, content).
+    fn members(archive: &[u8]) -> Vec<(String, tar::EntryType, String, Vec<u8>)> {
+        use std::io::Read;
+        let mut ar = tar::Archive::new(archive);
+        let mut out = Vec::new();
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            let name = e.path().unwrap().to_string_lossy().into_owned();
+            let kind = e.header().entry_type();
+            let link = e.link_name().unwrap().map(|l| l.to_string_lossy().into_owned()).unwrap_or_default();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            out.push((name, kind, link, data));
+        }
+        out
+    }
+
+    fn load_lines(store: &ImageStore, archive: &[u8]) -> Result<Vec<String>, StoreError> {
+        let mut lines = Vec::new();
+        store.load(archive, &mut |n| if let crate::saveload::LoadNote::Line(l) = n { lines.push(l) })?;
+        Ok(lines)
+    }
+
+    /// Docker's archive layout: v1 directories in name order, each before its files; a
+    /// diff id met again is a symlink to its first `layer.tar`; the child's `Parent` is
+    /// in manifest.json when its parent is saved too, and a load restores it.
+    #[test]
+    fn save_writes_dockers_layout_and_load_restores_parents() {
+        let (t1, t2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = ImageStore::open(t1.path()).unwrap();
+        let same: &[(&str, &[u8])] = &[("etc/a", b"one")];
+        import(&a, &[same, &[("etc/b", b"two")], same], "2026-01-01T00:00:00Z", &["dup:1"]);
+        let base = a.resolve("dup:1").unwrap();
+        let config = serde_json::json!({"architecture": "amd64", "os": "linux", "created": "2026-01-02T00:00:00Z",
+            "config": {"Env": ["X=1"]}, "history": []});
+        let r = Reference::parse("child:1").unwrap();
+        let child = a.commit_config(Some(&base), config, Some(&r)).unwrap();
+        assert_eq!(child.parent.as_deref(), Some(base.id.as_str()));
+        let items = [
+            crate::saveload::SaveItem { image: child.clone(), tags: vec!["child:1".into()] },
+            crate::saveload::SaveItem { image: base.clone(), tags: vec!["dup:1".into()] },
+        ];
+        let mut archive = Vec::new();
+        a.save(&items, &mut archive).unwrap();
+        let m = members(&archive);
+        let names: Vec<&str> = m.iter().map(|(n, ..)| n.as_str()).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted, "Docker's order: sorted, each directory before its files");
+        let manifest: serde_json::Value = serde_json::from_slice(&m.iter().find(|x| x.0 == "manifest.json").unwrap().3).unwrap();
+        assert_eq!(manifest[0]["Parent"], serde_json::json!(base.id));
+        assert!(manifest[1].get("Parent").is_none());
+        let layers = |i: usize| -> Vec<String> {
+            manifest[i]["Layers"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_string()).collect()
+        };
+        let v1 = crate::saveload::v1_layers(&base.config_raw, &base.layers);
+        assert_eq!(layers(1), v1.iter().map(|l| format!("{}/layer.tar", l.id)).collect::<Vec<_>>());
+        // The base's third layer repeats its first: a symlink, as Docker writes it.
+        let third = m.iter().find(|x| x.0 == layers(1)[2]).unwrap();
+        assert_eq!((third.1, third.2.as_str()), (tar::EntryType::Symlink, format!("../{}", layers(1)[0]).as_str()));
+        // The child (same layers, another config) has its own top directory, whose
+        // layer.tar links to the base's copy of that diff id.
+        assert_eq!(layers(0)[..2], layers(1)[..2]);
+        assert_ne!(layers(0)[2], layers(1)[2]);
+        let child_top = m.iter().find(|x| x.0 == layers(0)[2]).unwrap();
+        assert_eq!(child_top.1, tar::EntryType::Symlink);
+        for dir in [&layers(0)[2], &layers(1)[0]] {
+            let d = dir.trim_end_matches("/layer.tar");
+            assert!(m.iter().any(|x| x.0 == format!("{d}/") && x.1 == tar::EntryType::Directory), "{d}");
+            assert_eq!(m.iter().find(|x| x.0 == format!("{d}/VERSION")).unwrap().3, b"1.0");
+            let json: serde_json::Value = serde_json::from_slice(&m.iter().find(|x| x.0 == format!("{d}/json")).unwrap().3).unwrap();
+            assert_eq!(json["id"], serde_json::json!(d));
+        }
+        let repos: serde_json::Value = serde_json::from_slice(&m.iter().find(|x| x.0 == "repositories").unwrap().3).unwrap();
+        assert_eq!(repos["dup"]["1"], serde_json::json!(layers(1)[2].trim_end_matches("/layer.tar")));
+
+        // Loaded into an empty store: same ids, the parent link restored.
+        let b = ImageStore::open(t2.path()).unwrap();
+        assert_eq!(load_lines(&b, &archive).unwrap(), ["Loaded image: child:1", "Loaded image: dup:1"]);
+        assert_eq!(b.resolve("child:1").unwrap().id, child.id);
+        assert_eq!(b.resolve("child:1").unwrap().parent.as_deref(), Some(base.id.as_str()));
+        assert_eq!(b.resolve("dup:1").unwrap().layers, base.layers);
+        // `docker save | gzip` (or zstd) loads as it is, as with Docker.
+        assert_eq!(load_lines(&b, &gzip(&archive)).unwrap(), ["Loaded image: child:1", "Loaded image: dup:1"]);
+        let zst = ruzstd::encoding::compress_to_vec(&archive[..], ruzstd::encoding::CompressionLevel::Fastest);
+        assert_eq!(load_lines(&b, &zst).unwrap().len(), 2);
+        // Saved again from there: the same archive.
+        let again_items = [
+            crate::saveload::SaveItem { image: b.resolve("child:1").unwrap(), tags: vec!["child:1".into()] },
+            crate::saveload::SaveItem { image: b.resolve("dup:1").unwrap(), tags: vec!["dup:1".into()] },
+        ];
+        let mut again = Vec::new();
+        b.save(&again_items, &mut again).unwrap();
+        assert_eq!(again, archive);
+    }
+
+    /// Docker's texts and rules for what an archive's manifest says: RepoTags must be
+    /// tags, Windows images are refused, a null manifest is an error, a cut one is Go's
+    /// "unexpected EOF", a missing member is an `open` error; `Loaded image ID` lines
+    /// come at the end, for all images, only when the last image has no tag.
+    #[test]
+    fn load_follows_dockers_rules_and_texts() {
+        let (t1, t2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = ImageStore::open(t1.path()).unwrap();
+        let id1 = import(&a, &[&[("f", b"1")]], "2026-01-01T00:00:00Z", &["one:1"]);
+        let id2 = import(&a, &[&[("g", b"2")]], "2026-01-01T00:00:00Z", &["two:1"]);
+        let mut archive = Vec::new();
+        let items = [
+            crate::saveload::SaveItem { image: a.resolve("one:1").unwrap(), tags: vec!["one:1".into()] },
+            crate::saveload::SaveItem { image: a.resolve("two:1").unwrap(), tags: vec!["two:1".into()] },
+        ];
+        a.save(&items, &mut archive).unwrap();
+        // The archive with its manifest.json replaced by `f(manifest)`.
+        let with_manifest = |f: &dyn Fn(&mut serde_json::Value) -> Vec<u8>| -> Vec<u8> {
+            let mut out = tar::Builder::new(Vec::new());
+            for (name, kind, link, mut data) in members(&archive) {
+                if name == "manifest.json" {
+                    let mut v: serde_json::Value = serde_json::from_slice(&data).unwrap();
+                    data = f(&mut v);
+                }
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(kind);
+                h.set_size(data.len() as u64);
+                h.set_mode(0o644);
+                if kind == tar::EntryType::Symlink {
+                    out.append_link(&mut h, &name, &link).unwrap();
+                } else {
+                    out.append_data(&mut h, &name, &data[..]).unwrap();
+                }
+            }
+            out.into_inner().unwrap()
+        };
+        let json = |v: &serde_json::Value| serde_json::to_vec(v).unwrap();
+        let b = ImageStore::open(t2.path()).unwrap();
+
+        let untag_first = with_manifest(&|m| {
+            m[0]["RepoTags"] = serde_json::Value::Null;
+            json(m)
+        });
+        assert_eq!(load_lines(&b, &untag_first).unwrap(), ["Loaded image: two:1"]);
+        let untag_last = with_manifest(&|m| {
+            m[1]["RepoTags"] = serde_json::Value::Null;
+            json(m)
+        });
+        assert_eq!(
+            load_lines(&b, &untag_last).unwrap(),
+            ["Loaded image: one:1".to_string(), format!("Loaded image ID: {id1}"), format!("Loaded image ID: {id2}")]
+        );
+        assert_eq!(load_lines(&b, &with_manifest(&|_| b"[]".to_vec())).unwrap(), Vec::<String>::new());
+
+        let before = listing(t2.path());
+        let cases: Vec<(Vec<u8>, String)> = vec![
+            (with_manifest(&|m| { m[0]["RepoTags"] = serde_json::json!(["one"]); json(m) }), "invalid tag \"one\"".into()),
+            (
+                with_manifest(&|m| { m[0]["RepoTags"] = serde_json::json!([format!("one@{id1}")]); json(m) }),
+                format!("invalid tag \"one@{id1}\""),
+            ),
+            (with_manifest(&|_| b"null".to_vec()), "invalid manifest, manifest cannot be null (but can be [])".into()),
+            (with_manifest(&|_| b"[{\"Config\": ".to_vec()), "unexpected EOF".into()),
+            (
+                with_manifest(&|m| { m[0]["Config"] = "nope.json".into(); json(m) }),
+                "open nope.json: no such file or directory".into(),
+            ),
+            (
+                with_manifest(&|m| { m[0]["Layers"][0] = "nope/layer.tar".into(); json(m) }),
+                "open nope/layer.tar: no such file or directory".into(),
+            ),
+        ];
+        let t3 = tempfile::tempdir().unwrap();
+        let c = ImageStore::open(t3.path()).unwrap();
+        for (archive, want) in cases {
+            assert_eq!(load_lines(&c, &archive).unwrap_err().to_string(), want);
+            assert!(c.list().is_empty(), "{want}");
+        }
+        assert_eq!(listing(t2.path()), before);
+        // A Windows image.
+        let win = serde_json::to_vec(&serde_json::json!({"os": "windows", "architecture": "amd64", "rootfs": {"type": "layers", "diff_ids": []}})).unwrap();
+        let archive = tar_of(&[("w.json", &win), ("manifest.json", br#"[{"Config":"w.json","RepoTags":["w:1"],"Layers":[]}]"#)]);
+        assert_eq!(load_lines(&c, &archive).unwrap_err().to_string(), "cannot load windows image on linux");
     }
 
     #[test]
@@ -747,7 +927,7 @@ mod tests {
         let archive = tar_of(&refs);
         let b = ImageStore::open(t2.path()).unwrap();
         let mut lines = Vec::new();
-        b.load(&archive[..], &mut |l| lines.push(l)).unwrap();
+        b.load(&archive[..], &mut |n| if let crate::saveload::LoadNote::Line(l) = n { lines.push(l) }).unwrap();
         assert_eq!(lines, ["Loaded image: oci/img:2"]);
         let got = b.resolve("oci/img:2").unwrap();
         assert_eq!((got.id, got.layers), (id, img.layers));
