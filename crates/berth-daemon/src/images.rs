@@ -8,7 +8,7 @@ use crate::routes::Ctx;
 use crate::State;
 
 pub async fn list(state: &State, ctx: &Ctx) -> Resp {
-    match state.engine.list_images_filtered(ctx.q("filters")).await {
+    match state.engine.list_images_filtered(ctx.q("filters"), ctx.flag("all")).await {
         Ok(l) => json(StatusCode::OK, &l),
         Err(e) => from_error(&e),
     }

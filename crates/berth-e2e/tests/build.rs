@@ -85,6 +85,14 @@ fn build_run_rebuild_from_cache_and_miss_after_an_edit() {
     assert_eq!(fs::read_dir(&tmpfs).expect("ls").count(), 0, "contexts left in the tmpfs");
     let disk_tmp = d.data_root.join("builder/tmp");
     assert_eq!(fs::read_dir(&disk_tmp).map(|r| r.count()).unwrap_or(0), 0, "build dirs left on disk");
+    // `images` leaves out the intermediate images (untagged parents), `-a` lists them,
+    // as Docker's.
+    for cli in [Cli::Berth, Cli::Docker] {
+        let shown = d.cli(cli, &["images", "-q"]).ok().stdout.lines().count();
+        let all = d.cli(cli, &["images", "-aq"]).ok().stdout.lines().count();
+        assert!(all > shown, "images -a {all} vs images {shown}");
+        d.cli(cli, &["images"]).ok().stdout_has("me/hello");
+    }
     // The image: busybox's layer + COPY + RUN, a parent, Docker's config.
     let i = d.request("GET", "/v1.47/images/me/hello:berth/json", None).json();
     assert_eq!(i["RootFS"]["Layers"].as_array().map(Vec::len), Some(3), "{i}");

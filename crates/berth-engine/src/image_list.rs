@@ -200,7 +200,10 @@ pub fn apply(list: Vec<ImageSummary>, f: &ImageFilters) -> Result<Vec<ImageSumma
 impl Engine {
     /// `GET /images/json?filters=`: Docker's 400 `invalid filter 'k'` for an unknown
     /// key, 404 `No such image` for an unknown `before`/`since` image.
-    pub async fn list_images_filtered(&self, raw: &str) -> Result<Vec<ImageSummary>> {
+    /// Without `all`, an image with neither tags nor digests that is another image's
+    /// parent (a build step, a loaded parent) is left out, as Docker leaves out
+    /// intermediate images.
+    pub async fn list_images_filtered(&self, raw: &str, all: bool) -> Result<Vec<ImageSummary>> {
         let parsed: BTreeMap<String, Vec<String>> =
             berth_api::parse_filters(raw).map_err(|e| Error::invalid(format!("invalid filter: {e}")))?;
         berth_api::check_filter_keys(&parsed, KEYS).map_err(Error::invalid)?;
@@ -223,7 +226,12 @@ impl Engine {
                 _ => {}
             }
         }
-        apply(self.list_images(), &f)
+        let mut list = self.list_images();
+        if !all {
+            let parents: std::collections::HashSet<String> = list.iter().map(|i| i.parent_id.clone()).filter(|p| !p.is_empty()).collect();
+            list.retain(|i| !(i.repo_tags.is_empty() && i.repo_digests.is_empty() && parents.contains(&i.id)));
+        }
+        apply(list, &f)
     }
 }
 
