@@ -43,7 +43,8 @@ pub struct ExtractOptions {
 /// What an extraction found out.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ExtractStats {
-    /// Bytes of regular files (hard links counted once).
+    /// Bytes of regular files (hard links counted once) and symlinks (their targets'
+    /// lengths), as Docker's layer size counts them.
     pub size: u64,
 }
 
@@ -258,7 +259,8 @@ fn extract_entry<R: Read>(
             // The target is stored as is (absolute or relative) and never followed here.
             std::os::unix::fs::symlink(&link, &target).map_err(werr("symlink"))?;
             meta.apply(&target, None, Some(mtime), &xattrs)?;
-            Ok(0)
+            // Docker's layer size counts a symlink as its lstat size: the target's length.
+            Ok(link.as_os_str().len() as u64)
         }
         tar::EntryType::Link => {
             let link = link_name(e, "hardlink", &raw, layer)?;

@@ -128,6 +128,11 @@ both!(fn docker_made_archives_load_as_in_docker(d, cli) {
         let name = strs(&img["RepoTags"])[0].clone();
         assert_eq!(facts(&d, &name), img, "{name}: berthd's inspect vs Docker's");
     }
+    // Sizes as Docker 20.10 showed them for these images (`docker images`: 101B and
+    // 61B): regular files plus symlinks' target lengths.
+    for (name, size) in [("interop/app:1", 101), ("interop/base:1", 61)] {
+        assert_eq!(d.request("GET", &format!("/images/{name}/json"), None).json()["Size"], size, "{name}");
+    }
     // Every layer's files, through a container (the images have no shell of their
     // own: the host's static busybox is mounted in).
     let out = d
