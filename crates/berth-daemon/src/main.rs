@@ -111,6 +111,10 @@ struct Flags {
     /// Enable net.ipv4.ip_forward
     #[arg(long = "ip-forward", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     ip_forward: Option<bool>,
+    /// The host's resolv.conf: name servers the embedded DNS forwards to (for
+    /// containers without --dns) and the servers, search and options containers inherit
+    #[arg(long = "resolv-conf", default_value = berth_network::config::HOST_RESOLV_CONF)]
+    resolv_conf: PathBuf,
     /// Remove what this daemon instance made on the host (bridges, firewall chains,
     /// network namespaces) and exit; for test harnesses, with the daemon stopped
     #[arg(long = "network-cleanup")]
@@ -165,6 +169,7 @@ fn net_options(file: &FileConfig, flags: &Flags) -> berth_network::NetOptions {
         mtu: flags.mtu.or(file.mtu).unwrap_or(0),
         iptables: flags.iptables.or(file.iptables).unwrap_or(true),
         ip_forward: flags.ip_forward.or(file.ip_forward).unwrap_or(true),
+        resolv_conf: flags.resolv_conf.clone(),
     }
 }
 

@@ -2,7 +2,8 @@
 //! `berth-dns`, one per daemon), so containers keep resolving each other while berthd
 //! is down or restarting. It answers A/AAAA/PTR for container names, aliases, compose
 //! service names and short ids of the networks the asking container is on, and forwards
-//! everything else to the host's name servers (docs/networking.md, "Embedded DNS").
+//! everything else to that container's own `--dns` servers, or to the host's name
+//! servers when it has none (docs/networking.md, "Embedded DNS").
 //!
 //! [`wire`] reads and writes the few DNS messages it needs (pure); [`table`] is the
 //! records file format and the scoped lookup (pure); [`server`] is the process;

@@ -1,20 +1,21 @@
 //! The resolver process: UDP and TCP listeners on every network's gateway address, the
-//! answer path (table lookup, or forwarding to the host's name servers), and the reload
-//! loop (SIGHUP, or a change of the records directory seen by a one-second poll).
+//! answer path (table lookup, or forwarding to the asking container's own `--dns`
+//! servers, else to the host's name servers), and the reload loop (SIGHUP, or a change
+//! of the records directory seen by a one-second poll).
 //!
 //! Blocking std code, one thread per listening socket and per forwarded query or TCP
 //! connection; both are capped, so memory is bounded whatever clients send. Queries
 //! are at most 512 bytes over UDP (larger datagrams are cut by the receive buffer) and
 //! 65535 over TCP (the length prefix); a forwarded answer at most [`FORWARD_MAX`].
 
-use crate::table::{self, Lookup, Table};
+use crate::table::{self, Lookup, Table, Upstream};
 use crate::wire::{self, Answer, ParseError, Query};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsFd;
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
@@ -205,7 +206,7 @@ fn serve_udp(shared: &Arc<Shared>, sock: UdpSocket, stop: &AtomicBool) {
                 let _ = sock.send_to(&r, peer);
             }
             Step::None => {}
-            Step::Forward(q) => {
+            Step::Forward(q, ups) => {
                 let Some(_slot) = Slot::take(shared, false) else {
                     let _ = sock.send_to(&wire::reply(&q, wire::RCODE_SERVFAIL, &[], wire::UDP_MAX), peer);
                     continue;
@@ -213,7 +214,7 @@ fn serve_udp(shared: &Arc<Shared>, sock: UdpSocket, stop: &AtomicBool) {
                 let sock = sock.clone();
                 let spawned = std::thread::Builder::new().name("forward".into()).spawn(move || {
                     let slot = _slot;
-                    let r = forward(&slot.shared, &q, &msg);
+                    let r = forward(&slot.shared, &q, &msg, &ups);
                     let _ = sock.send_to(&r, peer);
                 });
                 if let Err(e) = spawned {
@@ -250,7 +251,7 @@ fn serve_tcp_conn(shared: &Arc<Shared>, mut conn: TcpStream) -> io::Result<()> {
         let r = match answer_local(shared, &msg, peer, local, 65535) {
             Step::Reply(r) => r,
             Step::None => return Ok(()),
-            Step::Forward(q) => forward(shared, &q, &msg),
+            Step::Forward(q, ups) => forward(shared, &q, &msg, &ups),
         };
         let mut out = Vec::with_capacity(r.len() + 2);
         out.extend_from_slice(&(r.len() as u16).to_be_bytes());
@@ -294,7 +295,8 @@ impl Drop for Slot {
 enum Step {
     Reply(Vec<u8>),
     None,
-    Forward(Query),
+    /// Not ours: ask these servers (never empty).
+    Forward(Query, Vec<Upstream>),
 }
 
 /// Answers from the table what it can; says when the query must go upstream.
@@ -308,12 +310,20 @@ fn answer_local(shared: &Shared, msg: &[u8], peer: IpAddr, local: IpAddr, max: u
         return Step::Reply(wire::reply(&q, wire::RCODE_NOTIMP, &[], max));
     }
     let view = shared.view();
-    match view.table.lookup(unmap(peer), unmap(local), &q.name, q.qtype, &view.search) {
+    let (peer, local) = (unmap(peer), unmap(local));
+    match view.table.lookup(peer, local, &q.name, q.qtype, &view.search) {
         Lookup::Addrs(a) => Step::Reply(wire::reply(&q, wire::RCODE_NOERROR, &a.into_iter().map(Answer::Addr).collect::<Vec<_>>(), max)),
         Lookup::Names(n) => Step::Reply(wire::reply(&q, wire::RCODE_NOERROR, &n.into_iter().map(Answer::Ptr).collect::<Vec<_>>(), max)),
         Lookup::NoSuchName => Step::Reply(wire::reply(&q, wire::RCODE_NXDOMAIN, &[], max)),
-        Lookup::Forward if view.upstreams.is_empty() => Step::Reply(wire::reply(&q, wire::RCODE_SERVFAIL, &[], max)),
-        Lookup::Forward => Step::Forward(q),
+        Lookup::Forward => {
+            // The asker's own `--dns` servers, else the host's.
+            let ups = view.table.upstreams(peer, &view.upstreams);
+            if ups.is_empty() {
+                Step::Reply(wire::reply(&q, wire::RCODE_SERVFAIL, &[], max))
+            } else {
+                Step::Forward(q, ups)
+            }
+        }
     }
 }
 
@@ -324,24 +334,27 @@ fn unmap(a: IpAddr) -> IpAddr {
     }
 }
 
-/// Asks the host's name servers in order; SERVFAIL when none answers.
-fn forward(shared: &Shared, q: &Query, msg: &[u8]) -> Vec<u8> {
-    let view = shared.view();
-    for up in view.upstreams.iter().take(3) {
-        if let Ok(r) = ask(SocketAddr::new(*up, shared.upstream_port), q.id, msg) {
+/// Asks `ups` (chosen by [`Table::upstreams`]) in order; SERVFAIL when none answers.
+fn forward(shared: &Shared, q: &Query, msg: &[u8], ups: &[Upstream]) -> Vec<u8> {
+    for up in ups {
+        if let Ok(r) = ask(up, shared.upstream_port, q.id, msg) {
             return r;
         }
     }
     wire::reply(q, wire::RCODE_SERVFAIL, &[], wire::UDP_MAX)
 }
 
-fn ask(up: SocketAddr, id: u16, msg: &[u8]) -> io::Result<Vec<u8>> {
-    let bind: SocketAddr = match up {
+fn ask(up: &Upstream, port: u16, id: u16, msg: &[u8]) -> io::Result<Vec<u8>> {
+    let to = SocketAddr::new(up.addr, port);
+    let bind: SocketAddr = match to {
         SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
         SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
     };
-    let s = UdpSocket::bind(bind)?;
-    s.connect(up)?;
+    let s = match &up.netns {
+        None => UdpSocket::bind(bind)?,
+        Some(ns) => socket_in(ns, bind)?,
+    };
+    s.connect(to)?;
     s.set_read_timeout(Some(UPSTREAM_TIMEOUT))?;
     s.send(msg)?;
     let mut buf = vec![0u8; FORWARD_MAX];
@@ -352,4 +365,21 @@ fn ask(up: SocketAddr, id: u16, msg: &[u8]) -> io::Result<Vec<u8>> {
             return Ok(buf);
         }
     }
+}
+
+/// A UDP socket bound to `bind` inside the network namespace at `netns` (a container's
+/// netns file), for a server on the container's own loopback. A socket stays in the
+/// namespace it was made in, so only a short-lived thread of ours changes namespace.
+fn socket_in(netns: &Path, bind: SocketAddr) -> io::Result<UdpSocket> {
+    let f = std::fs::File::open(netns)?;
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("netns socket".into())
+            .spawn_scoped(s, move || {
+                berth_sys::process::setns(f.as_fd(), libc::CLONE_NEWNET)?;
+                UdpSocket::bind(bind)
+            })?
+            .join()
+            .map_err(|_| io::Error::other("netns thread panicked"))?
+    })
 }

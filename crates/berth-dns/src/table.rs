@@ -5,6 +5,10 @@
 //! address is one of their endpoints), or, for a sender the table does not know, from
 //! the network whose gateway address received it. A container on network X therefore
 //! never resolves names that exist only on network Y.
+//!
+//! Upstreams: a query the table does not answer goes to the sender's own name servers
+//! (its `--dns`, carried in its endpoints) when it has any, else to the host's, as
+//! Docker's embedded resolver uses a container's `--dns` servers ([`Table::upstreams`]).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -42,6 +46,26 @@ pub struct Endpoint {
     /// network): alias → the linked container's name, seen by this container only.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub links: BTreeMap<String, String>,
+    /// The container's own name servers (`HostConfig.Dns`): what it asks that the table
+    /// does not answer goes there instead of to the host's servers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<IpAddr>,
+    /// The container's network namespace file, given when one of `dns` is a loopback
+    /// address: that server is the container's own and is asked from inside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<PathBuf>,
+}
+
+/// Most upstream servers tried for one query (Docker's embedded resolver: three).
+pub const MAX_UPSTREAMS: usize = 3;
+
+/// A name server a query is forwarded to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub addr: IpAddr,
+    /// Asked from inside this network namespace (a container's own loopback server);
+    /// `None`: from the resolver's namespace, the host's.
+    pub netns: Option<PathBuf>,
 }
 
 /// All networks, as loaded at one moment; replaced whole on reload.
@@ -54,6 +78,8 @@ pub struct Table {
     by_source: BTreeMap<IpAddr, String>,
     /// container id → network indexes (a container on two networks sees both)
     by_id: BTreeMap<String, Vec<usize>>,
+    /// container id → its own upstreams (containers with `--dns` only)
+    own_upstreams: BTreeMap<String, Vec<Upstream>>,
 }
 
 /// What the table says about a query.
@@ -85,9 +111,27 @@ impl Table {
                     t.by_source.insert(a, e.id.clone());
                 }
                 t.by_id.entry(e.id.clone()).or_default().push(i);
+                if !e.dns.is_empty() && !t.own_upstreams.contains_key(&e.id) {
+                    t.own_upstreams.insert(e.id.clone(), own_upstreams(e));
+                }
             }
         }
         t
+    }
+
+    /// Where a query from `source` that the table does not answer goes: the sender's
+    /// own servers when it has any (even when none of them is usable: a container
+    /// given `--dns` never has its queries sent to the host's servers, as in Docker),
+    /// else `host` (the host's resolv.conf servers, asked from the host namespace);
+    /// at most [`MAX_UPSTREAMS`], in order.
+    pub fn upstreams(&self, source: IpAddr, host: &[IpAddr]) -> Vec<Upstream> {
+        let own = self.by_source.get(&source).and_then(|id| self.own_upstreams.get(id));
+        let mut v = match own {
+            Some(own) => own.clone(),
+            None => host.iter().map(|a| Upstream { addr: *a, netns: None }).collect(),
+        };
+        v.truncate(MAX_UPSTREAMS);
+        v
     }
 
     /// Every address the resolver should listen on.
@@ -178,6 +222,20 @@ impl Table {
     }
 }
 
+/// A container's `--dns` servers as upstreams: loopback ones are its own, asked inside
+/// its namespace; without a namespace file they cannot be reached and are left out
+/// (the host's loopback servers are not what the container named).
+fn own_upstreams(e: &Endpoint) -> Vec<Upstream> {
+    e.dns
+        .iter()
+        .filter_map(|a| match (a.is_loopback(), &e.netns) {
+            (false, _) => Some(Upstream { addr: *a, netns: None }),
+            (true, Some(ns)) => Some(Upstream { addr: *a, netns: Some(ns.clone()) }),
+            (true, None) => None,
+        })
+        .collect()
+}
+
 /// Reads every `*.json` records file of `dir` (`<state>/networks`). A file that cannot
 /// be read or parsed is skipped and reported in the returned messages: one bad file
 /// does not take the other networks' names away.
@@ -254,7 +312,7 @@ mod tests {
             names: names.iter().map(|s| s.to_string()).collect(),
             ipv4: vec![v4.parse().expect("ip")],
             ipv6: vec![],
-            links: BTreeMap::new(),
+            ..Endpoint::default()
         }
     }
 
@@ -306,6 +364,75 @@ mod tests {
             assert_eq!(t.lookup(ip(src), ip(local), name, ty, &search), want, "{what}");
         }
         assert_eq!(t.listen_addrs(), vec![ip("10.1.0.1"), ip("10.2.0.1")]);
+    }
+
+    #[test]
+    fn upstream_choice() {
+        let ip = |s: &str| -> IpAddr { s.parse().expect("ip") };
+        let ns = PathBuf::from("/run/berth/netns/dddd");
+        let up = |a: &str, ns: Option<&PathBuf>| Upstream { addr: ip(a), netns: ns.cloned() };
+        let t = Table::new(vec![
+            NetworkRecords {
+                id: "n1".into(),
+                name: "app".into(),
+                listen: vec![ip("10.1.0.1")],
+                endpoints: vec![
+                    ep("aaaaaaaaaaaaffff", &["plain"], "10.1.0.2"),
+                    Endpoint { dns: vec![ip("192.0.2.53"), ip("2001:db8::53")], ..ep("bbbbbbbbbbbbffff", &["own"], "10.1.0.3") },
+                    Endpoint {
+                        dns: vec![ip("127.0.0.1"), ip("192.0.2.1"), ip("192.0.2.2"), ip("192.0.2.3")],
+                        netns: Some(ns.clone()),
+                        ..ep("dddddddddddd0000", &["local"], "10.1.0.4")
+                    },
+                    Endpoint { dns: vec![ip("127.0.0.1")], ..ep("eeeeeeeeeeee0000", &["nons"], "10.1.0.5") },
+                ],
+            },
+            // The container with its own servers is on a second network too: its
+            // queries arriving from that network's address get the same upstreams.
+            NetworkRecords {
+                id: "n2".into(),
+                name: "other".into(),
+                listen: vec![ip("10.2.0.1")],
+                endpoints: vec![Endpoint { dns: vec![ip("192.0.2.53"), ip("2001:db8::53")], ..ep("bbbbbbbbbbbbffff", &["own"], "10.2.0.3") }],
+            },
+        ]);
+        let host = vec![ip("10.255.0.53"), ip("127.0.0.53"), ip("10.255.0.54"), ip("10.255.0.55")];
+        let host_ups: Vec<Upstream> = host[..3].iter().map(|a| Upstream { addr: *a, netns: None }).collect();
+        let cases: Vec<(&str, &str, &[IpAddr], Vec<Upstream>)> = vec![
+            ("no --dns: the host's, three at most", "10.1.0.2", &host, host_ups.clone()),
+            ("unknown sender: the host's", "10.9.9.9", &host, host_ups.clone()),
+            ("--dns: its own, never the host's", "10.1.0.3", &host, vec![up("192.0.2.53", None), up("2001:db8::53", None)]),
+            ("--dns, from its other network", "10.2.0.3", &host, vec![up("192.0.2.53", None), up("2001:db8::53", None)]),
+            ("--dns, no host servers at all", "10.1.0.3", &[], vec![up("192.0.2.53", None), up("2001:db8::53", None)]),
+            (
+                "loopback --dns: asked in its namespace; three at most",
+                "10.1.0.4",
+                &host,
+                vec![up("127.0.0.1", Some(&ns)), up("192.0.2.1", None), up("192.0.2.2", None)],
+            ),
+            ("loopback --dns without a namespace: none usable, still not the host's", "10.1.0.5", &host, vec![]),
+            ("no --dns, no host servers", "10.1.0.2", &[], vec![]),
+        ];
+        for (what, src, host, want) in cases {
+            assert_eq!(t.upstreams(ip(src), host), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn records_file_format() {
+        // Endpoints without --dns are written as before; ones with it carry `dns` (and
+        // `netns` for a loopback server), and older files without them still load.
+        let plain = ep("aaaaaaaaaaaaffff", &["db"], "10.1.0.2");
+        let j = serde_json::to_value(&plain).expect("json");
+        assert!(j.get("dns").is_none() && j.get("netns").is_none(), "{j}");
+        let own = Endpoint { dns: vec!["127.0.0.1".parse().expect("ip")], netns: Some("/run/berth/netns/x".into()), ..plain.clone() };
+        let j = serde_json::to_value(&own).expect("json");
+        assert_eq!(j["dns"], serde_json::json!(["127.0.0.1"]));
+        assert_eq!(j["netns"], serde_json::json!("/run/berth/netns/x"));
+        let back: Endpoint = serde_json::from_value(j).expect("parse");
+        assert_eq!(back, own);
+        let old: Endpoint = serde_json::from_str(r#"{"id":"aaaaaaaaaaaaffff","names":["db"],"ipv4":["10.1.0.2"],"ipv6":[]}"#).expect("parse");
+        assert_eq!(old, plain);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The real `berth-dns` process on loopback addresses: records files in, DNS answers
 //! out over UDP and TCP, scoping between networks, forwarding to an upstream (a small
 //! UDP responder in the test standing in for the host's name server, which tests must
-//! not reach), SERVFAIL without one, reload, and the pid-file handshake.
+//! not reach), a container's own `--dns` servers used as its upstreams instead (also a
+//! loopback one inside the container's network namespace), SERVFAIL without one,
+//! reload, and the pid-file handshake.
 
 use berth_dns::{control, Endpoint, NetworkRecords};
 use std::io::{Read, Write};
@@ -57,7 +59,7 @@ fn records(id: &str, listen: &str, eps: &[(&str, &[&str], &str)]) -> NetworkReco
                 names: names.iter().map(|s| s.to_string()).collect(),
                 ipv4: vec![ip.parse().expect("ip")],
                 ipv6: vec![],
-                links: Default::default(),
+                ..Endpoint::default()
             })
             .collect(),
     }
@@ -217,4 +219,117 @@ fn servfail_without_upstream() {
     s.send_to(&[0x12, 0x34, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0xff], a).expect("send");
     let r = ask_udp("127.62.0.2", a, "db", 1).expect("answer after garbage");
     assert_eq!(parse(&r).0, 0);
+}
+
+/// Answers A queries with `addr` (other types: no answer) and records the names asked.
+fn answering_upstream(sock: UdpSocket, addr: [u8; 4]) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 600];
+        while let Ok((n, peer)) = sock.recv_from(&mut buf) {
+            let q = &buf[..n];
+            // The question's name: labels from byte 12 up to the zero byte.
+            let (mut i, mut labels) = (12, Vec::new());
+            while i < n && q[i] != 0 {
+                let l = q[i] as usize;
+                labels.push(String::from_utf8_lossy(&q[i + 1..(i + 1 + l).min(n)]).into_owned());
+                i += 1 + l;
+            }
+            let qtype = q.get(i + 1..i + 3).map(|t| u16::from_be_bytes([t[0], t[1]])).unwrap_or(0);
+            seen.lock().expect("lock").push(labels.join("."));
+            let mut r = q[..(i + 5).min(n)].to_vec();
+            r[2] |= 0x80;
+            r[3] = 0x80;
+            if qtype == 1 {
+                r[7] = 1;
+                r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+                r.extend_from_slice(&addr);
+            }
+            let _ = sock.send_to(&r, peer);
+        }
+    });
+    asked
+}
+
+fn names(asked: &std::sync::Mutex<Vec<String>>) -> Vec<String> {
+    asked.lock().expect("lock").clone()
+}
+
+/// A network namespace of the test's own with `lo` up: a thread of ours moves into it
+/// and stays until the returned sender is dropped (its /proc path names the
+/// namespace). Returns the path and a UDP socket bound inside on 127.0.0.1; `None`
+/// without the privilege to make one.
+fn namespace_with_socket() -> Option<(String, UdpSocket, std::sync::mpsc::Sender<()>)> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let made = (|| -> std::io::Result<(String, UdpSocket)> {
+            berth_sys::process::unshare(libc::CLONE_NEWNET)?;
+            // A child inherits the calling thread's namespaces.
+            let st = std::process::Command::new("ip").args(["link", "set", "lo", "up"]).status()?;
+            if !st.success() {
+                return Err(std::io::Error::other("ip link set lo up failed"));
+            }
+            let sock = UdpSocket::bind("127.0.0.1:0")?;
+            let me = std::fs::read_link("/proc/thread-self")?;
+            Ok((format!("/proc/{}/ns/net", me.display()), sock))
+        })();
+        let _ = tx.send(made);
+        let _ = stop_rx.recv();
+    });
+    match rx.recv().expect("thread") {
+        Ok((path, sock)) => Some((path, sock, stop_tx)),
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            eprintln!("skipped: a network namespace needs root ({e})");
+            None
+        }
+        Err(e) => panic!("namespace: {e}"),
+    }
+}
+
+/// A container given `--dns` has what the table does not answer forwarded to its own
+/// servers, never to the host's; a container without goes to the host's; container
+/// names never leave the resolver. The container's server is on its own loopback
+/// (`--dns 127.0.0.1`), so it is asked inside the container's network namespace (here
+/// one the test makes); the host's server listens on the host's 127.0.0.1 on the same
+/// port and must see only the query of the container without `--dns`. (Tests reach no
+/// other address; the choice of non-loopback servers is table-tested in `table.rs`.)
+#[test]
+fn own_dns_servers_are_the_upstreams() {
+    let Some((netns, inside, _stop)) = namespace_with_socket() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("dns");
+    let port = inside.local_addr().expect("addr").port();
+    let own_asked = answering_upstream(inside, [10, 0, 0, 2]);
+    let host_lo = UdpSocket::bind(("127.0.0.1", port)).expect("bind host double");
+    let host_asked = answering_upstream(host_lo, [10, 0, 0, 1]);
+    let resolv = dir.path().join("resolv.conf");
+    std::fs::write(&resolv, "nameserver 127.0.0.1\n").expect("write");
+    let mut recs = records(
+        "n",
+        "127.63.0.1",
+        &[("a1a1a1a1a1a1ffff", &["plain"], "127.63.0.2"), ("b1b1b1b1b1b1ffff", &["own"], "127.63.0.3"), ("c1c1c1c1c1c1ffff", &["nons"], "127.63.0.4")],
+    );
+    recs.endpoints[1].dns = vec!["127.0.0.1".parse().expect("ip")];
+    recs.endpoints[1].netns = Some(netns.into());
+    // A loopback server without the container's namespace cannot be reached: that
+    // container's query gets SERVFAIL, and the host's server sees nothing of it.
+    recs.endpoints[2].dns = vec!["127.0.0.1".parse().expect("ip")];
+    control::write_network(&state, &recs).expect("write");
+    let _r = start(&state, &resolv, 20055, port);
+    let a = SocketAddr::new("127.63.0.1".parse().expect("ip"), 20055);
+
+    let r = ask_udp("127.63.0.3", a, "only.upstream.test", 1).expect("answer");
+    assert_eq!(parse(&r), (0, 1, vec![10, 0, 0, 2]), "answered by the container's own server, inside its namespace");
+    let r = ask_udp("127.63.0.2", a, "other.upstream.test", 1).expect("answer");
+    assert_eq!(parse(&r), (0, 1, vec![10, 0, 0, 1]), "no --dns: answered by the host's server");
+    let r = ask_udp("127.63.0.3", a, "plain", 1).expect("answer");
+    assert_eq!(parse(&r), (0, 1, vec![127, 63, 0, 2]), "container names from the table");
+    let r = ask_udp("127.63.0.3", a, "nobody", 1).expect("answer");
+    assert_eq!(parse(&r).0, 3, "unknown single labels stay NXDOMAIN here");
+    let r = ask_udp("127.63.0.4", a, "lost.upstream.test", 1).expect("answer");
+    assert_eq!(parse(&r).0, 2, "no usable server of its own: SERVFAIL");
+    assert_eq!(names(&own_asked), vec!["only.upstream.test"]);
+    assert_eq!(names(&host_asked), vec!["other.upstream.test"]);
 }

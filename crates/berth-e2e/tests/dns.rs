@@ -1,10 +1,14 @@
 //! The embedded DNS resolver (berth-dns) with real containers on user networks: a
 //! redis server reached by container name and by `--network-alias`, names scoped to
-//! their network, resolv.conf and /etc/hosts as Docker writes them, and names that
-//! keep resolving while berthd is killed and after it restarts.
+//! their network, resolv.conf and /etc/hosts as Docker writes them, a container's
+//! `--dns` servers used as the resolver's upstreams (not listed in its resolv.conf),
+//! and names that keep resolving while berthd is killed and after it restarts.
 
 use berth_e2e::{both, wait_until, Cli, Daemon, Run};
+use std::net::{IpAddr, UdpSocket};
+use std::os::fd::AsFd;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// `redis-cli -h <host> ping` from a fresh container on `net`.
@@ -149,4 +153,143 @@ fn dotted_alias_resolves() {
     let script = b"FROM busybox\nRUN ping -c1 -W2 pingtarget.docker\n";
     let r = berth_e2e::run_with_input(c, "docker build --network dotnet -".into(), script, Duration::from_secs(120));
     assert_eq!(r.code, 0, "{r:?}");
+}
+
+/// A tiny DNS server for the tests: answers A queries for names ending in
+/// `.berth.test` with `addr` (other names and types: no answer records) and records
+/// every name asked, so a test can tell which server a query reached.
+fn dns_double(sock: UdpSocket, addr: [u8; 4]) -> Arc<Mutex<Vec<String>>> {
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let seen = asked.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 600];
+        while let Ok((n, peer)) = sock.recv_from(&mut buf) {
+            let q = &buf[..n];
+            // The question's name: labels from byte 12 up to the zero byte.
+            let (mut i, mut labels) = (12, Vec::new());
+            while i < n && q[i] != 0 {
+                let l = q[i] as usize;
+                labels.push(String::from_utf8_lossy(&q[(i + 1).min(n)..(i + 1 + l).min(n)]).to_ascii_lowercase());
+                i += 1 + l;
+            }
+            if i + 5 > n {
+                continue;
+            }
+            let name = labels.join(".");
+            let qtype = u16::from_be_bytes([q[i + 1], q[i + 2]]);
+            let mut r = q[..i + 5].to_vec();
+            r[2] |= 0x80;
+            r[3] = 0x80;
+            if qtype == 1 && name.ends_with(".berth.test") {
+                r[7] = 1;
+                r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+                r.extend_from_slice(&addr);
+            }
+            seen.lock().expect("lock").push(name);
+            let _ = sock.send_to(&r, peer);
+        }
+    });
+    asked
+}
+
+fn asked(d: &Mutex<Vec<String>>) -> Vec<String> {
+    d.lock().expect("lock").clone()
+}
+
+/// `nslookup name` from a fresh busybox container on `net` with `extra` run flags.
+fn nslookup(d: &Daemon, net: &str, extra: &[&str], name: &str) -> Run {
+    let mut args = vec!["run", "--rm", "--network", net];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["busybox", "nslookup", name]);
+    d.berth(&args)
+}
+
+/// A container's `--dns` servers on a user network are the resolver's upstreams, as
+/// Docker's embedded DNS uses them: its resolv.conf lists the resolver alone, container
+/// names still resolve, other names go to its `--dns` server, and a container without
+/// `--dns` has them forwarded to the host's servers instead.
+///
+/// No query may leave the host, so every server here is a double of the test's:
+/// * the "host's" server: the daemon reads a resolv.conf of the test's
+///   (`berthd --resolv-conf`) naming a double on a 127.0.0.0/8 address (the resolver
+///   runs in the host namespace and asks loopback host servers there);
+/// * the `--dns` server: a double on port 53 of this daemon's default bridge gateway.
+///   The test's daemon made that address, containers can route to it, and the resolver
+///   listens only on user networks' gateways, so port 53 is free there (a second user
+///   network's gateway would be taken by the resolver itself);
+/// * a `--dns 127.0.0.1`: a double bound inside that container's network namespace,
+///   which the resolver asks there (the container's own loopback, as in Docker).
+#[test]
+fn dns_servers_are_the_resolvers_upstreams() {
+    // The host's server: an address of 127.0.0.0/8 of this test run's own.
+    let pid = std::process::id();
+    let host_ip = format!("127.53.{}.{}", (pid >> 8) & 0xff, (pid & 0xff).max(1));
+    let host_sock = UdpSocket::bind((host_ip.parse::<IpAddr>().expect("ip"), 53)).expect("bind the host's double");
+    let host_asked = dns_double(host_sock, [10, 88, 0, 1]);
+    let conf_dir = tempfile::tempdir().expect("tempdir");
+    let conf = conf_dir.path().join("resolv.conf");
+    std::fs::write(&conf, format!("nameserver {host_ip}\n")).expect("write resolv.conf");
+    let d = Daemon::start_with_args(&["--resolv-conf", conf.to_str().expect("utf8")]);
+
+    let bridge = d.request("GET", "/networks/bridge", None).json();
+    let bridge_gw = bridge["IPAM"]["Config"][0]["Gateway"].as_str().unwrap_or_default().to_string();
+    assert!(!bridge_gw.is_empty(), "{bridge}");
+    let up_sock = UdpSocket::bind((bridge_gw.parse::<IpAddr>().expect("ip"), 53)).expect("bind the --dns double");
+    let up_asked = dns_double(up_sock, [10, 77, 0, 1]);
+
+    d.berth(&["network", "create", "app"]).ok();
+    d.berth(&["run", "-d", "--network", "app", "--name", "db", "busybox", "sleep", "600"]).ok();
+    let ep = d.inspect("db")["NetworkSettings"]["Networks"]["app"].clone();
+    let (db_ip, gw) = (ep["IPAddress"].as_str().unwrap_or_default().to_string(), ep["Gateway"].as_str().unwrap_or_default().to_string());
+    let dns = ["--dns", bridge_gw.as_str()];
+
+    // (1) One name server: the resolver (the test's resolv.conf has no search/options).
+    let conf = d.berth(&["run", "--rm", "--network", "app", "--dns", &bridge_gw, "busybox", "cat", "/etc/resolv.conf"]).ok();
+    assert_eq!(conf.lines(), vec![format!("nameserver {gw}")], "{conf:?}");
+    // HostConfig.Dns is kept as given.
+    d.berth(&["create", "--name", "withdns", "--network", "app", "--dns", &bridge_gw, "busybox"]).ok();
+    assert_eq!(d.inspect("withdns")["HostConfig"]["Dns"], serde_json::json!([bridge_gw]));
+
+    // (2) Container names are the resolver's, never asked upstream.
+    let r = nslookup(&d, "app", &dns, "db").ok();
+    assert!(r.out().contains(&db_ip), "{r:?}");
+
+    // (3) Other names go to the container's --dns server.
+    let r = nslookup(&d, "app", &dns, "only-upstream.berth.test").ok();
+    assert!(r.out().contains("10.77.0.1"), "answered by the --dns server: {r:?}");
+
+    // (4) Without --dns: to the host's servers.
+    let r = nslookup(&d, "app", &[], "host-path.berth.test").ok();
+    assert!(r.out().contains("10.88.0.1"), "answered by the host's server: {r:?}");
+
+    let up = asked(&up_asked);
+    assert!(up.iter().all(|n| n == "only-upstream.berth.test"), "the --dns server saw only its container's name: {up:?}");
+    assert!(!up.is_empty());
+    let host = asked(&host_asked);
+    assert!(host.iter().all(|n| n == "host-path.berth.test"), "the host's server saw only the other container's name: {host:?}");
+    assert!(!host.is_empty());
+
+    // A loopback --dns is the container's own server: asked inside its namespace.
+    d.berth(&["run", "-d", "--network", "app", "--dns", "127.0.0.1", "--name", "selfdns", "busybox", "sleep", "600"]).ok();
+    let pid = d.inspect("selfdns")["State"]["Pid"].as_i64().unwrap_or_default();
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).expect("open the container's netns");
+    // A thread of ours joins the container's namespace only to make the socket there
+    // (a socket stays in the namespace it was made in) and then ends.
+    let inside = std::thread::spawn(move || -> std::io::Result<UdpSocket> {
+        berth_sys::process::setns(ns.as_fd(), libc::CLONE_NEWNET)?;
+        UdpSocket::bind("127.0.0.1:53")
+    })
+    .join()
+    .expect("thread")
+    .expect("bind inside the container");
+    let inside_asked = dns_double(inside, [10, 99, 0, 1]);
+    let conf = d.berth(&["exec", "selfdns", "cat", "/etc/resolv.conf"]).ok();
+    assert_eq!(conf.lines(), vec![format!("nameserver {gw}")], "{conf:?}");
+    let r = d.berth(&["exec", "selfdns", "nslookup", "self.berth.test"]).ok();
+    assert!(r.out().contains("10.99.0.1"), "answered by the container's own server: {r:?}");
+    let r = d.berth(&["exec", "selfdns", "nslookup", "db"]).ok();
+    assert!(r.out().contains(&db_ip), "{r:?}");
+    let inside = asked(&inside_asked);
+    assert!(!inside.is_empty() && inside.iter().all(|n| n == "self.berth.test"), "{inside:?}");
+    assert!(!asked(&host_asked).iter().any(|n| n == "self.berth.test"), "not the host's server");
 }

@@ -3,7 +3,9 @@
 //! endpoint on it gains or loses its address, and the resolver started at daemon start
 //! when it is not already running (it outlives berthd, so names keep resolving while
 //! berthd restarts). Containers on user networks get the network's gateway as their
-//! name server ([`Engine::container_etc_files`]).
+//! only name server ([`Engine::container_etc_files`]); their `--dns` servers go into
+//! the records instead, as the resolver's upstreams for that container's queries (as
+//! Docker's embedded DNS uses them), never into their resolv.conf next to it.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -48,11 +50,15 @@ impl Engine {
                 _ => r.endpoints.values().find(|e| e.network_id == net.id).cloned(),
             };
             if let Some(e) = e.filter(|e| e.is_attached()) {
-                endpoints.push(to_dns(&r.id, &e));
+                endpoints.push(self.to_dns(&r, &e));
             }
         }
         if let (Some((id, Some(e))), false) = (change, seen_changed) {
-            endpoints.push(to_dns(id, e));
+            let mut ep = to_dns_endpoint(id, e);
+            if let Ok(c) = self.lookup(id) {
+                (ep.dns, ep.netns) = self.dns_upstreams(&c.record());
+            }
+            endpoints.push(ep);
         }
         NetworkRecords {
             id: net.id.clone(),
@@ -60,6 +66,30 @@ impl Engine {
             listen: net.ipam.iter().map(|p| IpAddr::V4(p.gateway)).collect(),
             endpoints,
         }
+    }
+
+    /// `rec`'s endpoint `e` as the resolver sees it: names, addresses, links, and the
+    /// container's own name servers.
+    fn to_dns(&self, rec: &Record, e: &EndpointRecord) -> Endpoint {
+        let mut ep = to_dns_endpoint(&rec.id, e);
+        (ep.dns, ep.netns) = self.dns_upstreams(rec);
+        ep
+    }
+
+    /// The container's `--dns` servers (`HostConfig.Dns`) as the resolver's upstreams
+    /// for its queries, and its netns file when one is a loopback address (a server of
+    /// the container's own, which the resolver asks from inside). Entries that are not
+    /// addresses are skipped (the docker CLI validates them; the API does not).
+    fn dns_upstreams(&self, rec: &Record) -> (Vec<IpAddr>, Option<PathBuf>) {
+        let mut servers = Vec::new();
+        for s in rec.host_config.dns.iter().flatten() {
+            match s.trim().parse::<IpAddr>() {
+                Ok(a) => servers.push(a),
+                Err(_) => tracing::warn!(container = %rec.id, "--dns {s:?} is not an IP address; not used"),
+            }
+        }
+        let netns = servers.iter().any(IpAddr::is_loopback).then(|| self.netns_path(&rec.id));
+        (servers, netns)
     }
 
     /// Rewrites `net`'s records file (see [`Engine::dns_records`] for `change`).
@@ -97,6 +127,7 @@ impl Engine {
         let nets: Vec<NetworkRecord> = self.nets().all().into_iter().filter(Self::has_dns).collect();
         let records: Vec<NetworkRecords> = nets.iter().map(|n| self.dns_records(n, None)).collect();
         let bin = self.dns_bin();
+        let resolv_conf = self.config().network.resolv_conf.clone();
         let done = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             let dir = state.join(berth_dns::table::NETWORKS_DIR);
             std::fs::create_dir_all(&dir)?;
@@ -113,7 +144,7 @@ impl Engine {
             if !bin.is_file() {
                 return Err(std::io::Error::new(std::io::ErrorKind::NotFound, format!("{} not found", bin.display())));
             }
-            berth_dns::control::ensure_running(&bin, &state, std::path::Path::new("/etc/resolv.conf")).map(|_| ())
+            berth_dns::control::ensure_running(&bin, &state, &resolv_conf).map(|_| ())
         })
         .await;
         match done {
@@ -170,7 +201,7 @@ impl Engine {
             extra,
             links,
         });
-        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let host_resolv = std::fs::read_to_string(&self.config().network.resolv_conf).unwrap_or_default();
         let resolv = etc::resolv(
             &host_resolv,
             &ResolvSpec {
@@ -212,13 +243,15 @@ impl Engine {
     }
 }
 
-fn to_dns(container_id: &str, e: &EndpointRecord) -> Endpoint {
+fn to_dns_endpoint(container_id: &str, e: &EndpointRecord) -> Endpoint {
     Endpoint {
         id: container_id.to_string(),
         names: e.dns_names.clone(),
         ipv4: e.ipv4.map(|(a, _)| a).into_iter().collect(),
         ipv6: e.ipv6.map(|(a, _)| a).into_iter().collect(),
         links: e.links.iter().filter_map(|l| etc::parse_link(l).ok()).map(|(name, alias)| (alias, name)).collect(),
+        dns: Vec::new(),
+        netns: None,
     }
 }
 

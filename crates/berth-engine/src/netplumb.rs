@@ -87,7 +87,7 @@ impl Engine {
         &self.nets().kernel
     }
 
-    fn netns_path(&self, id: &str) -> PathBuf {
+    pub(crate) fn netns_path(&self, id: &str) -> PathBuf {
         netns::path(&self.config().exec_root, id)
     }
 

@@ -1,9 +1,10 @@
 //! The daemon's network options (dockerd's `-b/--bridge`, `--bip`, `--fixed-cidr`,
-//! `--mtu`, `--iptables`, `--ip-forward` and their daemon.json keys), and the names one
+//! `--mtu`, `--iptables`, `--ip-forward` and their daemon.json keys, and Berth's
+//! `--resolv-conf`), and the names one
 //! daemon instance uses on the host (bridge, firewall chains), derived so that several
 //! daemons on one host never share them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
@@ -22,11 +23,18 @@ pub struct NetOptions {
     pub iptables: bool,
     /// `--ip-forward=false` leaves `net.ipv4.ip_forward` alone.
     pub ip_forward: bool,
+    /// The host's resolv.conf (`--resolv-conf`, default `/etc/resolv.conf`): the name
+    /// servers the embedded resolver forwards to for containers without `--dns`, and
+    /// the servers, search domains and options containers inherit.
+    pub resolv_conf: PathBuf,
 }
+
+/// The default of [`NetOptions::resolv_conf`].
+pub const HOST_RESOLV_CONF: &str = "/etc/resolv.conf";
 
 impl Default for NetOptions {
     fn default() -> NetOptions {
-        NetOptions { bridge: None, bip: None, fixed_cidr: None, mtu: 0, iptables: true, ip_forward: true }
+        NetOptions { bridge: None, bip: None, fixed_cidr: None, mtu: 0, iptables: true, ip_forward: true, resolv_conf: PathBuf::from(HOST_RESOLV_CONF) }
     }
 }
 

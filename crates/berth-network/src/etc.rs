@@ -6,8 +6,9 @@
 //! replaced by the daemon's gateway address), then one line per `--link` (alias,
 //! the linked container's hostname, its name when it differs from the alias), then the
 //! container's own addresses with `hostname[.domainname] hostname`.
-//! `/etc/resolv.conf`: on a user network the embedded resolver's address is the name
-//! server; elsewhere `--dns` or the host's servers. `--dns-search` and `--dns-option`
+//! `/etc/resolv.conf`: on a user network the embedded resolver's address is the only
+//! name server (the container's `--dns` servers are the resolver's upstreams, not
+//! listed here); elsewhere `--dns` or the host's servers. `--dns-search` and `--dns-option`
 //! replace the host's `search` and `options` lines (`--dns-search .` empties search).
 
 use std::net::IpAddr;
@@ -116,11 +117,11 @@ pub fn resolv(host: &str, spec: &ResolvSpec) -> String {
         servers = spec.dns.clone();
     }
     if let Some(e) = spec.embedded {
-        // The resolver forwards what is not a container name to the host's servers; a
-        // container's own `--dns` servers come after it.
-        let mut v = vec![e.to_string()];
-        v.extend(spec.dns.iter().cloned());
-        servers = v;
+        // The resolver alone: it forwards what is not a container name to the
+        // container's `--dns` servers (else the host's). Listing those here too would
+        // let them race it: musl asks every name server at once and takes the first
+        // answer, so an outside server's NXDOMAIN for a container name could win.
+        servers = vec![e.to_string()];
     }
     if !spec.dns_search.is_empty() {
         search = spec.dns_search.iter().filter(|s| s.as_str() != ".").cloned().collect();
@@ -265,9 +266,9 @@ mod tests {
                 "nameserver 172.19.0.1\nsearch corp.example\noptions edns0\n",
             ),
             (
-                "user network with --dns",
-                ResolvSpec { embedded: Some(ip("172.19.0.1")), dns: s(&["9.9.9.9"]), ..Default::default() },
-                "nameserver 172.19.0.1\nnameserver 9.9.9.9\nsearch corp.example\noptions edns0\n",
+                "user network with --dns: the resolver only (--dns are its upstreams)",
+                ResolvSpec { embedded: Some(ip("172.19.0.1")), dns: s(&["9.9.9.9", "127.0.0.1"]), ..Default::default() },
+                "nameserver 172.19.0.1\nsearch corp.example\noptions edns0\n",
             ),
         ];
         for (what, spec, want) in cases {
