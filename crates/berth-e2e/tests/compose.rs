@@ -134,3 +134,48 @@ services:
     let left = d.berth(&["ps", "-aq"]).ok();
     assert_eq!(left.out(), "", "no containers left");
 }
+
+/// `build:` services: `docker-compose build` (through the docker CLI, compose 1.29's
+/// default) with build args,
+/// a second build from the cache, `up` of the built image, and `down --rmi local`
+/// removing it.
+#[test]
+fn compose_build_then_up() {
+    let d = Daemon::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(&app).expect("mkdir");
+    std::fs::write(app.join("msg.txt"), "built-by-compose\n").expect("write");
+    std::fs::write(
+        app.join("Dockerfile"),
+        "FROM busybox\nARG SUFFIX=none\nCOPY msg.txt /msg.txt\nRUN echo \"$SUFFIX\" >> /msg.txt\nCMD [\"cat\", \"/msg.txt\"]\n",
+    )
+    .expect("write");
+    let yml = r#"version: "3.7"
+services:
+  app:
+    build:
+      context: ./app
+      args:
+        SUFFIX: from-args
+"#;
+    std::fs::write(dir.path().join("docker-compose.yml"), yml).expect("write compose file");
+    let b = compose(&d, dir.path(), &["build"]).ok();
+    assert!(b.out().contains("Successfully built") && b.out().contains("Successfully tagged berthe2e_app:latest"), "{b:?}");
+    let again = compose(&d, dir.path(), &["build"]).ok();
+    assert_eq!(again.out().matches("Using cache").count(), 4, "{again:?}");
+    // The same build through docker-py's API (compose without the docker CLI).
+    let py = compose_env(&d, dir.path(), &["build", "--no-cache"], &[("COMPOSE_DOCKER_CLI_BUILD", "0"), ("DOCKER_BUILDKIT", "0")]).ok();
+    assert!(py.out().contains("Successfully built") && !py.out().contains("Using cache"), "{py:?}");
+    let run = compose(&d, dir.path(), &["run", "--rm", "app"]).ok();
+    assert!(run.out().contains("built-by-compose") && run.out().contains("from-args"), "{run:?}");
+    compose(&d, dir.path(), &["up", "-d"]).ok();
+    let logs = wait_until(Duration::from_secs(30), "the built service's output", || {
+        let r = compose(&d, dir.path(), &["logs", "app"]);
+        r.out().contains("from-args").then_some(r)
+    });
+    assert!(logs.out().contains("built-by-compose"), "{logs:?}");
+    compose(&d, dir.path(), &["down", "--rmi", "local"]).ok();
+    let left = d.berth(&["images", "-q", "berthe2e_app"]).ok();
+    assert_eq!(left.stdout.trim(), "", "down --rmi local removes the built image");
+}
